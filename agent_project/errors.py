@@ -1,0 +1,130 @@
+"""Every API error is JSON: ``{"error": {"code", "message", "details"}}``.
+
+``ApiError`` is what services and views raise for domain errors (a stable
+``code`` per situation); DRF's own exceptions are mapped onto the same shape,
+and the middleware catches what happens outside DRF (unknown paths, an
+oversized body, a crash) so that no API client ever receives an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError as DjangoValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(drf.APIException):
+    """A domain error with its own stable code, e.g. ``ApiError(409, "contact_conflict", "...")``."""
+
+    def __init__(self, status_code: int, code: str, message: str, details=None, headers: dict | None = None):
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(detail=message, code=code)
+
+
+def error_body(code: str, message: str, details=None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def error_response(status: int, code: str, message: str, details=None) -> JsonResponse:
+    return JsonResponse(error_body(code, message, details), status=status)
+
+
+_DRF_CODES = {
+    drf.ParseError: "malformed_request",
+    drf.AuthenticationFailed: "authentication_failed",
+    drf.NotAuthenticated: "not_authenticated",
+    drf.PermissionDenied: "permission_denied",
+    drf.NotFound: "not_found",
+    drf.MethodNotAllowed: "method_not_allowed",
+    drf.NotAcceptable: "not_acceptable",
+    drf.UnsupportedMediaType: "unsupported_media_type",
+    drf.Throttled: "rate_limited",
+    drf.ValidationError: "validation_error",
+}
+
+
+def _message_of(detail) -> str:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            return f"{key}: {_message_of(value)}" if key != "non_field_errors" else _message_of(value)
+    if isinstance(detail, list) and detail:
+        return _message_of(detail[0])
+    return str(detail)
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, ApiError):
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers)
+    if isinstance(exc, Http404):
+        exc = drf.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf.PermissionDenied()
+    elif isinstance(exc, DjangoValidationError):
+        exc = drf.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
+    elif isinstance(exc, RequestDataTooBig):
+        return Response(error_body("payload_too_large", str(exc)), status=413)
+
+    from rest_framework.views import exception_handler  # imported late: DRF's views read our settings
+
+    response = exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled API error", exc_info=exc)
+        return Response(error_body("internal_error", "An unexpected error occurred."), status=500)
+
+    code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), "error")
+    detail = exc.detail if isinstance(exc, drf.APIException) else response.data
+    if isinstance(exc, drf.ValidationError):
+        message = "The request is invalid: " + _message_of(detail)
+        details = detail
+        response.status_code = 400
+    else:
+        message = _message_of(detail)
+        details = None
+    if isinstance(exc, drf.Throttled) and exc.wait is not None:
+        details = {"retry_after_seconds": int(exc.wait)}
+    response.data = error_body(code, message, details)
+    return response
+
+
+def _wants_json(request) -> bool:
+    return not request.path.startswith("/admin")
+
+
+class JsonErrorMiddleware:
+    """Answers errors raised outside DRF views (404 for unknown paths, 413, 500) in JSON."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if _wants_json(request) and response.status_code in (404, 405, 400, 403, 500) and not _is_json(response):
+            return {
+                404: lambda: error_response(404, "not_found", f"No route for {request.method} {request.path}."),
+                405: lambda: error_response(405, "method_not_allowed", f"{request.method} is not allowed here."),
+                400: lambda: error_response(400, "bad_request", "The request could not be understood."),
+                403: lambda: error_response(403, "permission_denied", "You may not do this."),
+                500: lambda: error_response(500, "internal_error", "An unexpected error occurred."),
+            }[response.status_code]()
+        return response
+
+    def process_exception(self, request, exception):
+        if not _wants_json(request):
+            return None
+        if isinstance(exception, RequestDataTooBig):
+            return error_response(413, "payload_too_large", str(exception))
+        logger.exception("Unhandled error on %s", request.path, exc_info=exception)
+        return error_response(500, "internal_error", "An unexpected error occurred.")
+
+
+def _is_json(response) -> bool:
+    return response.get("Content-Type", "").startswith("application/json")

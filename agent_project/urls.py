@@ -1,0 +1,22 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from agent_project.health import HealthView
+from agent_project.routing import api_path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    api_path("health", HealthView.as_view(), name="health"),
+    api_path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    api_path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("", include("tenants.urls")),
+    path("", include("knowledge.urls")),
+    path("", include("contacts.urls")),
+    path("", include("conversations.urls")),
+    path("", include("followups.urls")),
+]
+
+admin.site.site_header = "Layan operator console"
+admin.site.site_title = "Layan"
+admin.site.index_title = "Tenants, knowledge, conversations and follow-ups"

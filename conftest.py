@@ -1,0 +1,99 @@
+"""Fixtures shared by every app's tests: two tenants (A and B), their keys, the
+global key, and API clients for each. Tests run on the embedded PostgreSQL
+(var/pg-test), in their own database per test run."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+GLOBAL_KEY = "test-global-key-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture(autouse=True)
+def _global_key(settings):
+    settings.API_KEY = GLOBAL_KEY
+
+
+@pytest.fixture
+def make_tenant(db):
+    from tenants.services import tenant_upsert
+
+    def make(tenant_id: str, **data):
+        tenant, _, key = tenant_upsert(tenant_id=tenant_id, data={"name": tenant_id.title(), **data}, may_create=True)
+        tenant.test_key = key  # plaintext, for the tests' clients
+        return tenant
+
+    return make
+
+
+@pytest.fixture
+def tenant_a(make_tenant):
+    return make_tenant("tenant-a", persona="Kamu asisten Toko A.")
+
+
+@pytest.fixture
+def tenant_b(make_tenant):
+    return make_tenant("tenant-b", persona="Kamu asisten Toko B.")
+
+
+def _client(key: str | None, tenant_id: str | None = None):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    headers = {}
+    if key:
+        headers["HTTP_X_API_KEY"] = key
+    if tenant_id:
+        headers["HTTP_X_TENANT_ID"] = tenant_id
+    client.credentials(**headers)
+    return client
+
+
+@pytest.fixture
+def client_a(tenant_a):
+    return _client(tenant_a.test_key)
+
+
+@pytest.fixture
+def client_b(tenant_b):
+    return _client(tenant_b.test_key)
+
+
+@pytest.fixture
+def global_client(db):
+    return _client(GLOBAL_KEY)
+
+
+@pytest.fixture
+def anon_client(db):
+    return _client(None)
+
+
+@pytest.fixture
+def api_client(db):
+    """Build a client for any key / X-Tenant-Id: ``api_client(key, tenant_id)``."""
+    return _client
+
+
+@pytest.fixture
+def scoped():
+    """``with scoped(tenant): Model.objects.filter(...)`` in test code."""
+    from tenants.scoping import tenant_scope
+
+    return tenant_scope
+
+
+def assert_error(response, status: int, code: str | None = None):
+    """The project's error shape: JSON ``{"error": {"code", "message", "details"}}``."""
+    assert response.status_code == status, (response.status_code, getattr(response, "content", b"")[:500])
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body = response.json()
+    assert set(body) == {"error"} and {"code", "message", "details"} <= set(body["error"]), body
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code, body
+    return body["error"]

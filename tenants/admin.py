@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.utils import timezone
+from django.utils.html import format_html
+
+from tenants import hours
+from tenants.models import ApiKey, Tenant
+from tenants.services import api_key_create, api_key_revoke, api_key_rotate
+
+
+class TenantForm(forms.ModelForm):
+    """Working hours as one text field per weekday ("09:00-12:00, 13:00-17:00"), holidays one per line."""
+
+    holidays_text = forms.CharField(
+        label="Holidays / closed dates", required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 40}),
+        help_text="One per line: 2026-12-25 Natal",
+    )
+
+    class Meta:
+        model = Tenant
+        fields = ["id", "name", "is_active", "persona", "sop", "locale", "timezone"]
+        widgets = {
+            "persona": forms.Textarea(attrs={"rows": 10, "cols": 100}),
+            "sop": forms.Textarea(attrs={"rows": 18, "cols": 100}),
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        current = self.instance.working_hours or {}
+        for day in hours.WEEKDAYS:
+            self.fields[f"hours_{day}"] = forms.CharField(
+                label=day.capitalize(), required=False, initial=hours.format_day(current.get(day, [])),
+                help_text="e.g. 09:00-12:00, 13:00-17:00 (empty = closed)" if day == "mon" else "",
+            )
+        self.fields["holidays_text"].initial = "\n".join(
+            f"{h['date']} {h.get('name', '')}".strip() for h in self.instance.holidays or []
+        )
+
+    def clean_timezone(self):
+        try:
+            hours.get_zone(self.cleaned_data["timezone"])
+        except hours.HoursError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return self.cleaned_data["timezone"]
+
+    def clean(self):
+        cleaned = super().clean()
+        raw = {day: cleaned.get(f"hours_{day}", "") for day in hours.WEEKDAYS}
+        try:
+            cleaned["working_hours"] = hours.normalize_working_hours({d: v for d, v in raw.items() if v.strip()})
+        except hours.HoursError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        lines = [ln.split(None, 1) for ln in cleaned.get("holidays_text", "").splitlines() if ln.strip()]
+        try:
+            cleaned["holidays"] = hours.normalize_holidays(
+                [{"date": parts[0], "name": parts[1] if len(parts) > 1 else ""} for parts in lines]
+            )
+        except hours.HoursError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return cleaned
+
+    def save(self, commit=True):
+        self.instance.working_hours = self.cleaned_data["working_hours"]
+        self.instance.holidays = self.cleaned_data["holidays"]
+        return super().save(commit)
+
+
+class ApiKeyInline(admin.TabularInline):
+    model = ApiKey
+    extra = 0
+    can_delete = False
+    fields = ["prefix", "name", "state_label", "created_at", "last_used_at", "expires_at", "revoked_at"]
+    readonly_fields = ["prefix", "state_label", "created_at", "last_used_at", "revoked_at"]
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False  # keys are issued by the "Issue a new API key" action, which shows the key once
+
+    @admin.display(description="state")
+    def state_label(self, obj):
+        return obj.state()
+
+
+def _show_key_once(request, tenant, plaintext):
+    messages.warning(
+        request,
+        format_html("New API key for <b>{}</b>: <code>{}</code> — copy it now, it will not be shown again.",
+                    tenant.id, plaintext),
+    )
+
+
+@admin.register(Tenant)
+class TenantAdmin(admin.ModelAdmin):
+    form = TenantForm
+    list_display = ["id", "name", "locale", "timezone", "is_active", "open_now", "updated_at"]
+    list_filter = ["is_active", "locale"]
+    search_fields = ["id", "name"]
+    inlines = [ApiKeyInline]
+    actions = ["issue_api_key"]
+
+    def get_fieldsets(self, request, obj=None):
+        return [
+            (None, {"fields": ["id", "name", "is_active", "locale", "timezone"]}),
+            ("Voice and procedures", {"fields": ["persona", "sop"]}),
+            ("Working hours", {"fields": [f"hours_{d}" for d in hours.WEEKDAYS] + ["holidays_text"]}),
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["id"] if obj else []
+
+    @admin.display(description="open now")
+    def open_now(self, obj):
+        status = hours.opening_status(working_hours=obj.working_hours, holidays=obj.holidays,
+                                      timezone=obj.timezone, at=timezone.now())
+        return "24/7" if status.always_open else ("open" if status.is_open else "closed")
+
+    @admin.action(description="Issue a new API key")
+    def issue_api_key(self, request, queryset):
+        for tenant in queryset:
+            _, plaintext = api_key_create(tenant=tenant, name=f"admin {timezone.now():%Y-%m-%d}")
+            _show_key_once(request, tenant, plaintext)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            _, plaintext = api_key_create(tenant=obj, name="primary")
+            _show_key_once(request, obj, plaintext)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "tenant", "name", "state_label", "created_at", "last_used_at", "expires_at"]
+    list_filter = ["tenant"]
+    search_fields = ["prefix", "name", "tenant__id"]
+    fields = ["tenant", "prefix", "name", "expires_at", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["tenant", "prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["rotate", "rotate_now", "revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="state")
+    def state_label(self, obj):
+        return obj.state()
+
+    @admin.action(description="Rotate: issue a successor, old key keeps working for 24 hours")
+    def rotate(self, request, queryset):
+        for key in queryset:
+            _, plaintext = api_key_rotate(api_key=key)
+            _show_key_once(request, key.tenant, plaintext)
+
+    @admin.action(description="Rotate now: issue a successor and revoke the old key at once")
+    def rotate_now(self, request, queryset):
+        for key in queryset:
+            _, plaintext = api_key_rotate(api_key=key, grace=timezone.timedelta(0))
+            _show_key_once(request, key.tenant, plaintext)
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        for key in queryset:
+            api_key_revoke(api_key=key)
+        messages.success(request, f"Revoked {queryset.count()} key(s).")

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import re
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agent_project.errors import ApiError
+from tenants import hours
+from tenants.auth import request_tenant, request_tenant_id
+from tenants.models import ApiKey, Tenant
+from tenants.services import tenant_settings_clean, tenant_upsert
+
+
+_SLUG = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class ApiKeySummarySerializer(serializers.ModelSerializer):
+    state = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApiKey
+        fields = ["prefix", "name", "state", "created_at", "last_used_at", "expires_at", "revoked_at"]
+
+    def get_state(self, obj) -> str:
+        return obj.state()
+
+
+class TenantSettingsSerializer(serializers.Serializer):
+    tenant_id = serializers.CharField(read_only=True, source="id")
+    name = serializers.CharField(max_length=200, required=False)
+    persona = serializers.CharField(required=False, allow_blank=True, max_length=20000)
+    sop = serializers.CharField(required=False, allow_blank=True, max_length=50000)
+    locale = serializers.CharField(required=False, max_length=16)
+    timezone = serializers.CharField(required=False, max_length=64)
+    working_hours = serializers.JSONField(required=False, help_text='{"mon": [["09:00","17:00"]], ...} or "09:00-17:00"')
+    holidays = serializers.JSONField(required=False, help_text='["2026-12-25", {"date": "2027-01-01", "name": "..."}]')
+    api_key = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=200,
+                                    help_text="On creation: empty or absent issues a random key, returned once.")
+    opening_status = serializers.SerializerMethodField()
+    api_keys = serializers.SerializerMethodField()
+    created_at = serializers.DateTimeField(read_only=True)
+    updated_at = serializers.DateTimeField(read_only=True)
+
+    def validate(self, attrs):
+        return tenant_settings_clean(attrs)
+
+    def get_opening_status(self, tenant) -> dict:
+        return hours.opening_status(working_hours=tenant.working_hours, holidays=tenant.holidays,
+                                    timezone=tenant.timezone, at=timezone.now()).as_dict()
+
+    def get_api_keys(self, tenant) -> list[dict]:
+        return ApiKeySummarySerializer(ApiKey.objects.with_scope(tenant=tenant).all(), many=True).data
+
+
+class TenantSettingsResponseSerializer(TenantSettingsSerializer):
+    api_key = serializers.CharField(read_only=True, allow_null=True,
+                                    help_text="The new key in full: shown only in the response that issued it.")
+
+
+class TenantSettingsView(APIView):
+    """``/tenants/{tenant_id}/settings``: the global key creates tenants; a tenant key reads and updates its own."""
+
+    @extend_schema(responses=TenantSettingsResponseSerializer)
+    def get(self, request, tenant_id: str):
+        tenant = request_tenant(request, tenant_id)
+        return Response(TenantSettingsSerializer(tenant).data)
+
+    @extend_schema(request=TenantSettingsSerializer, responses={200: TenantSettingsResponseSerializer,
+                                                                201: TenantSettingsResponseSerializer})
+    def put(self, request, tenant_id: str):
+        if not _SLUG.fullmatch(tenant_id):
+            raise ApiError(422, "invalid_tenant_id", "tenant_id may use letters, digits, '-' and '_' (at most 64).")
+        tenant_id = request_tenant_id(request, tenant_id)
+        serializer = TenantSettingsSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        api_key = data.pop("api_key", None)
+        tenant, created, plaintext = tenant_upsert(
+            tenant_id=tenant_id, data=data, api_key=api_key, may_create=request.user.is_global
+        )
+        body = TenantSettingsSerializer(tenant).data
+        body["api_key"] = plaintext
+        return Response(body, status=201 if created else 200)
+
+    patch = put
+

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.utils import timezone
+from django_scopes import ScopedManager
+
+
+def _webhook_secret() -> str:
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+class Tenant(models.Model):
+    """A business that Layan answers for. Its slug is the seed API's ``tenant_id``."""
+
+    id = models.SlugField(primary_key=True, max_length=64, help_text="The tenant_id clients send, e.g. 'toko-bunga'.")
+    name = models.CharField(max_length=200)
+    persona = models.TextField(blank=True, help_text="Who the agent is and how it speaks.")
+    sop = models.TextField("SOP", blank=True, help_text="Standard operating procedures the agent must follow.")
+    locale = models.CharField(max_length=16, default="id-ID")
+    timezone = models.CharField(max_length=64, default="Asia/Jakarta")
+    working_hours = models.JSONField(default=dict, blank=True)
+    holidays = models.JSONField(default=list, blank=True)
+    is_active = models.BooleanField(default=True)
+    webhook_url = models.URLField(blank=True, help_text="Where follow-ups and events are POSTed (signed).")
+    webhook_secret = models.CharField(max_length=128, blank=True, default=_webhook_secret,
+                                      help_text="HMAC-SHA256 key for the X-Layan-Signature header.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.id})"
+
+
+class TenantOwned(models.Model):
+    """Base of every tenant-owned row: it carries its tenant, and its default
+    manager refuses to query unless a tenant scope is open (django-scopes), so a
+    query that forgot its tenant raises instead of leaking."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        abstract = True
+
+
+class ApiKey(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    prefix = models.CharField(max_length=32, unique=True, help_text="The first characters of the key, to find it.")
+    key_hash = models.CharField(max_length=64, help_text="SHA-256 of the whole key; the key itself is never stored.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    def state(self, now=None) -> str:
+        now = now or timezone.now()
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= now:
+            return "expired"
+        return "active"

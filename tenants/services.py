@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from agent_project.errors import ApiError
+from tenants import hours, keys
+from tenants.models import ApiKey, Tenant
+
+PRIMARY_KEY_NAME = "primary"  # the key managed through PUT /tenants/{id}/settings
+SETTINGS_FIELDS = ("name", "persona", "sop", "locale", "timezone", "working_hours", "holidays")
+
+
+def api_key_create(*, tenant: Tenant, name: str = "default", expires_at: datetime | None = None,
+                   key: str | None = None) -> tuple[ApiKey, str]:
+    """Create a key and return it with its plaintext, which is never retrievable again."""
+    if key is None:
+        key = keys.key_generate()
+    elif not keys.key_is_acceptable(key):
+        raise ApiError(422, "weak_api_key",
+                       f"api_key must be at least {keys.MIN_CUSTOM_KEY_LENGTH} printable characters without spaces.")
+    try:
+        with transaction.atomic():
+            api_key = ApiKey.objects.create(
+                tenant=tenant, name=name, prefix=keys.key_prefix(key), key_hash=keys.key_hash(key), expires_at=expires_at
+            )
+    except IntegrityError:
+        raise ApiError(409, "api_key_conflict", "That api_key cannot be used; choose another.") from None
+    return api_key, key
+
+
+def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+    if not api_key.revoked_at:
+        api_key.revoked_at = timezone.now()
+        api_key.save(update_fields=["revoked_at"])
+    return api_key
+
+
+def api_key_rotate(*, api_key: ApiKey, grace: timedelta = timedelta(hours=24)) -> tuple[ApiKey, str]:
+    """Issue a successor with the same name; the old key keeps working for ``grace`` so
+    clients can switch over without downtime (zero grace revokes it at once)."""
+    with transaction.atomic():
+        new_key, plaintext = api_key_create(tenant=api_key.tenant, name=api_key.name, expires_at=api_key.expires_at
+                                            if api_key.expires_at and api_key.expires_at > timezone.now() + grace else None)
+        if grace:
+            cutoff = timezone.now() + grace
+            if not api_key.expires_at or api_key.expires_at > cutoff:
+                api_key.expires_at = cutoff
+                api_key.save(update_fields=["expires_at"])
+        else:
+            api_key_revoke(api_key=api_key)
+    return new_key, plaintext
+
+
+def tenant_settings_clean(data: dict) -> dict:
+    """Validate and normalise the settings fields shared by the API and the admin."""
+    cleaned = dict(data)
+    try:
+        if "working_hours" in cleaned:
+            cleaned["working_hours"] = hours.normalize_working_hours(cleaned["working_hours"])
+        if "holidays" in cleaned:
+            cleaned["holidays"] = hours.normalize_holidays(cleaned["holidays"])
+        if "timezone" in cleaned:
+            hours.get_zone(cleaned["timezone"])
+    except hours.HoursError as exc:
+        raise ApiError(422, "invalid_settings", str(exc)) from None
+    return cleaned
+
+
+def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None,
+                  may_create: bool) -> tuple[Tenant, bool, str | None]:
+    """Create or update a tenant's settings.
+
+    Returns ``(tenant, created, plaintext_key)``. On creation a key is always
+    issued (the given ``api_key`` or a random one); on update a given ``api_key``
+    replaces the tenant's primary key. The plaintext is returned once, here.
+    """
+    data = tenant_settings_clean({k: v for k, v in data.items() if k in SETTINGS_FIELDS})
+    with transaction.atomic():
+        tenant = Tenant.objects.select_for_update().filter(pk=tenant_id).first()
+        created = tenant is None
+        if created:
+            if not may_create:
+                raise ApiError(404, "tenant_not_found", f"Tenant '{tenant_id}' does not exist.")
+            data.setdefault("name", tenant_id)
+            tenant = Tenant.objects.create(id=tenant_id, **data)
+        else:
+            for field, value in data.items():
+                setattr(tenant, field, value)
+            tenant.save()
+        plaintext = None
+        if created or api_key:
+            plaintext = _primary_key_replace(tenant=tenant, key=api_key or None)
+    return tenant, created, plaintext
+
+
+def _primary_key_replace(*, tenant: Tenant, key: str | None) -> str | None:
+    current = list(ApiKey.objects.with_scope(tenant=tenant).filter(name=PRIMARY_KEY_NAME, revoked_at__isnull=True))
+    if key and any(keys.key_matches(key, k.key_hash) for k in current):
+        return None  # the same key sent again: nothing to change, nothing to reveal
+    _, plaintext = api_key_create(tenant=tenant, name=PRIMARY_KEY_NAME, key=key)
+    for old in current:
+        api_key_revoke(api_key=old)
+    return plaintext
