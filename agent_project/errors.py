@@ -63,7 +63,10 @@ def _message_of(detail) -> str:
 
 def api_exception_handler(exc, context):
     if isinstance(exc, ApiError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers)
+        if exc.status_code == 401:
+            headers.setdefault("WWW-Authenticate", 'ApiKey header="X-API-Key"')
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code, headers=headers)
     if isinstance(exc, Http404):
         exc = drf.NotFound()
     elif isinstance(exc, PermissionDenied):

@@ -26,6 +26,10 @@ class Tenant(models.Model):
     webhook_url = models.URLField(blank=True, help_text="Where follow-ups and events are POSTed (signed).")
     webhook_secret = models.CharField(max_length=128, blank=True, default=_webhook_secret,
                                       help_text="HMAC-SHA256 key for the X-Layan-Signature header.")
+    # Requests per minute; empty means the deployment's default (RATE_LIMIT_* settings).
+    rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    chat_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    upload_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,0 +1,56 @@
+from datetime import timedelta
+
+from django.utils import timezone
+from django_q.models import Success
+
+from agent_project.health import HEARTBEAT_FUNC
+
+
+def test_health_reports_database_vector_and_providers(anon_client):
+    response = anon_client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["database"]["ok"] is True
+    assert body["database"]["vector"].startswith("0.")
+    assert body["database"]["pg_trgm"]
+    assert body["database"]["server_version"].startswith("18")
+    assert body["llm"]["provider"] and body["embedding"]["provider"]
+    # no worker has run yet in a fresh test database
+    assert body["worker"]["ok"] is False and body["status"] == "degraded"
+
+
+def _success(stopped):
+    Success.objects.create(id="x" * 32, name="hb", func=HEARTBEAT_FUNC, started=stopped, stopped=stopped,
+                           success=True, result=None, attempt_count=1)
+
+
+def test_health_sees_a_fresh_heartbeat(anon_client):
+    _success(timezone.now() - timedelta(seconds=30))
+    body = anon_client.get("/health/").json()
+    assert body["worker"]["ok"] is True and body["status"] == "ok"
+
+
+def test_health_flags_a_stale_heartbeat(anon_client):
+    _success(timezone.now() - timedelta(minutes=10))
+    body = anon_client.get("/health").json()
+    assert body["worker"]["ok"] is False and body["worker"]["last_heartbeat"]
+
+
+def test_health_is_503_when_the_database_is_gone(anon_client, monkeypatch):
+    from agent_project import health
+
+    def unreachable():
+        raise health.connection.OperationalError if hasattr(health.connection, "OperationalError") else OSError()
+
+    monkeypatch.setattr(health, "_database", unreachable)
+    response = anon_client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+def test_openapi_schema_and_docs(anon_client):
+    schema = anon_client.get("/api/schema", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    assert "/tenants/{tenant_id}/settings" in schema.json()["paths"]
+    docs = anon_client.get("/api/docs")
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()
