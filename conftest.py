@@ -97,3 +97,20 @@ def assert_error(response, status: int, code: str | None = None):
     if code:
         assert body["error"]["code"] == code, body
     return body["error"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the embedded test server when this run started it and nobody else uses it
+    (CI leaves nothing running; a developer's concurrent runs keep theirs)."""
+    from django.conf import settings
+
+    embedded = getattr(settings, "EMBEDDED_PG", None)
+    if embedded is None or not embedded.started_here or hasattr(session.config, "workerinput"):
+        return
+    from django.db import connections
+
+    from agent_project.lib.embedded_pg import other_clients, stop_server
+
+    connections.close_all()
+    if other_clients(embedded) == 0:
+        stop_server(embedded.pgdata)

@@ -97,11 +97,17 @@ def main() -> int:
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 p.kill()
-        if embedded is not None and embedded.started_here:
-            from agent_project.lib.embedded_pg import stop_server
+        if embedded is not None:
+            from django.db import connections
 
-            stop_server(embedded.pgdata)
-            print("Stopped the embedded PostgreSQL.", flush=True)
+            from agent_project.lib.embedded_pg import other_clients, stop_server
+
+            connections.close_all()
+            # Stop what this run started, and a server a one-off manage.py command left behind;
+            # leave it alone while another process (a second `make run`, a shell) still uses it.
+            if embedded.started_here or other_clients(embedded) == 0:
+                stop_server(embedded.pgdata)
+                print("Stopped the embedded PostgreSQL.", flush=True)
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:

@@ -13,6 +13,10 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# Models are bundled in installed packages; nothing may be downloaded at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 env = environ.Env()
 if (BASE_DIR / ".env").exists():
     env.read_env(BASE_DIR / ".env")
@@ -171,6 +175,18 @@ if REDIS_URL:
 # Tasks run in-process, synchronously, when a test asks for it (Q_SYNC=true).
 Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
 
+# Follow-up dispatch (followups/tasks.py). A claimed row is leased: if its worker dies,
+# another takes it after the lease, so the lease must outlast a whole batch of sends.
+FOLLOWUP_BATCH_SIZE = env.int("FOLLOWUP_BATCH_SIZE", default=20)
+FOLLOWUP_WEBHOOK_TIMEOUT_SECONDS = env.float("FOLLOWUP_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+FOLLOWUP_LEASE_SECONDS = env.int("FOLLOWUP_LEASE_SECONDS", default=300)
+FOLLOWUP_MAX_ATTEMPTS = env.int("FOLLOWUP_MAX_ATTEMPTS", default=6)
+FOLLOWUP_RETRY_BASE_SECONDS = env.float("FOLLOWUP_RETRY_BASE_SECONDS", default=30.0)
+FOLLOWUP_RETRY_MAX_SECONDS = env.float("FOLLOWUP_RETRY_MAX_SECONDS", default=3600.0)
+FOLLOWUP_DISPATCH_PARALLELISM = env.int("FOLLOWUP_DISPATCH_PARALLELISM", default=Q_CLUSTER["workers"])
+FOLLOWUP_DISPATCH_WINDOW_SECONDS = env.float("FOLLOWUP_DISPATCH_WINDOW_SECONDS", default=55.0)
+FOLLOWUP_DEFAULT_SENDER = env.str("FOLLOWUP_DEFAULT_SENDER", default="webhook")
+
 # --- Models and providers -----------------------------------------------------
 GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
 LLM_PROVIDER = env.str("LLM_PROVIDER", default="gemini" if GEMINI_API_KEY else "offline")
@@ -180,6 +196,12 @@ LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 LLM_BASE_URL = env.str("LLM_BASE_URL", default="")  # OpenAI-compatible provider
 LLM_API_KEY = env.str("LLM_API_KEY", default="")
 GEMINI_BASE_URL = env.str("GEMINI_BASE_URL", default="")  # tests point this at a local fake
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=2)  # retries on 429/5xx/timeouts, with backoff
+LLM_RETRY_INITIAL_DELAY = env.float("LLM_RETRY_INITIAL_DELAY", default=1.0)
+LLM_RETRY_MAX_DELAY = env.float("LLM_RETRY_MAX_DELAY", default=8.0)
+LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.3)
+LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1024)
+CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=2000)
 
 EMBEDDING_PROVIDER = env.str("EMBEDDING_PROVIDER", default="local")
 EMBEDDING_MODEL_NAME = env.str("EMBEDDING_MODEL_NAME", default="")

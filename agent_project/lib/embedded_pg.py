@@ -77,6 +77,17 @@ def _apply_settings(server) -> None:
     server.ensure_postgres_running()
 
 
+def other_clients(server: EmbeddedServer) -> int:
+    """How many client connections besides this one the server has (0 = nobody else uses it)."""
+    import psycopg
+
+    with psycopg.connect(host=server.socket_dir, user="postgres", dbname="postgres") as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    return int(row[0])
+
+
 def stop_server(pgdata: str | os.PathLike) -> None:
     pgdata = Path(pgdata).expanduser().resolve()
     if _running(pgdata):
