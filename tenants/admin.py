@@ -10,7 +10,14 @@ from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, api_key_revoke, api_key_rotate
 
 
-class TenantForm(forms.ModelForm):
+def _day_field(day: str) -> forms.CharField:
+    return forms.CharField(
+        label=day.capitalize(), required=False,
+        help_text="e.g. 09:00-12:00, 13:00-17:00 (empty = closed)" if day == "mon" else "",
+    )
+
+
+class TenantFormBase(forms.ModelForm):
     """Working hours as one text field per weekday ("09:00-12:00, 13:00-17:00"), holidays one per line."""
 
     holidays_text = forms.CharField(
@@ -30,11 +37,8 @@ class TenantForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         current = self.instance.working_hours or {}
         for day in hours.WEEKDAYS:
-            self.fields[f"hours_{day}"] = forms.CharField(
-                label=day.capitalize(), required=False, initial=hours.format_day(current.get(day, [])),
-                help_text="e.g. 09:00-12:00, 13:00-17:00 (empty = closed)" if day == "mon" else "",
-            )
-        self.fields["holidays_text"].initial = "\n".join(
+            self.initial.setdefault(f"hours_{day}", hours.format_day(current.get(day, [])))
+        self.initial["holidays_text"] = "\n".join(
             f"{h['date']} {h.get('name', '')}".strip() for h in self.instance.holidays or []
         )
 
@@ -65,6 +69,10 @@ class TenantForm(forms.ModelForm):
         self.instance.working_hours = self.cleaned_data["working_hours"]
         self.instance.holidays = self.cleaned_data["holidays"]
         return super().save(commit)
+
+
+# The weekday fields are declared on the class (the admin only accepts declared form fields).
+TenantForm = type("TenantForm", (TenantFormBase,), {f"hours_{d}": _day_field(d) for d in hours.WEEKDAYS})
 
 
 class ApiKeyInline(admin.TabularInline):

@@ -52,19 +52,24 @@ def _running(pgdata: Path) -> bool:
 
 
 def ensure_server(pgdata: str | os.PathLike) -> EmbeddedServer:
-    """Start the embedded server in ``pgdata`` unless it already runs; return how to reach it."""
+    """Start the embedded server in ``pgdata`` unless it already runs; return how to reach it.
+
+    The whole start-or-join runs under a lock file beside the data folder, so processes
+    starting at the same moment (gunicorn, the cluster, a manage.py command) see one
+    server, and the one-time tuning restart of a new cluster happens before anyone joins.
+    """
+    import fasteners
     from pgserver import get_server
-    from pgserver.postgres_server import PostgresServer
 
     pgdata = Path(pgdata).expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    fresh = not (pgdata / "PG_VERSION").exists()
-    with PostgresServer._lock:
-        started_here = not _running(pgdata) if pgdata.exists() else True
-    server = get_server(pgdata, cleanup_mode=None)
-    if fresh:
-        _apply_settings(server)
-    info = server.get_postmaster_info()
+    with fasteners.InterProcessLock(str(pgdata.parent / f".{pgdata.name}.lock")):
+        fresh = not (pgdata / "PG_VERSION").exists()
+        started_here = fresh or not _running(pgdata)
+        server = get_server(pgdata, cleanup_mode=None)
+        if fresh:
+            _apply_settings(server)
+        info = server.get_postmaster_info()
     return EmbeddedServer(pgdata=pgdata, socket_dir=str(info.socket_dir), started_here=started_here)
 
 
