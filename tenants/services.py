@@ -42,8 +42,7 @@ def api_key_rotate(*, api_key: ApiKey, grace: timedelta = timedelta(hours=24)) -
     """Issue a successor with the same name; the old key keeps working for ``grace`` so
     clients can switch over without downtime (zero grace revokes it at once)."""
     with transaction.atomic():
-        new_key, plaintext = api_key_create(tenant=api_key.tenant, name=api_key.name, expires_at=api_key.expires_at
-                                            if api_key.expires_at and api_key.expires_at > timezone.now() + grace else None)
+        new_key, plaintext = api_key_create(tenant=api_key.tenant, name=api_key.name)
         if grace:
             cutoff = timezone.now() + grace
             if not api_key.expires_at or api_key.expires_at > cutoff:
