@@ -10,6 +10,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agent_project.lib.llm import model_label
+
 HEARTBEAT_FUNC = "agent_project.tasks.heartbeat"
 HEARTBEAT_STALE_AFTER = timedelta(minutes=3)
 
@@ -43,8 +45,7 @@ def _worker() -> dict:
 
 def providers() -> dict:
     return {
-        "llm": {"provider": settings.LLM_PROVIDER, "model": settings.LLM_MODEL if settings.LLM_PROVIDER != "offline"
-                else "offline-extractive"},
+        "llm": model_label(),
         "embedding": {"provider": settings.EMBEDDING_PROVIDER, "model": settings.EMBEDDING_MODEL_NAME or
                       ("all-MiniLM-L6-v2" if settings.EMBEDDING_PROVIDER == "local" else "gemini-embedding-001"),
                       "dimensions": settings.EMBEDDING_DIMENSIONS},

@@ -13,4 +13,18 @@ SCHEDULES = [
         "schedule_type": Schedule.MINUTES,
         "minutes": 1,
     },
+    {
+        # CROSS-TENANT: sends every tenant's due follow-ups (followups/tasks.py)
+        "name": "followups-dispatch",
+        "func": "followups.tasks.dispatch_due",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+    {
+        # Expired rate-limit counters of the database store (Redis expires its own).
+        "name": "ratelimit-prune",
+        "func": "agent_project.lib.ratelimit.ratelimit_prune",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 5,
+    },
 ]

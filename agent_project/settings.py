@@ -63,13 +63,18 @@ INSTALLED_APPS = [
     "contacts",
     "conversations",
     "followups",
+    "channels",
 ]
 
 MIDDLEWARE = [
+    "agent_project.requestlog.RequestLogMiddleware",  # outermost: request id, one JSON line, HTTP metrics
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "agent_project.errors.JsonErrorMiddleware",
+    "agent_project.limits.RequestLimitsMiddleware",  # body size, JSON depth, /chat messages, page size
+    "agent_project.lib.ratelimit.RateLimitHeadersMiddleware",
+    "agent_project.audit.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -168,12 +173,18 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "poll": 0.5,
     "orm": "default",
+    # Q_CLUSTER_NAME=<queue> in the environment runs a cluster on its own queue (the follow-up
+    # tests do, so runs sharing a Redis never take each other's tasks); django-q2 then needs this key.
+    "ALT_CLUSTERS": {},
 }
 if REDIS_URL:
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = REDIS_URL
 # Tasks run in-process, synchronously, when a test asks for it (Q_SYNC=true).
 Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
+# Concurrent test runs may share one Redis: each run gets its own queue; a qcluster a
+# test starts is given the same name through Q_CLUSTER_NAME.
+Q_CLUSTER["name"] = env.str("Q_CLUSTER_NAME", default=f"layan-test{os.getpid()}" if TESTING else "layan")
 
 # Follow-up dispatch (followups/tasks.py). A claimed row is leased: if its worker dies,
 # another takes it after the lease, so the lease must outlast a whole batch of sends.
@@ -186,6 +197,18 @@ FOLLOWUP_RETRY_MAX_SECONDS = env.float("FOLLOWUP_RETRY_MAX_SECONDS", default=360
 FOLLOWUP_DISPATCH_PARALLELISM = env.int("FOLLOWUP_DISPATCH_PARALLELISM", default=Q_CLUSTER["workers"])
 FOLLOWUP_DISPATCH_WINDOW_SECONDS = env.float("FOLLOWUP_DISPATCH_WINDOW_SECONDS", default=55.0)
 FOLLOWUP_DEFAULT_SENDER = env.str("FOLLOWUP_DEFAULT_SENDER", default="webhook")
+
+# Channels (channels/): WhatsApp Cloud API and Telegram Bot API. The base URLs are
+# overridable so tests point the real clients at local fake servers.
+WHATSAPP_API_BASE_URL = env.str("WHATSAPP_API_BASE_URL", default="https://graph.facebook.com")
+WHATSAPP_API_VERSION = env.str("WHATSAPP_API_VERSION", default="v21.0")
+TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org")
+CHANNEL_HTTP_TIMEOUT_SECONDS = env.float("CHANNEL_HTTP_TIMEOUT_SECONDS", default=10.0)
+# Fernet key(s) for channel secrets at rest, comma-separated (the first encrypts, all decrypt:
+# rotate by putting the new key first). Empty: derived from SECRET_KEY.
+CHANNEL_SECRETS_KEY = env.str("CHANNEL_SECRETS_KEY", default="")
+# django-q2 cluster that runs inbound channel messages (None: the default cluster).
+CHANNELS_Q_CLUSTER = env.str("CHANNELS_Q_CLUSTER", default="") or None
 
 # --- Models and providers -----------------------------------------------------
 GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")
@@ -202,10 +225,22 @@ LLM_RETRY_MAX_DELAY = env.float("LLM_RETRY_MAX_DELAY", default=8.0)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.3)
 LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1024)
 CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=2000)
+# true: chat turns wait for the WAL flush on commit (see conversations/services.py _chat_write)
+CHAT_DURABLE_COMMIT = env.bool("CHAT_DURABLE_COMMIT", default=True)
 
 EMBEDDING_PROVIDER = env.str("EMBEDDING_PROVIDER", default="local")
 EMBEDDING_MODEL_NAME = env.str("EMBEDDING_MODEL_NAME", default="")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
+
+# Knowledge base: chunk size/overlap in words; uploads up to KB_SYNC_MAX_BYTES and
+# KB_SYNC_MAX_CHUNKS chunks finish in the request (201), bigger ones go to a task (202).
+KB_CHUNK_WORDS = env.int("KB_CHUNK_WORDS", default=180)
+KB_CHUNK_OVERLAP_WORDS = env.int("KB_CHUNK_OVERLAP_WORDS", default=30)
+KB_SYNC_MAX_BYTES = env.int("KB_SYNC_MAX_BYTES", default=1024 * 1024)
+KB_SYNC_MAX_CHUNKS = env.int("KB_SYNC_MAX_CHUNKS", default=64)
+KB_MAX_PDF_PAGES = env.int("KB_MAX_PDF_PAGES", default=500)
+KB_MAX_XLSX_UNCOMPRESSED_BYTES = env.int("KB_MAX_XLSX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
+KB_MAX_TABLE_ROWS = env.int("KB_MAX_TABLE_ROWS", default=200_000)
 
 # --- API ----------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -222,6 +257,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "agent_project.pagination.Pagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    # Per API key and per tenant, in Redis or PostgreSQL; views opt into the stricter
+    # scopes with ``throttle_scope = "chat"`` or ``"upload"`` (agent_project/lib/ratelimit.py).
+    "DEFAULT_THROTTLE_CLASSES": ["agent_project.lib.ratelimit.ApiRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Layan API",
@@ -250,13 +288,39 @@ MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=20 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("MAX_BODY_BYTES", default=2 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
+# --- Hardening: rate limits, request limits, metrics, audit ---------------------
+# Requests per minute (sliding window), per API key and per tenant; a tenant's own
+# rate_limit_per_minute / chat_... / upload_... fields override these.
+RATE_LIMIT_ENABLED = env.bool("RATE_LIMIT_ENABLED", default=not TESTING)  # its tests switch it on
+RATE_LIMIT_DEFAULT_PER_MINUTE = env.int("RATE_LIMIT_DEFAULT_PER_MINUTE", default=120)
+RATE_LIMIT_CHAT_PER_MINUTE = env.int("RATE_LIMIT_CHAT_PER_MINUTE", default=30)
+RATE_LIMIT_UPLOAD_PER_MINUTE = env.int("RATE_LIMIT_UPLOAD_PER_MINUTE", default=10)
+RATE_LIMIT_GLOBAL_KEY_PER_MINUTE = env.int("RATE_LIMIT_GLOBAL_KEY_PER_MINUTE", default=0)  # 0: only per tenant
+RATE_LIMIT_KEY_PREFIX = env.str("RATE_LIMIT_KEY_PREFIX", default=f"layan:rl:{'test%d:' % os.getpid() if TESTING else ''}")
+MAX_JSON_DEPTH = env.int("MAX_JSON_DEPTH", default=20)
+MAX_PAGE_SIZE = env.int("MAX_PAGE_SIZE", default=200)
+CHAT_MAX_MESSAGES = env.int("CHAT_MAX_MESSAGES", default=50)
+CHAT_MAX_MESSAGE_CHARS = env.int("CHAT_MAX_MESSAGE_CHARS", default=4000)
+CHAT_PATHS_REGEX = r"^/chat(/|$)"
+# State-changing requests that are conversation traffic or reads, not changes worth auditing.
+AUDIT_SKIP_PATHS_REGEX = env.str("AUDIT_SKIP_PATHS_REGEX", default=r"^/chat(/|$)|/search/?$")
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")  # /metrics wants "Authorization: Bearer <token>"
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": sys.stderr}},
+    "filters": {"request_id": {"()": "agent_project.requestlog.RequestIdFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+                   "json": {"()": "agent_project.requestlog.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "stream": sys.stderr,
+                             "filters": ["request_id"]},
+                 # Request lines are JSON whatever LOG_FORMAT says: they are meant for machines.
+                 "requests": {"class": "logging.StreamHandler", "formatter": "json", "stream": sys.stderr,
+                              "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"}},
+    "loggers": {"pgserver": {"level": "WARNING"}, "django.db.backends": {"level": "WARNING"},
+                "layan.request": {"handlers": ["requests"], "level": "INFO", "propagate": False}},
 }
 
 if not DEBUG:

@@ -3,11 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from agent_project.health import HealthView
+from agent_project.metrics import metrics_view
 from agent_project.routing import api_path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     api_path("health", HealthView.as_view(), name="health"),
+    api_path("metrics", metrics_view, name="metrics"),
     api_path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     api_path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("", include("tenants.urls")),
@@ -15,6 +17,7 @@ urlpatterns = [
     path("", include("contacts.urls")),
     path("", include("conversations.urls")),
     path("", include("followups.urls")),
+    path("", include("channels.urls")),
 ]
 
 admin.site.site_header = "Layan operator console"

@@ -58,3 +58,81 @@ class ContactIdentity(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.channel}:{self.external_id}"
+
+
+class ContactLog(TenantOwned):
+    """One line of a contact's conversation history, whatever the channel.
+    ``external_message_id`` (the channel's own message id) makes recording idempotent:
+    a webhook delivered twice stores one row."""
+
+    ROLES = ("user", "assistant", "operator", "system")
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="logs")
+    role = models.CharField(max_length=16, choices=[(r, r) for r in ROLES])
+    content = models.TextField()
+    channel = models.CharField(max_length=32)
+    at = models.DateTimeField(help_text="When the message was sent (the channel's time when known).")
+    external_message_id = models.CharField(max_length=200, null=True, blank=True)
+    # A plain id, not a foreign key: the history outlives (and does not depend on) the
+    # conversations app's rows, and contacts must not import conversations.
+    conversation_id = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_message_id"],
+                                    condition=Q(external_message_id__isnull=False),
+                                    name="contactlog_unique_external_id"),
+        ]
+        indexes = [
+            # GET /contacts/logs?contact_id=…: newest first for one contact, read in index order.
+            # channel rides along (INCLUDE) so a channel filter, and the paginator's count with
+            # it, are answered from the index without visiting the table.
+            models.Index(fields=["tenant", "contact", "-at", "-id"], include=["channel"],
+                         name="contactlog_contact_at_ch"),
+            # GET /contacts/logs without a contact: newest first across the tenant.
+            models.Index(fields=["tenant", "-at", "-id"], name="contactlog_tenant_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}@{self.channel}: {self.content[:40]}"
+
+
+class ContactDeletion(TenantOwned):
+    """Proof that a contact was erased (personal-data-protection requests): when, by whom,
+    and how many rows went with it. It holds no personal data: no name, phone or e-mail."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    contact_id = models.BigIntegerField(help_text="The id the contact had; the row itself is gone.")
+    deleted_at = models.DateTimeField(auto_now_add=True)
+    actor = models.CharField(max_length=200, blank=True, help_text="API key label or admin user.")
+    reason = models.CharField(max_length=500, blank=True)
+    removed = models.JSONField(default=dict, help_text="Rows removed per model, e.g. {'contacts.ContactLog': 12}.")
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["-deleted_at"]
+
+    def __str__(self) -> str:
+        return f"contact {self.contact_id} deleted {self.deleted_at:%Y-%m-%d %H:%M}"
+
+
+class ContactMerge(TenantOwned):
+    """Audit of a merge: which contact was folded into which, and how many rows moved."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    target_contact_id = models.BigIntegerField()
+    source_contact_id = models.BigIntegerField()
+    moved = models.JSONField(default=dict, help_text="Rows moved per relation.")
+    actor = models.CharField(max_length=200, blank=True)
+    merged_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedManager(tenant="tenant")
+
+    class Meta:
+        ordering = ["-merged_at"]

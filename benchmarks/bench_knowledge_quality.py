@@ -1,0 +1,130 @@
+"""Retrieval quality on FacQA (Indonesian factoid QA, ../shared/corpus/facqa/valid.csv).
+
+Every distinct passage is uploaded as a .txt document through the real ingestion
+path into one tenant; every question is asked through ``chunk_search`` with
+vector only, keyword only and hybrid; a question is answered when the passage it
+came from is retrieved. Prints recall@1, recall@5, MRR@10 and nDCG@10 (one
+relevant passage per question, so nDCG@10 = 1/log2(1 + rank)).
+
+Passages that differ only in spacing around punctuation ("10 , 08" vs "10,08")
+are one passage here (same tokens once joined).
+
+    python benchmarks/bench_knowledge_quality.py [--provider local|fake] [--sweep]
+
+``--sweep`` re-fuses the returned per-method scores offline over a grid of
+weights on the odd-numbered questions (the tuning split) and reports the best
+setting on the even-numbered ones (held out): how FUSION_PROFILES was chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import csv
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _kb_setup import CORPUS, fresh_tenant, setup_django, table  # noqa: E402
+
+TENANT = "bench-facqa"
+
+
+def load_facqa():
+    with open(CORPUS / "facqa" / "valid.csv", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    passages: dict[str, str] = {}
+    questions = []
+    for row in rows:
+        tokens = ast.literal_eval(row["passage"])
+        key = "".join(tokens)
+        passages.setdefault(key, " ".join(tokens))
+        questions.append((" ".join(ast.literal_eval(row["question"])), key))
+    return passages, questions
+
+
+def metrics(ranks: list[int | None]) -> dict[str, float]:
+    n = len(ranks)
+    return {
+        "R@1": sum(1 for r in ranks if r == 1) / n,
+        "R@5": sum(1 for r in ranks if r and r <= 5) / n,
+        "MRR@10": sum(1 / r for r in ranks if r and r <= 10) / n,
+        "nDCG@10": sum(1 / math.log2(1 + r) for r in ranks if r and r <= 10) / n,
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--provider", default=os.environ.get("BENCH_EMBEDDING_PROVIDER", "local"))
+    parser.add_argument("--sweep", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ["EMBEDDING_PROVIDER"] = args.provider
+    setup_django()
+
+    from django.conf import settings
+
+    settings.KB_SYNC_MAX_CHUNKS = 10_000
+    from agent_project.lib.embeddings import get_embedder
+    from knowledge import ranking
+    from knowledge.selectors import chunk_search
+    from knowledge.services import document_upload
+    from tenants.scoping import tenant_scope
+
+    passages, questions = load_facqa()
+    tenant = fresh_tenant(TENANT)
+    embedder = get_embedder()
+    doc_of_key = {}
+    t0 = time.monotonic()
+    with tenant_scope(tenant):
+        for i, (key, text) in enumerate(passages.items()):
+            result = document_upload(tenant=tenant, filename=f"facqa-{i:04d}.txt", data=text.encode())
+            doc_of_key[key] = result.document.pk
+    print(f"embedder {embedder.name}: {len(passages)} passages ingested in {time.monotonic() - t0:.1f}s, "
+          f"{len(questions)} questions")
+
+    results = {}
+    raw_hits = []
+    with tenant_scope(tenant):
+        for label, methods in (("vector", ("vector",)), ("keyword", ("keyword",)), ("hybrid", ("keyword", "vector"))):
+            ranks = []
+            for question, key in questions:
+                hits = chunk_search(tenant=tenant, query=question, k=10 if label != "hybrid" else 50, methods=methods)
+                if label == "hybrid":
+                    raw_hits.append((hits, doc_of_key[key]))
+                docs = [h.document_id for h in hits[:10]]
+                ranks.append(docs.index(doc_of_key[key]) + 1 if doc_of_key[key] in docs else None)
+            results[label] = metrics(ranks)
+    names = ["R@1", "R@5", "MRR@10", "nDCG@10"]
+    print(table(["method", *names], [[label, *(m[n] for n in names)] for label, m in results.items()]))
+    beats = all(results["hybrid"][n] > max(results["vector"][n], results["keyword"][n]) for n in names)
+    print(f"hybrid above both single methods on every metric: {'yes' if beats else 'no'}")
+
+    if args.sweep:
+        profile = ranking.fusion_profile(embedder.name)
+
+        def evaluate(subset, p):
+            ranks = []
+            for hits, relevant in subset:
+                ranked = ranking.rank_fused(
+                    [(h.scores["keyword"], ranking.vector_score(h.scores["vector"], p)) for h in hits], p)
+                docs = [hits[i].document_id for i, _ in ranked[:10]]
+                ranks.append(docs.index(relevant) + 1 if relevant in docs else None)
+            return metrics(ranks)
+
+        tune, held = raw_hits[1::2], raw_hits[0::2]
+        grid = [ranking.FusionProfile(w / 100, 1 - w / 100, f, c, band)
+                for w in range(50, 100, 5) for f, c in ((0.0, 1.0), (0.15, 0.75)) for band in (None, 0.02, 0.03, 0.05, 0.1)]
+        best = max(grid, key=lambda p: evaluate(tune, p)["nDCG@10"])
+        keyword_only = ranking.FusionProfile(1.0, 0.0, 0.15, 0.75)
+        rows = [[label, *(evaluate(split, p)[n] for n in names)]
+                for label, p, split in (("keyword only, held-out", keyword_only, held),
+                                        ("current profile, held-out", profile, held),
+                                        ("best on tune split, held-out", best, held))]
+        print(f"current profile: {profile}\nbest on tune split: {best}")
+        print(table(["fusion (odd questions tune, even held out)", *names], rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Retrieval speed: ``chunk_search`` p50/p95 and vector recall@10 against exact
+search, for tenants holding 0.5%, 2% and 50% of the chunks in one table.
+
+The corpus is synthetic so that it can be big: chunks of ~80 words drawn from a
+Zipf-distributed vocabulary (so BM25 sees common and rare words), and 384-dim
+vectors clustered around 2,000 topic centroids (nearest-neighbour cosine ~0.65, the
+"structured test vectors" of MEASURED.md; real embeddings cluster at least as
+much). A query is five words of one chunk plus that chunk's vector with a little
+noise, passed as ``query_vector`` (no model runs here). Recall@10 compares the
+vector retriever with an exact numpy scan of the tenant. Loading uses the bulk path:
+binary COPY with the HNSW index dropped, term statistics computed once, then the
+index built (as MEASURED.md advises). The data stays in var/pg-bench; later runs
+reuse it.
+
+    python benchmarks/bench_knowledge_speed.py [--total 200000] [--queries 200] [--rebuild]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _kb_setup import fresh_tenant, percentile, setup_django, table  # noqa: E402
+
+VOCAB = 30_000
+WORDS_PER_CHUNK = 80
+DIMS = 384
+PREFIX = "bspeed"
+
+
+def word(i: int) -> str:
+    # Letters only and > 3 characters, but not Indonesian: the analyser keeps them as they are.
+    letters = "bcdfghjklmnpqrstvwxz"
+    out = ""
+    i += 20 * 20 * 20  # at least 4 letters
+    while i:
+        i, r = divmod(i, 20)
+        out += letters[r]
+    return out
+
+
+CLUSTERS = 2_000
+CLUSTER_NOISE = 0.0375  # per dimension: cosine to the centroid ~0.8, between cluster-mates ~0.65
+
+
+def unit(matrix: np.ndarray) -> np.ndarray:
+    return (matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-9)).astype(np.float32)
+
+
+def build(total: int, rng) -> dict[str, int]:
+    from django.db import connection
+    from psycopg.types.json import Jsonb
+
+    from knowledge.db import copy_chunks
+    from knowledge.models import Document
+    from tenants.models import Tenant
+    from tenants.scoping import tenant_scope
+
+    sizes = {f"{PREFIX}-half": total // 2, f"{PREFIX}-2pct": total // 50, f"{PREFIX}-halfpct": total // 200}
+    rest = total - sum(sizes.values())
+    fillers = max(1, rest // 5_000)
+    for i in range(fillers):
+        sizes[f"{PREFIX}-fill{i:02d}"] = rest // fillers + (rest % fillers if i == 0 else 0)
+
+    with connection.cursor() as cur:  # deleting and loading without the HNSW index is far faster
+        cur.execute("DROP INDEX IF EXISTS kb_chunk_embedding_hnsw")
+    Tenant.objects.filter(pk__startswith=PREFIX).delete()
+    words = [word(i) for i in range(VOCAB)]
+    centroids = unit(rng.normal(size=(CLUSTERS, DIMS)))
+    zipf = 1.0 / np.arange(1, VOCAB + 1) ** 1.05
+    zipf /= zipf.sum()
+    t0 = time.monotonic()
+    for tenant_id, size in sizes.items():
+        tenant = fresh_tenant(tenant_id)
+        with tenant_scope(tenant):
+            docs = Document.objects.bulk_create([
+                Document(tenant=tenant, title=f"{tenant_id} doc {d}", source_kind="import", file_type="txt",
+                         checksum=f"{tenant_id}-{d}", status="ready", chunk_count=min(1000, size - d * 1000))
+                for d in range((size + 999) // 1000)
+            ])
+        ids = rng.choice(VOCAB, size=(size, WORDS_PER_CHUNK), p=zipf)
+        vectors = unit(centroids[rng.integers(0, CLUSTERS, size)] + rng.normal(scale=CLUSTER_NOISE, size=(size, DIMS)))
+        df = Counter()
+        texts = []
+        for row in ids:
+            terms = [words[i] for i in row]
+            texts.append(" ".join(terms))
+            df.update(set(terms))
+        copy_chunks(
+            (tenant_id, docs[n // 1000].pk, n % 1000, texts[n], WORDS_PER_CHUNK, Jsonb({"page": 1}), vectors[n],
+             "fake-384", texts[n])
+            for n in range(size)
+        )
+        with connection.cursor() as cur:
+            with cur.cursor.copy("COPY knowledge_term (tenant_id, term, df) FROM STDIN") as copy:
+                for term, count in df.items():
+                    copy.write_row((tenant_id, term, count))
+            cur.execute("INSERT INTO knowledge_corpusstats (tenant_id, chunk_count, token_total) VALUES (%s, %s, %s)",
+                        [tenant_id, size, size * WORDS_PER_CHUNK])
+    load_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    with connection.cursor() as cur:
+        cur.execute("SET maintenance_work_mem = '1GB'")
+        cur.execute("CREATE INDEX kb_chunk_embedding_hnsw ON knowledge_chunk USING hnsw (embedding vector_cosine_ops) "
+                    "WITH (m = 16, ef_construction = 64)")
+    for table_name in ("knowledge_chunk", "knowledge_term", "knowledge_document"):
+        with connection.cursor() as cur:  # earlier runs' deleted rows would otherwise sit in every index
+            cur.execute(f"VACUUM ANALYZE {table_name}")
+    print(f"built {total} chunks in {len(sizes)} tenants: load+COPY {load_s:.0f}s "
+          f"({total / load_s:.0f} chunks/s incl. text and vector generation), HNSW build {time.monotonic() - t0:.0f}s")
+    return sizes
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--total", type=int, default=200_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--rebuild", action="store_true")
+    args = parser.parse_args(argv)
+    os.environ["EMBEDDING_PROVIDER"] = "fake"  # only its name is used: query vectors are given
+    setup_django()
+    from django.db import connection
+
+    from knowledge import selectors
+    from knowledge.db import vector_cursor
+    from knowledge.models import CorpusStats
+    from tenants.models import Tenant
+    from tenants.scoping import tenant_scope
+
+    rng = np.random.default_rng(7)
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM knowledge_chunk WHERE tenant_id LIKE %s", [PREFIX + "-%"])
+        have = cur.fetchone()[0]
+    if args.rebuild or have != args.total:
+        build(args.total, rng)
+    else:
+        print(f"reusing {have} chunks already in var/pg-bench (--rebuild to rebuild)")
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM knowledge_chunk")
+        grand_total = cur.fetchone()[0]
+
+    rows = []
+    for tenant_id, label in ((f"{PREFIX}-halfpct", "0.5%"), (f"{PREFIX}-2pct", "2%"), (f"{PREFIX}-half", "50%")):
+        tenant = Tenant.objects.get(pk=tenant_id)
+        with tenant_scope(tenant):
+            n = CorpusStats.objects.get().chunk_count
+            with vector_cursor() as cur:
+                cur.execute("SELECT id, search_text, embedding FROM knowledge_chunk WHERE tenant_id = %s "
+                            "ORDER BY random() LIMIT %s", [tenant_id, args.queries])
+                samples = cur.fetchall()
+                cur.execute("SELECT id, embedding FROM knowledge_chunk WHERE tenant_id = %s", [tenant_id])
+                all_rows = cur.fetchall()
+            all_ids = np.array([r[0] for r in all_rows])
+            matrix = np.vstack([r[1].to_numpy() for r in all_rows]).astype(np.float32)
+            queries = []
+            for _, text, vector in samples:
+                terms = text.split()
+                noisy = unit(vector.to_numpy() + rng.normal(scale=0.02, size=DIMS))
+                queries.append((" ".join(rng.choice(terms, size=5, replace=False)), noisy))
+            for q, v in queries[:5]:  # warm up connections, caches, plans
+                selectors.chunk_search(tenant=tenant, query=q, k=10, query_vector=v)
+            hybrid_ms, vector_ms, recalls, plans, short = [], [], [], Counter(), 0
+            for q, v in queries:
+                t0 = time.perf_counter()
+                hits = selectors.chunk_search(tenant=tenant, query=q, k=10, query_vector=v)
+                hybrid_ms.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                vhits = selectors.chunk_search(tenant=tenant, query=q, k=10, methods=("vector",), query_vector=v)
+                vector_ms.append((time.perf_counter() - t0) * 1000)
+                short += len(hits) < 10
+                plans[vhits[0].scores["plan"] if vhits else "none"] += 1
+                exact = set(all_ids[np.argsort(-(matrix @ v))[:10]].tolist())
+                recalls.append(len(exact & {h.chunk_id for h in vhits}) / 10)
+        rows.append([f"{label} ({n} chunks)", "/".join(sorted(plans)), percentile(hybrid_ms, 50),
+                     percentile(hybrid_ms, 95), percentile(vector_ms, 50), percentile(vector_ms, 95),
+                     float(np.mean(recalls)), short])
+    print(f"{grand_total} chunks in the table, {args.queries} queries per tenant, k=10")
+    print(table(["tenant", "vector plan", "hybrid p50 ms", "hybrid p95 ms", "vector p50 ms", "vector p95 ms",
+                 "vector recall@10", "short results"], rows))
+
+
+if __name__ == "__main__":
+    main()

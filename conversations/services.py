@@ -1,0 +1,339 @@
+"""The chat pipeline: one customer turn in, one grounded reply out.
+
+``chat_prepare`` does everything before the model (contact, conversation, storing the
+user's turn, retrieval, opening hours, prompt); ``chat_complete`` or ``chat_stream``
+calls the model and stores the reply. The user's turn is committed before the model
+is called, so a failing model loses nothing: the turn is kept with ``error_code`` set
+and the caller gets a 502/503 that says which provider failed.
+
+History: if the request carries more than one message, the client owns the history
+(the seed's way): it is used for the prompt as sent, and only its last turn (the new
+user message) is stored, so resending the whole history never duplicates stored
+turns. With a single message, the stored history of the conversation is used.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from agent_project.errors import ApiError, error_body
+from agent_project.lib.llm import ChatModel, ChatTurn, Completion, LLMBlocked, LLMError, Passage, get_chat_model
+from contacts.services import contact_for_channel, contact_log_record
+from conversations import prompts
+from conversations.bubbles import BubbleStream, limits_for, split_bubbles
+from conversations.models import Conversation, Message
+from knowledge.selectors import RELEVANCE_THRESHOLD, chunk_search
+from tenants import hours
+from tenants.models import Tenant
+
+logger = logging.getLogger(__name__)
+
+RETRIEVAL_K = 5
+STORED_HISTORY_TURNS = 30
+SNIPPET_CHARS = 240
+
+
+@contextmanager
+def _chat_write():
+    """One transaction for a stage's writes. By default its commit waits for the WAL flush,
+    so a stored turn survives even a crash of the database host. ``CHAT_DURABLE_COMMIT=false``
+    trades that for speed (``synchronous_commit = off``): rows are still committed and visible
+    at once, but a host crash within ~0.6 s could lose the last turns (never corrupt anything).
+    The flush wait was most of a chat turn's own cost; the choice is the operator's."""
+    # Inside a caller's transaction, SET LOCAL would reach the caller's writes too: leave it alone.
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if outermost and not getattr(settings, "CHAT_DURABLE_COMMIT", True):
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        yield
+
+
+_opening_cache: dict[tuple, hours.OpeningStatus] = {}
+
+
+def _opening(tenant: Tenant, now) -> hours.OpeningStatus:
+    """``opening_status`` walks a year of ranges (~2 ms); its answer holds until the next
+    opening or closing, so it is reused until then (keyed by the hours themselves, so an
+    edit takes effect at once however it was saved)."""
+    key = (tenant.pk, tenant.timezone, repr(tenant.working_hours), repr(tenant.holidays))
+    cached = _opening_cache.get(key)
+    if cached is not None and now >= cached.local_time:
+        boundary = cached.closes_at if cached.is_open else cached.next_open
+        if cached.always_open or (boundary is not None and now < boundary) or (
+                boundary is None and not cached.is_open):
+            return replace(cached, local_time=now.astimezone(cached.local_time.tzinfo))
+    status = hours.opening_status(working_hours=tenant.working_hours, holidays=tenant.holidays,
+                                  timezone=tenant.timezone, at=now)
+    if len(_opening_cache) > 1000:
+        _opening_cache.clear()
+    _opening_cache[key] = status
+    return status
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)
+
+
+@dataclass
+class PreparedChat:
+    tenant: Tenant
+    conversation: Conversation
+    contact: object  # contacts.Contact
+    user_message: Message
+    channel: str
+    locale: str
+    prompt: prompts.Prompt
+    hits: list  # knowledge.selectors.SearchHit, relevant ones only
+    candidates: list  # every hit retrieval returned, relevant or not (the playground shows them)
+    opening: hours.OpeningStatus
+    model: ChatModel
+    started: float
+    timings: dict = field(default_factory=dict)
+
+
+@dataclass
+class ChatResult:
+    prepared: PreparedChat
+    message: Message
+    reply: str
+    bubbles: list[str]
+    completion: Completion
+
+    def as_dict(self) -> dict:
+        c = self.completion
+        return {
+            "conversation_id": self.prepared.conversation.pk,
+            "message_id": self.message.pk,
+            "reply": self.reply,
+            "bubbles": self.bubbles,
+            "sources": self.message.sources,
+            "provider": c.provider,
+            "model": c.model,
+            "finish_reason": c.finish_reason,
+            "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                      "total_tokens": c.prompt_tokens + c.completion_tokens},
+            "within_working_hours": self.prepared.opening.is_open,
+            "timings_ms": self.prepared.timings,
+        }
+
+
+def conversation_for(*, tenant: Tenant, channel: str, user_id: str, contact=None) -> Conversation:
+    """The conversation of this channel user, created on first sight (safe under concurrency)."""
+    for _ in range(3):
+        conversation = Conversation.objects.filter(tenant=tenant, channel=channel, user_id=user_id).first()
+        if conversation is not None:
+            if contact is not None and conversation.contact_id != contact.pk:
+                conversation.contact = contact
+                conversation.save(update_fields=["contact", "updated_at"])
+            return conversation
+        try:
+            with transaction.atomic():
+                return Conversation.objects.create(tenant=tenant, channel=channel, user_id=user_id, contact=contact)
+        except IntegrityError:
+            continue  # created by a concurrent first message: read it
+    raise RuntimeError(f"conversation_for: no stable conversation for {channel}:{user_id}")
+
+
+def _stored_history(conversation: Conversation, before: Message) -> list[ChatTurn]:
+    rows = list(conversation.messages.filter(id__lt=before.pk).exclude(content="")
+                .order_by("-created_at", "-id").values_list("role", "content")[:STORED_HISTORY_TURNS])
+    rows.reverse()
+    return [ChatTurn(role="user" if role == Message.Role.USER else "assistant", content=content)
+            for role, content in rows]
+
+
+def _passage(hit) -> Passage:
+    return Passage(title=hit.title, text=hit.text, score=hit.score, document_id=hit.document_id,
+                   chunk_id=hit.chunk_id, provenance=_provenance(hit.provenance))
+
+
+def _provenance(value) -> dict:
+    # a raw-cursor jsonb column can arrive as its text form; the API promises an object
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {"raw": value}
+    return value if isinstance(value, dict) else {}
+
+
+def source_of(hit) -> dict:
+    text = " ".join(hit.text.split())
+    return {"document_id": hit.document_id, "title": hit.title, "chunk_id": hit.chunk_id,
+            "snippet": text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else ""),
+            "score": round(hit.score, 4), "provenance": _provenance(hit.provenance)}
+
+
+def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[ChatTurn],
+                 locale: str | None = None, name: str = "") -> PreparedChat:
+    """Store the user's turn and build the prompt. ``messages`` ends with the new user turn."""
+    started = time.perf_counter()
+    if not messages or messages[-1].role != "user" or not messages[-1].content.strip():
+        raise ApiError(422, "last_message_not_user", "The last message must be the customer's (role 'user').")
+    channel = channel.strip().lower() or "web"
+    locale = locale or tenant.locale or "id-ID"
+    timings: dict = {}
+
+    t = time.perf_counter()
+    newest = messages[-1].content.strip()
+    # One transaction, one commit: committed here, before the model is called.
+    with _chat_write():
+        contact = contact_for_channel(tenant=tenant, channel=channel, external_id=user_id, name=name)
+        conversation = conversation_for(tenant=tenant, channel=channel, user_id=user_id, contact=contact)
+        user_message = Message.objects.create(tenant=tenant, conversation=conversation, role=Message.Role.USER,
+                                              content=newest)
+        now = user_message.created_at
+        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
+        contact_log_record(tenant=tenant, contact=contact, role="user", content=newest, channel=channel, at=now,
+                           conversation_id=conversation.pk)
+    timings["store_user_ms"] = _ms(t)
+
+    t = time.perf_counter()
+    candidates = chunk_search(tenant=tenant, query=newest, k=RETRIEVAL_K)
+    hits = [h for h in candidates if h.score >= RELEVANCE_THRESHOLD]
+    timings["retrieval_ms"] = _ms(t)
+
+    t = time.perf_counter()
+    history = (messages[:-1] if len(messages) > 1 else _stored_history(conversation, user_message))
+    opening = _opening(tenant, timezone.now())
+    prompt = prompts.build_prompt(
+        business_name=tenant.name, persona=tenant.persona, sop=tenant.sop, opening=opening,
+        passages=[_passage(h) for h in hits], history=[*history, ChatTurn("user", newest)], locale=locale,
+        channel=channel, history_budget_tokens=getattr(settings, "CHAT_HISTORY_TOKEN_BUDGET", 2000),
+    )
+    timings["prompt_ms"] = _ms(t)
+    return PreparedChat(tenant=tenant, conversation=conversation, contact=contact, user_message=user_message,
+                        channel=channel,
+                        locale=locale, prompt=prompt, hits=hits[: len(prompt.passages)], candidates=candidates,
+                        opening=opening, model=get_chat_model(tenant, locale=locale), started=started,
+                        timings=timings)
+
+
+def _fail(prepared: PreparedChat, exc: LLMError) -> ApiError:
+    """Keep the user's turn, note why it got no reply, and say so to the caller."""
+    Message.objects.filter(pk=prepared.user_message.pk).update(error_code=exc.code)
+    logger.warning("chat: %s failed for tenant %s: %s", exc.provider or prepared.model.provider,
+                   prepared.tenant.pk, exc)
+    headers = {"Retry-After": "30"} if exc.status == 503 else {}
+    message = {
+        "llm_timeout": "The language model did not answer in time. Your message was saved; please try again.",
+        "llm_unavailable": "The language model is unavailable right now. Your message was saved; please try again.",
+    }.get(exc.code, "The language model gave no usable answer. Your message was saved; please try again.")
+    return ApiError(exc.status, exc.code, message, details={
+        "provider": exc.provider or prepared.model.provider, "model": exc.model or prepared.model.model,
+        "conversation_id": prepared.conversation.pk, "user_message_id": prepared.user_message.pk,
+    }, headers=headers)
+
+
+def _blocked_completion(prepared: PreparedChat, exc: LLMBlocked) -> Completion:
+    logger.info("chat: provider blocked a reply for tenant %s (%s)", prepared.tenant.pk, exc.reason)
+    return Completion(text=prompts.blocked_reply(prepared.locale), provider=exc.provider or prepared.model.provider,
+                      model=exc.model or prepared.model.model, prompt_tokens=0, completion_tokens=0,
+                      finish_reason="blocked")
+
+
+def _store_reply(prepared: PreparedChat, completion: Completion, reply: str, bubbles: list[str],
+                 generation_ms: float) -> ChatResult:
+    t = time.perf_counter()
+    tenant, conversation = prepared.tenant, prepared.conversation
+    prepared.timings["generation_ms"] = generation_ms
+    with _chat_write():
+        message = Message.objects.create(
+            tenant=tenant, conversation=conversation, role=Message.Role.ASSISTANT, content=reply, bubbles=bubbles,
+            sources=[source_of(h) for h in prepared.hits] if completion.finish_reason != "blocked" else [],
+            provider=completion.provider, model=completion.model, finish_reason=completion.finish_reason[:32],
+            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+            retrieval_ms=prepared.timings.get("retrieval_ms"), generation_ms=generation_ms,
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=message.created_at,
+                                                               updated_at=message.created_at)
+        if prepared.contact is not None:
+            contact_log_record(tenant=tenant, contact=prepared.contact, role="assistant", content=reply,
+                               channel=prepared.channel, at=message.created_at, conversation_id=conversation.pk)
+        total = _ms(prepared.started)  # the commit is the only thing not counted
+        Message.objects.filter(pk=message.pk).update(total_ms=total)
+    message.total_ms = total
+    prepared.timings["store_reply_ms"] = _ms(t)
+    prepared.timings["total_ms"] = total = _ms(prepared.started)
+    # what is neither retrieval nor the model: the overhead this service adds
+    prepared.timings["overhead_ms"] = round(total - prepared.timings["retrieval_ms"] - generation_ms, 3)
+    return ChatResult(prepared=prepared, message=message, reply=reply, bubbles=bubbles, completion=completion)
+
+
+def _model_kwargs(prepared: PreparedChat) -> dict:
+    return {"system": prepared.prompt.system, "messages": prepared.prompt.messages,
+            "passages": prepared.prompt.passages, "purpose": "reply"}
+
+
+def chat_complete(prepared: PreparedChat) -> ChatResult:
+    """Call the model once and store the reply; raises ApiError(502/503) if the model fails."""
+    t = time.perf_counter()
+    try:
+        completion = prepared.model.complete(**_model_kwargs(prepared))
+    except LLMBlocked as exc:
+        completion = _blocked_completion(prepared, exc)
+    except LLMError as exc:
+        raise _fail(prepared, exc) from exc
+    generation_ms = _ms(t)
+    reply = completion.text.strip()
+    limits = limits_for(prepared.channel)
+    bubbles = split_bubbles(reply, max_chars=limits.max_chars, max_bubbles=limits.max_bubbles)
+    return _store_reply(prepared, completion, reply, bubbles, generation_ms)
+
+
+def chat_stream(prepared: PreparedChat) -> Iterator[tuple[str, dict]]:
+    """``(event, data)`` pairs: ``bubble`` for each bubble as soon as it is final, then
+    ``done`` with the whole answer (as ``chat_complete`` returns it), or ``error``."""
+    limits = limits_for(prepared.channel)
+    splitter = BubbleStream(max_chars=limits.max_chars, max_bubbles=limits.max_bubbles)
+    sent: list[str] = []
+
+    def emit(bubbles: list[str]):
+        for bubble in bubbles:
+            sent.append(bubble)
+            yield "bubble", {"index": len(sent) - 1, "text": bubble}
+
+    t = time.perf_counter()
+    completion: Completion | None = None
+    try:
+        for item in prepared.model.stream(**_model_kwargs(prepared)):
+            if isinstance(item, Completion):
+                completion = item
+                break
+            yield from emit(splitter.feed(item.lstrip() if not splitter.text else item))
+    except LLMBlocked as exc:
+        completion = _blocked_completion(prepared, exc)
+        yield from emit(splitter.feed(("\n\n" if splitter.text.strip() else "") + completion.text))
+    except LLMError as exc:
+        api_error = _fail(prepared, exc)
+        yield "error", {**error_body(api_error.code, api_error.message, api_error.details), "status": exc.status}
+        return
+    if completion is None:
+        api_error = _fail(prepared, LLMError("The stream ended without a final answer",
+                                             provider=prepared.model.provider, model=prepared.model.model))
+        yield "error", {**error_body(api_error.code, api_error.message, api_error.details), "status": 502}
+        return
+    yield from emit(splitter.finish())
+    result = _store_reply(prepared, completion, splitter.text.strip(), sent, _ms(t))
+    yield "done", result.as_dict()
+
+
+def message_feedback(*, message: Message, rating: str | None, comment: str = "") -> Message:
+    """Thumbs up/down on an assistant message; ``rating=None`` clears it."""
+    if message.role != Message.Role.ASSISTANT:
+        raise ApiError(422, "feedback_not_allowed", "Feedback can only be given on an assistant message.")
+    message.feedback = rating or ""
+    message.feedback_comment = comment if rating else ""
+    message.feedback_at = timezone.now() if rating else None
+    message.save(update_fields=["feedback", "feedback_comment", "feedback_at"])
+    return message

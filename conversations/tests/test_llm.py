@@ -1,0 +1,254 @@
+"""The providers against local fake servers, through the real google-genai SDK and httpx."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from agent_project.lib import llm
+from agent_project.lib.llm import ChatTurn, Completion, LLMBlocked, LLMError, LLMTimeout, LLMUnavailable, Passage
+from conversations.tests.fakes import (
+    Reply,
+    gemini_candidate_blocked,
+    gemini_error,
+    gemini_prompt_blocked,
+    gemini_stream,
+    gemini_text,
+    openai_completion,
+    openai_error,
+    openai_stream,
+)
+
+MESSAGES = [ChatTurn("user", "Halo"), ChatTurn("assistant", "Halo Kak!"), ChatTurn("user", "Harga mawar?")]
+
+
+def complete(**kwargs):
+    return llm.get_chat_model().complete(system="Kamu asisten toko.", messages=MESSAGES, **kwargs)
+
+
+def stream_all(**kwargs):
+    items = list(llm.get_chat_model().stream(system="Kamu asisten toko.", messages=MESSAGES, **kwargs))
+    return [i for i in items if isinstance(i, str)], items[-1]
+
+
+# --- Gemini -------------------------------------------------------------------------
+
+def test_gemini_reply_with_usage_and_request_shape(fake_gemini, settings):
+    fake_gemini.play(Reply(body=gemini_text("Buket mawar Rp 350.000, Kak.")))
+    result = complete(temperature=0.1, max_output_tokens=256)
+    assert result == Completion(text="Buket mawar Rp 350.000, Kak.", provider="gemini", model="gemini-2.5-flash",
+                                prompt_tokens=812, completion_tokens=57, finish_reason="stop")
+    request = fake_gemini.requests[0]
+    assert request.path.endswith("/models/gemini-2.5-flash:generateContent")
+    assert request.headers.get("x-goog-api-key") == "test-gemini-key"
+    body = request.body
+    assert body["systemInstruction"]["parts"][0]["text"] == "Kamu asisten toko."
+    assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
+    assert body["contents"][2]["parts"][0]["text"] == "Harga mawar?"
+    assert body["generationConfig"]["temperature"] == 0.1
+    assert body["generationConfig"]["maxOutputTokens"] == 256
+    # the SDK passes the nested config through in its own field spelling; proto JSON accepts both
+    assert list(body["generationConfig"]["thinkingConfig"].values()) == [0]
+
+
+def test_gemini_retries_a_429_then_succeeds(fake_gemini):
+    fake_gemini.play(gemini_error(429), Reply(body=gemini_text("Siap, Kak.")))
+    assert complete().text == "Siap, Kak."
+    assert len(fake_gemini.requests) == 2
+
+
+def test_gemini_gives_up_after_retries_with_unavailable(fake_gemini, settings):
+    settings.LLM_MAX_RETRIES = 1
+    fake_gemini.play(gemini_error(503), gemini_error(503), Reply(body=gemini_text("too late")))
+    with pytest.raises(LLMUnavailable) as info:
+        complete()
+    assert info.value.status == 503 and info.value.code == "llm_unavailable"
+    assert len(fake_gemini.requests) == 2
+
+
+def test_gemini_falls_back_to_the_fallback_model(fake_gemini, settings):
+    settings.LLM_MAX_RETRIES = 0
+    settings.LLM_FALLBACK_MODEL = "gemini-2.5-flash-lite"
+    fake_gemini.play(gemini_error(429), Reply(body=gemini_text("Dari model cadangan.", model="gemini-2.5-flash-lite")))
+    result = complete()
+    assert result.text == "Dari model cadangan." and result.model == "gemini-2.5-flash-lite"
+    assert ":generateContent" in fake_gemini.requests[1].path
+    assert "/models/gemini-2.5-flash-lite:" in fake_gemini.requests[1].path
+
+
+def test_gemini_timeout(fake_gemini, settings):
+    settings.LLM_TIMEOUT_SECONDS = 0.3
+    settings.LLM_MAX_RETRIES = 0
+    fake_gemini.play(Reply(body=gemini_text("late"), delay=2.0))
+    with pytest.raises(LLMTimeout) as info:
+        complete()
+    assert info.value.code == "llm_timeout"
+
+
+def test_gemini_prompt_blocked_for_safety(fake_gemini):
+    fake_gemini.play(Reply(body=gemini_prompt_blocked()))
+    with pytest.raises(LLMBlocked) as info:
+        complete()
+    assert info.value.reason == "SAFETY"
+
+
+def test_gemini_reply_stopped_for_safety(fake_gemini):
+    fake_gemini.play(Reply(body=gemini_candidate_blocked()))
+    with pytest.raises(LLMBlocked) as info:
+        complete()
+    assert info.value.reason == "SAFETY"
+
+
+def test_gemini_bad_key_is_an_error_not_a_retry(fake_gemini):
+    fake_gemini.play(gemini_error(403), Reply(body=gemini_text("never")))
+    with pytest.raises(LLMError) as info:
+        complete()
+    assert type(info.value) is LLMError and info.value.status == 502
+    assert len(fake_gemini.requests) == 1
+
+
+def test_gemini_empty_reply_is_an_error(fake_gemini):
+    fake_gemini.play(Reply(body=gemini_text("")))
+    with pytest.raises(LLMError):
+        complete()
+
+
+def test_gemini_stream(fake_gemini):
+    fake_gemini.play(gemini_stream(["Halo Kak! ", "Buket mawar ", "Rp 350.000."]))
+    pieces, final = stream_all()
+    assert pieces == ["Halo Kak! ", "Buket mawar ", "Rp 350.000."]
+    assert final.text == "Halo Kak! Buket mawar Rp 350.000." and final.prompt_tokens == 700
+    assert final.completion_tokens == 42 and final.finish_reason == "stop"
+    assert ":streamGenerateContent" in fake_gemini.requests[0].path and "alt=sse" in fake_gemini.requests[0].path
+
+
+def test_gemini_stream_retries_a_429_before_the_first_chunk(fake_gemini):
+    fake_gemini.play(gemini_error(429), gemini_stream(["Oke."]))
+    pieces, final = stream_all()
+    assert pieces == ["Oke."] and final.text == "Oke."
+
+
+def test_gemini_needs_a_key(settings):
+    settings.LLM_PROVIDER = "gemini"
+    settings.GEMINI_API_KEY = ""
+    with pytest.raises(ImproperlyConfigured):
+        llm.get_chat_model()
+
+
+# --- OpenAI-compatible ----------------------------------------------------------------
+
+def test_openai_reply_and_request_shape(fake_openai):
+    fake_openai.play(Reply(body=openai_completion("Buket mawar Rp 350.000.")))
+    result = complete(max_output_tokens=100)
+    assert result == Completion(text="Buket mawar Rp 350.000.", provider="openai", model="llama3.1:8b",
+                                prompt_tokens=519, completion_tokens=33, finish_reason="stop")
+    request = fake_openai.requests[0]
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["Authorization"] == "Bearer sk-test-openai"
+    assert request.body["messages"][0] == {"role": "system", "content": "Kamu asisten toko."}
+    assert [m["role"] for m in request.body["messages"][1:]] == ["user", "assistant", "user"]
+    assert request.body["max_tokens"] == 100 and request.body["model"] == "llama3.1:8b"
+
+
+def test_openai_retries_429_honouring_retry_after(fake_openai):
+    fake_openai.play(openai_error(429, retry_after="0"), Reply(body=openai_completion("Oke.")))
+    assert complete().text == "Oke."
+    assert len(fake_openai.requests) == 2
+
+
+def test_openai_unavailable_after_retries(fake_openai, settings):
+    settings.LLM_MAX_RETRIES = 1
+    fake_openai.play(openai_error(503), openai_error(503))
+    with pytest.raises(LLMUnavailable):
+        complete()
+
+
+def test_openai_timeout(fake_openai, settings):
+    settings.LLM_TIMEOUT_SECONDS = 0.3
+    settings.LLM_MAX_RETRIES = 0
+    fake_openai.play(Reply(body=openai_completion("late"), delay=2.0))
+    with pytest.raises(LLMTimeout):
+        complete()
+
+
+def test_openai_content_filter_is_a_block(fake_openai):
+    fake_openai.play(Reply(body=openai_completion("", finish="content_filter")))
+    with pytest.raises(LLMBlocked):
+        complete()
+
+
+def test_openai_unauthorised_is_an_error(fake_openai):
+    fake_openai.play(openai_error(401))
+    with pytest.raises(LLMError) as info:
+        complete()
+    assert type(info.value) is LLMError
+
+
+def test_openai_stream(fake_openai):
+    fake_openai.play(openai_stream(["Halo ", "Kak!\n\n", "Ada lagi?"]))
+    pieces, final = stream_all()
+    assert pieces == ["Halo ", "Kak!\n\n", "Ada lagi?"]
+    assert final.text == "Halo Kak!\n\nAda lagi?" and final.completion_tokens == 33
+    assert fake_openai.requests[0].body["stream"] is True
+
+
+def test_openai_needs_a_base_url(settings):
+    settings.LLM_PROVIDER = "openai"
+    settings.LLM_BASE_URL = ""
+    with pytest.raises(ImproperlyConfigured):
+        llm.get_chat_model()
+
+
+# --- offline and the registry -----------------------------------------------------------
+
+PASSAGES = [
+    Passage(title="Daftar harga", text="Buket mawar merah isi 12 tangkai Rp 350.000. Buket tulip Rp 500.000. "
+                                       "Semua harga termasuk kartu ucapan.", score=0.9),
+    Passage(title="Pengiriman", text="Pengiriman gratis di Bandung. Pesanan sebelum 14.00 dikirim hari ini.",
+            score=0.5),
+]
+
+
+def test_offline_quotes_the_best_sentences():
+    text = llm.extractive_answer(question="Berapa harga buket mawar merah?", passages=PASSAGES, locale="id-ID")
+    assert "Buket mawar merah isi 12 tangkai Rp 350.000." in text
+    assert "Daftar harga" in text and "dikutip langsung dari basis pengetahuan" in text
+    assert "Pengiriman gratis" not in text
+
+
+def test_offline_says_it_does_not_know_without_passages():
+    text = llm.extractive_answer(question="Bisa bayar pakai bitcoin?", passages=[], locale="id-ID")
+    assert text.startswith("Maaf") and "hubungkan dengan tim" in text
+    assert llm.extractive_answer(question="bitcoin?", passages=[], locale="en-US").startswith("Sorry")
+
+
+def test_offline_model_labels_itself_and_writes_followups(settings):
+    settings.LLM_PROVIDER = "offline"
+    model = llm.get_chat_model(locale="id-ID")
+    result = model.complete(system="", messages=[ChatTurn("user", "harga buket tulip?")], passages=PASSAGES)
+    assert (result.provider, result.model) == ("offline", "offline-extractive")
+    assert "Buket tulip Rp 500.000." in result.text
+    followup = model.complete(system="", messages=[], purpose="followup")
+    assert followup.text.startswith("Halo!") and "menindaklanjuti" in followup.text
+    english = llm.get_chat_model(locale="en").complete(system="", messages=[], purpose="followup")
+    assert english.text.startswith("Hello!")
+
+
+def test_offline_stream_ends_with_the_completion(settings):
+    items = list(llm.get_chat_model().stream(system="", messages=[ChatTurn("user", "harga mawar")],
+                                             passages=PASSAGES))
+    assert isinstance(items[-1], Completion)
+    assert "".join(items[:-1]) == items[-1].text
+
+
+def test_unknown_provider_is_refused(settings):
+    settings.LLM_PROVIDER = "nonsense"
+    with pytest.raises(ImproperlyConfigured):
+        llm.get_chat_model()
+
+
+def test_health_labels_the_offline_provider(anon_client, settings):
+    settings.LLM_PROVIDER = "offline"
+    body = anon_client.get("/health").json()
+    assert body["llm"]["provider"] == "offline" and body["llm"]["model"] == "offline-extractive"
+    assert "no generative model" in body["llm"]["note"]

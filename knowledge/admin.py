@@ -1,0 +1,147 @@
+"""Operator console for the knowledge base: documents with status, counts and
+errors; upload from the admin; a document's chunks; re-process and delete
+actions that go through the services (so BM25 statistics stay right); and a
+search page that runs ``chunk_search`` for a tenant, to see what the agent would
+retrieve. The admin runs with scopes disabled; the services and the search open
+the tenant's scope themselves."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
+
+from knowledge import selectors
+from knowledge.ingestion.parsers import SUPPORTED_TYPES, DocumentError, parse_file
+from knowledge.models import Chunk, Document
+from knowledge.services import document_delete, document_reprocess, document_upload
+from tenants.models import Tenant
+from tenants.scoping import tenant_scope
+
+ADMIN_CHUNKS_SHOWN = 50
+
+
+class DocumentUploadForm(forms.ModelForm):
+    upload = forms.FileField(label="File", help_text="Supported: " + ", ".join("." + t for t in SUPPORTED_TYPES))
+    tags_text = forms.CharField(label="Tags", required=False, help_text="Comma-separated.")
+
+    class Meta:
+        model = Document
+        fields = ["tenant", "title"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["title"].required = False
+
+    def clean_upload(self):
+        upload = self.cleaned_data["upload"]
+        try:
+            parse_file(upload.read(), upload.name)  # a bad file is a form error, not a half-stored document
+        except DocumentError as exc:
+            raise forms.ValidationError(exc.message) from None
+        upload.seek(0)
+        return upload
+
+
+class SearchForm(forms.Form):
+    tenant = forms.ModelChoiceField(queryset=Tenant.objects.all())
+    query = forms.CharField(max_length=2000, widget=forms.TextInput(attrs={"size": 80}))
+    k = forms.IntegerField(min_value=1, max_value=selectors.MAX_K, initial=5)
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ["title", "tenant", "status", "chunk_count", "file_type", "source_kind", "short_error", "updated_at"]
+    list_filter = ["status", "file_type", "source_kind", "tenant"]
+    search_fields = ["title", "original_name", "external_id"]
+    readonly_fields = ["tenant", "source_kind", "file_type", "original_name", "checksum", "status", "error",
+                       "chunk_count", "external_id", "created_at", "updated_at", "processed_at", "chunk_list"]
+    fields = ["tenant", "title", "tags", "metadata", "status", "error", "chunk_count", "source_kind", "file_type",
+              "original_name", "external_id", "checksum", "created_at", "updated_at", "processed_at", "chunk_list"]
+    actions = ["reprocess", "delete_with_chunks"]
+    change_list_template = "admin/knowledge/document_change_list.html"
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = DocumentUploadForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ["tenant", "upload", "title", "tags_text"] if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # deleting must also update the term statistics
+        return actions
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        return Truncator(obj.error).chars(80)
+
+    @admin.display(description=f"chunks (first {ADMIN_CHUNKS_SHOWN})")
+    def chunk_list(self, obj):
+        chunks = Chunk.objects.filter(document=obj).order_by("position").only(
+            "position", "text", "provenance", "token_count", "embedding_model")[:ADMIN_CHUNKS_SHOWN]
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
+            ((c.position, Truncator(c.text).chars(400), c.provenance, c.token_count) for c in chunks),
+        )
+        return format_html("<table><tr><th>#</th><th>text</th><th>provenance</th><th>terms</th></tr>{}</table>", rows)
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return super().save_model(request, obj, form, change)
+        upload = form.cleaned_data["upload"]
+        tags = [t.strip() for t in form.cleaned_data.get("tags_text", "").split(",") if t.strip()]
+        with tenant_scope(obj.tenant):
+            result = document_upload(tenant=obj.tenant, filename=upload.name, data=upload.read(),
+                                     title=obj.title, tags=tags)
+        obj.pk = result.document.pk
+        obj.refresh_from_db()
+        messages.info(request, {"created": "Processed.", "queued": "Queued: a worker will process it.",
+                                "duplicate": "Identical content was already stored: nothing new ingested."}
+                      [result.outcome])
+
+    def delete_model(self, request, obj):
+        document_delete(document=obj)
+
+    def delete_queryset(self, request, queryset):
+        for document in queryset:
+            document_delete(document=document)
+
+    @admin.action(description="Re-process (parse and embed again)")
+    def reprocess(self, request, queryset):
+        for document in queryset:
+            document_reprocess(document=document)
+        messages.success(request, f"Queued {queryset.count()} document(s) for processing.")
+
+    @admin.action(description="Delete with their chunks")
+    def delete_with_chunks(self, request, queryset):
+        count = queryset.count()
+        self.delete_queryset(request, queryset)
+        messages.success(request, f"Deleted {count} document(s).")
+
+    def get_urls(self):
+        return [path("search/", self.admin_site.admin_view(self.search_view), name="knowledge_document_search"),
+                *super().get_urls()]
+
+    def search_view(self, request):
+        form = SearchForm(request.GET or None)
+        hits = None
+        if form.is_valid():
+            tenant = form.cleaned_data["tenant"]
+            with tenant_scope(tenant):
+                hits = [asdict(h) | {"relevant": h.score >= selectors.RELEVANCE_THRESHOLD}
+                        for h in selectors.chunk_search(tenant=tenant, query=form.cleaned_data["query"],
+                                                        k=form.cleaned_data["k"])]
+        context = {**self.admin_site.each_context(request), "title": "Search the knowledge base", "form": form,
+                   "hits": hits, "threshold": selectors.RELEVANCE_THRESHOLD, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/knowledge/search.html", context)

@@ -1,0 +1,47 @@
+"""Raw psycopg access where the ORM is too slow: binary COPY of chunks and
+vector parameters/results as numpy arrays (pgvector's psycopg adapters,
+registered per cursor so the ORM's own handling of VectorField is untouched)."""
+
+from __future__ import annotations
+
+import weakref
+from contextlib import contextmanager
+
+from django.db import connection
+from pgvector.psycopg.vector import register_vector_info
+from psycopg.types import TypeInfo
+
+_type_info: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def vector_cursor():
+    """A raw psycopg cursor on Django's connection that speaks ``vector``."""
+    with connection.cursor() as wrapper:
+        raw = wrapper.cursor
+        pg_conn = raw.connection
+        info = _type_info.get(pg_conn)
+        if info is None:
+            info = _type_info[pg_conn] = TypeInfo.fetch(pg_conn, "vector")
+        register_vector_info(raw, info)
+        yield raw
+
+
+CHUNK_COPY_COLUMNS = ("tenant_id", "document_id", "position", "text", "token_count", "provenance",
+                      "embedding", "embedding_model", "search_text")
+CHUNK_COPY_TYPES = ("varchar", "int8", "int4", "text", "int4", "jsonb", "vector", "varchar", "text")
+
+
+def copy_chunks(rows) -> int:
+    """Bulk-load chunk rows (tuples in ``CHUNK_COPY_COLUMNS`` order; provenance a
+    ``psycopg.types.json.Jsonb``, embedding a float32 numpy vector) with binary COPY:
+    ~100k rows/s against ~3k for text COPY (MEASURED.md)."""
+    count = 0
+    with vector_cursor() as cur:
+        sql = f"COPY knowledge_chunk ({', '.join(CHUNK_COPY_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"
+        with cur.copy(sql) as copy:
+            copy.set_types(list(CHUNK_COPY_TYPES))
+            for row in rows:
+                copy.write_row(row)
+                count += 1
+    return count

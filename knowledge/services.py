@@ -1,0 +1,400 @@
+"""Writing the knowledge base: upload, upsert, (re-)process, delete, re-embed.
+
+Ingestion reads top to bottom: parse (``ingestion.parsers``) → chunk
+(``ingestion.chunking``) → embed in batches → analyse for BM25 → one transaction
+that swaps the document's chunks (binary COPY), updates the tenant's term
+statistics and marks the document ready. Embedding, the slow part, happens
+before the transaction opens, so a failure leaves everything stored unchanged
+and no lock is held while the model runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import PurePath
+
+import numpy as np
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+from psycopg.types.json import Jsonb
+
+from agent_project.errors import ApiError
+from agent_project.lib.embeddings import EmbeddingError, get_embedder
+from knowledge import analysis
+from knowledge.db import copy_chunks, vector_cursor
+from knowledge.ingestion.chunking import ChunkDraft, chunk_sections
+from knowledge.ingestion.parsers import DocumentError, Section, file_type_of, parse_file, split_markdown
+from knowledge.models import Document
+
+logger = logging.getLogger(__name__)
+
+EMBED_BATCH = 64
+LIVE_STATUSES = (Document.Status.PENDING, Document.Status.PROCESSING, Document.Status.READY)
+
+
+def _setting(name: str, default: int) -> int:
+    return int(getattr(settings, name, default))
+
+
+def checksum_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def api_error(exc: DocumentError) -> ApiError:
+    return ApiError(exc.status, exc.code, exc.message, exc.details)
+
+
+# --- the pipeline pieces ---------------------------------------------------------------
+
+@dataclass
+class PreparedChunks:
+    drafts: list[ChunkDraft]
+    vectors: np.ndarray
+    analysed: list[tuple[str, int]]  # (search_text, token_count)
+    embedding_model: str
+
+
+def chunk_drafts(sections: list[Section]) -> list[ChunkDraft]:
+    return chunk_sections(sections, target_words=_setting("KB_CHUNK_WORDS", 180),
+                          overlap_words=_setting("KB_CHUNK_OVERLAP_WORDS", 30))
+
+
+def prepare_chunks(drafts: list[ChunkDraft]) -> PreparedChunks:
+    """Embed (in batches) and analyse the drafts; no database access."""
+    embedder = get_embedder()
+    texts = [d.text for d in drafts]
+    parts = [embedder.embed_documents(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
+    vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dimensions), dtype=np.float32)
+    return PreparedChunks(drafts=drafts, vectors=vectors, analysed=[analysis.search_text(t) for t in texts],
+                          embedding_model=embedder.name)
+
+
+def _apply_stats(cur, tenant_id: str, analysed_texts, sign: int) -> None:
+    """Add (sign=+1) or remove (-1) chunks' contribution to the tenant's BM25 statistics.
+    Terms are written in sorted order so concurrent ingestions cannot deadlock."""
+    df: Counter[str] = Counter()
+    tokens = 0
+    count = 0
+    for search_text in analysed_texts:
+        terms = search_text.split()
+        df.update(set(terms))
+        tokens += len(terms)
+        count += 1
+    if not count:
+        return
+    terms = sorted(df)
+    cur.execute(
+        "INSERT INTO knowledge_term (tenant_id, term, df) SELECT %s, t, d FROM unnest(%s::text[], %s::int[]) AS x(t, d) "
+        "ON CONFLICT (tenant_id, term) DO UPDATE SET df = knowledge_term.df + EXCLUDED.df",
+        [tenant_id, terms, [sign * df[t] for t in terms]],
+    )
+    if sign < 0:
+        cur.execute("DELETE FROM knowledge_term WHERE tenant_id = %s AND term = ANY(%s) AND df <= 0", [tenant_id, terms])
+    cur.execute(
+        "INSERT INTO knowledge_corpusstats (tenant_id, chunk_count, token_total) VALUES (%s, %s, %s) "
+        "ON CONFLICT (tenant_id) DO UPDATE SET chunk_count = knowledge_corpusstats.chunk_count + EXCLUDED.chunk_count,"
+        " token_total = knowledge_corpusstats.token_total + EXCLUDED.token_total",
+        [tenant_id, sign * count, sign * tokens],
+    )
+
+
+def _remove_chunks(cur, document: Document) -> None:
+    cur.execute("DELETE FROM knowledge_chunk WHERE tenant_id = %s AND document_id = %s RETURNING search_text",
+                [document.tenant_id, document.pk])
+    _apply_stats(cur, document.tenant_id, (row[0] for row in cur.fetchall()), -1)
+
+
+def _store_chunks(document: Document, prepared: PreparedChunks) -> None:
+    """Replace the document's chunks with ``prepared`` (call inside a transaction)."""
+    with connection.cursor() as wrapper:
+        _remove_chunks(wrapper.cursor, document)
+        rows = (
+            (document.tenant_id, document.pk, position, draft.text, token_count, Jsonb(draft.provenance),
+             prepared.vectors[position], prepared.embedding_model, search_text)
+            for position, (draft, (search_text, token_count)) in enumerate(zip(prepared.drafts, prepared.analysed))
+        )
+        copy_chunks(rows)
+        _apply_stats(wrapper.cursor, document.tenant_id, (a[0] for a in prepared.analysed), +1)
+    document.chunk_count = len(prepared.drafts)
+    document.status = Document.Status.READY
+    document.error = ""
+    document.processed_at = timezone.now()
+    document.save(update_fields=["chunk_count", "status", "error", "processed_at", "updated_at"])
+
+
+def _sections_of(document: Document) -> list[Section]:
+    if document.source_kind == Document.Source.ENTRY:
+        return entry_sections(document.title, document.content)
+    if not document.source_file:
+        raise DocumentError(422, "file_missing", "The document's file is no longer stored; upload it again.")
+    with document.source_file.open("rb") as handle:
+        data = handle.read()
+    return parse_file(data, document.original_name or document.source_file.name)[1]
+
+
+def entry_sections(title: str, content: str) -> list[Section]:
+    """An API entry is Markdown (plain text is Markdown without headings); its title
+    leads every chunk so a question matching the title finds the answer."""
+    sections = split_markdown(content) or [Section(text=title)]
+    for section in sections:
+        section.context = " > ".join(p for p in (title, section.context) if p)
+        section.provenance = {**section.provenance}
+    return sections
+
+
+# --- documents -----------------------------------------------------------------------
+
+@dataclass
+class UploadResult:
+    document: Document
+    outcome: str  # created | duplicate | queued
+
+
+def _enqueue_processing(document: Document) -> None:
+    from django_q.tasks import async_task
+
+    document_id = document.pk
+    transaction.on_commit(lambda: async_task("knowledge.tasks.document_process_task", document_id,
+                                             task_name=f"kb-document-{document_id}"))
+
+
+def document_upload(*, tenant, filename: str, data: bytes, title: str = "", tags: list[str] | None = None,
+                    source_kind: str = Document.Source.UPLOAD, metadata: dict | None = None) -> UploadResult:
+    """Store an uploaded file as a document.
+
+    Identical content already in the tenant's KB (not failed) is not ingested again
+    (outcome ``duplicate``). Small files are parsed, embedded and stored before this
+    returns (``created``); a file over ``KB_SYNC_MAX_BYTES`` or with more than
+    ``KB_SYNC_MAX_CHUNKS`` chunks is stored ``pending`` and processed by a django-q2
+    task after the transaction commits (``queued``). A file that cannot be parsed
+    raises ``DocumentError`` and stores nothing.
+    """
+    filename = PurePath(filename or "upload").name
+    try:
+        file_type = file_type_of(filename)
+        max_bytes = _setting("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+        if len(data) > max_bytes:
+            raise DocumentError(413, "file_too_large", f"The file is {len(data)} bytes; the limit is {max_bytes}.",
+                                {"bytes": len(data), "limit": max_bytes})
+    except DocumentError as exc:
+        raise api_error(exc) from None
+    checksum = checksum_of(data)
+    existing = Document.objects.filter(tenant=tenant, checksum=checksum, status__in=LIVE_STATUSES).first()
+    if existing is not None:
+        return UploadResult(existing, "duplicate")
+
+    fields = dict(tenant=tenant, title=(title or PurePath(filename).stem)[:300], source_kind=source_kind,
+                  file_type=file_type, original_name=filename, checksum=checksum, tags=list(tags or []),
+                  metadata=metadata or {})
+    prepared = None
+    if len(data) <= _setting("KB_SYNC_MAX_BYTES", 1024 * 1024):
+        try:
+            _, sections = parse_file(data, filename)
+        except DocumentError as exc:
+            raise api_error(exc) from None
+        drafts = chunk_drafts(sections)
+        if len(drafts) <= _setting("KB_SYNC_MAX_CHUNKS", 64):
+            prepared = _prepare_or_503(drafts)
+
+    with transaction.atomic():
+        document = Document(**fields)
+        document.source_file.save(f"{checksum[:16]}-{filename}", ContentFile(data), save=False)
+        document.save()
+        if prepared is None:
+            _enqueue_processing(document)
+            return UploadResult(document, "queued")
+        _store_chunks(document, prepared)
+    return UploadResult(document, "created")
+
+
+def document_import(*, tenant, name: str, data: bytes, tags: list[str] | None = None) -> UploadResult:
+    """Import one file synchronously (the bulk import command). ``name`` identifies
+    the file (its path): identical content already stored is ``skipped``; a file
+    imported before under the same name whose content changed is re-processed in
+    place (``updated``); otherwise ``created``. Raises ``DocumentError`` or
+    ``EmbeddingError`` and stores nothing when the file cannot be ingested."""
+    filename = PurePath(name).name
+    file_type = file_type_of(filename)
+    checksum = checksum_of(data)
+    existing = Document.objects.filter(tenant=tenant, checksum=checksum, status=Document.Status.READY).first()
+    if existing is not None:
+        return UploadResult(existing, "skipped")
+    _, sections = parse_file(data, filename)
+    prepared = prepare_chunks(chunk_drafts(sections))
+    external_id = f"import:{name}"[:200]
+    with transaction.atomic():
+        document = Document.objects.select_for_update().filter(tenant=tenant, external_id=external_id).first()
+        outcome = "updated" if document is not None else "created"
+        if document is None:
+            document = Document(tenant=tenant, external_id=external_id, source_kind=Document.Source.IMPORT,
+                                title=PurePath(filename).stem[:300], tags=list(tags or []))
+        old_file = document.source_file.name if document.source_file else ""
+        document.file_type, document.original_name, document.checksum = file_type, filename, checksum
+        document.source_file.save(f"{checksum[:16]}-{filename}", ContentFile(data), save=False)
+        document.save()
+        _store_chunks(document, prepared)
+        if old_file:
+            storage = document.source_file.storage
+            transaction.on_commit(lambda: storage.delete(old_file))
+    return UploadResult(document, outcome)
+
+
+def _prepare_or_503(drafts: list[ChunkDraft]) -> PreparedChunks:
+    try:
+        return prepare_chunks(drafts)
+    except EmbeddingError as exc:
+        logger.warning("embedding failed: %s", exc)
+        raise ApiError(503, "embedding_unavailable", "The embedding model is unavailable; try again later.") from None
+
+
+def document_process(*, document_id: int) -> Document | None:
+    """Process a pending document (the django-q2 task's body): claim it with a
+    conditional update so two workers never process it twice, then parse, embed
+    and store, ending ``ready`` or ``failed`` with a readable error."""
+    # A claim older than the task timeout belongs to a worker that died: django-q2's
+    # retry (after Q_CLUSTER["retry"] > timeout) may take it over.
+    stale = timezone.now() - timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 600)))
+    claimable = Q(status=Document.Status.PENDING) | Q(status=Document.Status.PROCESSING, updated_at__lt=stale)
+    claimed = Document.objects.filter(claimable, pk=document_id).update(
+        status=Document.Status.PROCESSING, error="", updated_at=timezone.now())
+    document = Document.objects.filter(pk=document_id).first()
+    if not claimed or document is None:
+        return document
+    try:
+        prepared = prepare_chunks(chunk_drafts(_sections_of(document)))
+        if not prepared.drafts:
+            raise DocumentError(422, "empty_document", "No text could be extracted from this document.")
+        with transaction.atomic():
+            locked = Document.objects.select_for_update().filter(pk=document_id).first()
+            if locked is None or locked.status != Document.Status.PROCESSING:
+                return locked  # deleted or re-queued meanwhile
+            _store_chunks(locked, prepared)
+        return locked
+    except DocumentError as exc:
+        message = exc.message
+    except EmbeddingError as exc:
+        message = f"Embedding failed: {exc}"
+    except Exception as exc:  # a task must record why it failed, whatever it was
+        logger.exception("processing document %s failed", document_id)
+        message = f"Processing failed: {exc.__class__.__name__}: {exc}"
+    Document.objects.filter(pk=document_id, status=Document.Status.PROCESSING).update(
+        status=Document.Status.FAILED, error=message[:2000], updated_at=timezone.now())
+    document.refresh_from_db()
+    return document
+
+
+def document_reprocess(*, document: Document) -> Document:
+    """Queue a document to be parsed and embedded again (e.g. after a parser fix);
+    its current chunks stay searchable until the new ones replace them."""
+    with transaction.atomic():
+        Document.objects.filter(pk=document.pk).update(status=Document.Status.PENDING, error="",
+                                                       updated_at=timezone.now())
+        _enqueue_processing(document)
+    document.refresh_from_db()
+    return document
+
+
+def document_delete(*, document: Document) -> None:
+    with transaction.atomic():
+        with connection.cursor() as wrapper:
+            _remove_chunks(wrapper.cursor, document)
+        file = document.source_file
+        document.delete()
+        if file:
+            transaction.on_commit(lambda: file.storage.delete(file.name))
+
+
+# --- API entries (upsert) ---------------------------------------------------------------
+
+def _entry_checksum(entry: dict) -> str:
+    return checksum_of(f"{entry['title']}\n\n{entry['content']}".encode())
+
+
+def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
+    """Create or update text entries (``title``, ``content``, ``tags``, ``metadata``,
+    ``external_id``). The same ``external_id`` updates that document in place;
+    unchanged title+content is not re-embedded (tags/metadata still update). All
+    entries are embedded first and written in one transaction: all or nothing."""
+    plans = []
+    for entry in entries:
+        checksum = _entry_checksum(entry)
+        external_id = entry.get("external_id") or None
+        if external_id:
+            existing = Document.objects.filter(tenant=tenant, external_id=external_id).first()
+        else:
+            existing = Document.objects.filter(tenant=tenant, checksum=checksum, source_kind=Document.Source.ENTRY,
+                                               status=Document.Status.READY).first()
+        unchanged = (existing is not None and existing.checksum == checksum
+                     and existing.status == Document.Status.READY)
+        prepared = None if unchanged else _prepare_or_503(chunk_drafts(entry_sections(entry["title"],
+                                                                                    entry["content"])))
+        plans.append((entry, checksum, external_id, existing, prepared))
+
+    results = []
+    with transaction.atomic():
+        for entry, checksum, external_id, existing, prepared in plans:
+            if existing is not None:
+                document = Document.objects.select_for_update().get(pk=existing.pk)
+                action = "unchanged" if prepared is None else "updated"
+            else:
+                document = Document(tenant=tenant, source_kind=Document.Source.ENTRY, file_type="entry",
+                                    external_id=external_id)
+                action = "created"
+            document.title = entry["title"][:300]
+            document.content = entry["content"]
+            document.checksum = checksum
+            if "tags" in entry or existing is None:
+                document.tags = list(entry.get("tags") or [])
+            if "metadata" in entry or existing is None:
+                document.metadata = entry.get("metadata") or {}
+            document.save()
+            if prepared is not None:
+                _store_chunks(document, prepared)
+            results.append({"action": action, "document": document})
+    return results
+
+
+# --- re-embedding --------------------------------------------------------------------
+
+def chunks_reembed(*, tenant=None, force: bool = False, batch_size: int = 256, progress=None) -> int:
+    """Re-embed chunks whose ``embedding_model`` is not the current embedder's (all
+    of them with ``force``), for one tenant or, with ``tenant=None``, every tenant.
+    Works in batches, each its own transaction: interrupting keeps what is done.
+    New vectors go in by binary COPY into a temporary table and one UPDATE."""
+    embedder = get_embedder()
+    done = 0
+    last_id = 0
+    while True:
+        with vector_cursor() as cur:
+            cur.execute(
+                "SELECT id, text FROM knowledge_chunk WHERE id > %s"
+                + (" AND tenant_id = %s" if tenant is not None else "")
+                + ("" if force else " AND embedding_model <> %s")
+                + " ORDER BY id LIMIT %s",
+                [last_id, *([tenant.pk] if tenant is not None else []), *([] if force else [embedder.name]),
+                 batch_size],
+            )
+            rows = cur.fetchall()
+        if not rows:
+            return done
+        vectors = embedder.embed_documents([text for _, text in rows])
+        with transaction.atomic(), vector_cursor() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS kb_reembed (id bigint, embedding vector) ON COMMIT DELETE ROWS")
+            with cur.copy("COPY kb_reembed (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "vector"])
+                for (chunk_id, _), vector in zip(rows, vectors):
+                    copy.write_row((chunk_id, vector))
+            cur.execute("UPDATE knowledge_chunk c SET embedding = r.embedding, embedding_model = %s "
+                        "FROM kb_reembed r WHERE c.id = r.id", [embedder.name])
+        done += len(rows)
+        last_id = rows[-1][0]
+        if progress:
+            progress(len(rows))
+

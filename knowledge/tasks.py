@@ -1,0 +1,19 @@
+"""django-q2 tasks: take an id, open the tenant's scope, call the service."""
+
+from __future__ import annotations
+
+from django_scopes import scopes_disabled
+
+from knowledge.models import Document
+from knowledge.services import document_process
+from tenants.scoping import tenant_scope
+
+
+def document_process_task(document_id: int) -> str | None:
+    with scopes_disabled():  # the id is all the task knows; the row tells us the tenant
+        document = Document.objects.select_related("tenant").filter(pk=document_id).first()
+    if document is None:
+        return None
+    with tenant_scope(document.tenant):
+        processed = document_process(document_id=document_id)
+    return processed.status if processed else None

@@ -1,0 +1,222 @@
+"""The knowledge routes end to end: real files through the API into PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from conftest import assert_error
+from knowledge.models import Chunk, CorpusStats, Document, Term
+
+from .conftest import CORPUS
+
+pytestmark = pytest.mark.django_db
+
+PDFS = sorted((CORPUS / "pdf").glob("*.pdf"))
+
+
+def upload(client, name, data, **extra):
+    return client.post("/kb/upload", {"file": SimpleUploadedFile(name, data), **extra}, format="multipart")
+
+
+@pytest.mark.parametrize("path", PDFS, ids=lambda p: p.name)
+def test_every_corpus_pdf_through_the_api(client_a, tenant_a, scoped, path):
+    response = upload(client_a, path.name, path.read_bytes())
+    if path.name == "libreoffice-writer-password.pdf":
+        error = assert_error(response, 422, "pdf_encrypted")
+        assert "password" in error["message"].lower()
+        with scoped(tenant_a):
+            assert not Document.objects.exists() and not Chunk.objects.exists()
+        return
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["outcome"] == "created" and body["status"] == "ready" and body["chunk_count"] >= 1
+    assert body["file_type"] == "pdf" and body["original_name"] == path.name
+    detail = client_a.get(f"/kb/documents/{body['id']}").json()
+    assert len(detail["chunks"]) == body["chunk_count"]
+    assert all(c["provenance"].get("page", 0) >= 1 for c in detail["chunks"])
+
+
+def test_upload_then_search_with_provenance(client_a):
+    body = upload(client_a, "harga.csv", "Produk,Harga\nKopi Gayo,85000\nTeh Melati,30000\n".encode(),
+                  title="Daftar harga", tags="harga, produk").json()
+    assert body["title"] == "Daftar harga" and body["tags"] == ["harga", "produk"]
+    hits = client_a.post("/kb/search", {"query": "harga kopi gayo", "k": 3}, format="json").json()["hits"]
+    assert hits[0]["document_id"] == body["id"] and hits[0]["title"] == "Daftar harga"
+    assert "Produk: Kopi Gayo; Harga: 85000" in hits[0]["text"]
+    assert hits[0]["provenance"] == {"rows": [2, 3]}
+    assert set(hits[0]["scores"]) >= {"keyword", "vector", "bm25"} and hits[0]["relevant"] is True
+
+
+def test_reupload_of_identical_content_is_detected(client_a, tenant_a, scoped):
+    data = b"# FAQ\nToko buka jam 9 pagi."
+    first = upload(client_a, "faq.md", data)
+    second = upload(client_a, "faq-copy.md", data)
+    assert first.status_code == 201 and second.status_code == 200
+    assert second.json()["outcome"] == "duplicate" and second.json()["id"] == first.json()["id"]
+    with scoped(tenant_a):
+        assert Document.objects.count() == 1 and Chunk.objects.count() == first.json()["chunk_count"]
+
+
+@pytest.mark.parametrize("name,data,status,code", [
+    ("malware.exe", b"MZ", 415, "unsupported_file_type"),
+    ("broken.pdf", b"%PDF-1.7 not really", 422, "file_unreadable"),
+    ("empty.txt", b"", 422, "empty_document"),
+])
+def test_bad_uploads_store_nothing(client_a, tenant_a, scoped, name, data, status, code):
+    error = assert_error(upload(client_a, name, data), status, code)
+    if status == 415:
+        assert "pdf" in error["details"]["supported"]
+    with scoped(tenant_a):
+        assert not Document.objects.exists()
+
+
+def test_upload_too_large(client_a, settings):
+    settings.MAX_UPLOAD_BYTES = 100
+    assert_error(upload(client_a, "big.txt", b"x " * 100), 413, "file_too_large")
+
+
+def test_upload_needs_a_file(client_a):
+    assert_error(client_a.post("/kb/upload", {"title": "x"}, format="multipart"), 400, "validation_error")
+
+
+def test_upsert_single_entry_is_idempotent_and_updates_in_place(client_a, tenant_a, scoped, embedder):
+    entry = {"title": "Ongkir", "content": "Gratis ongkir untuk pembelian di atas 200 ribu.", "external_id": "faq-1",
+             "tags": ["ongkir"]}
+    first = client_a.post("/kb/upsert", entry, format="json")
+    assert first.status_code == 201 and first.json()["action"] == "created"
+    calls = len(embedder.calls)
+    second = client_a.post("/kb/upsert", {**entry, "tags": ["ongkir", "promo"]}, format="json")
+    assert second.status_code == 200 and second.json()["action"] == "unchanged"
+    assert second.json()["id"] == first.json()["id"] and second.json()["tags"] == ["ongkir", "promo"]
+    assert len(embedder.calls) == calls  # nothing re-embedded
+    third = client_a.post("/kb/upsert", {**entry, "content": "Ongkir gratis di atas 300 ribu."}, format="json")
+    assert third.json()["action"] == "updated" and third.json()["id"] == first.json()["id"]
+    with scoped(tenant_a):
+        texts = list(Chunk.objects.values_list("text", flat=True))
+        assert texts == ["Ongkir\nOngkir gratis di atas 300 ribu."]
+        # Term statistics follow the swap: "200" is gone, "300" is in.
+        assert not Term.objects.filter(term="200").exists() and Term.objects.get(term="300").df == 1
+        assert CorpusStats.objects.get().chunk_count == 1
+
+
+def test_upsert_many_entries_all_or_nothing(client_a, tenant_a, scoped):
+    entries = [{"title": f"T{i}", "content": f"Isi nomor {i}", "external_id": f"e{i}"} for i in range(3)]
+    response = client_a.post("/kb/upsert", {"entries": entries}, format="json")
+    assert response.status_code == 201
+    assert [r["action"] for r in response.json()["results"]] == ["created"] * 3
+    bad = [*entries, {"title": "no content"}]
+    assert_error(client_a.post("/kb/upsert", {"entries": bad}, format="json"), 400, "validation_error")
+    dup = [entries[0], {**entries[0], "content": "other"}]
+    assert_error(client_a.post("/kb/upsert", {"entries": dup}, format="json"), 400, "validation_error")
+    with scoped(tenant_a):
+        assert Document.objects.count() == 3
+
+
+def test_upsert_without_external_id_does_not_duplicate_identical_entries(client_a):
+    entry = {"title": "Jam buka", "content": "Buka jam 9."}
+    first = client_a.post("/kb/upsert", entry, format="json").json()
+    second = client_a.post("/kb/upsert", entry, format="json").json()
+    assert second["action"] == "unchanged" and second["id"] == first["id"]
+
+
+def test_upsert_requires_an_existing_tenant(global_client):
+    response = global_client.post("/kb/upsert", {"title": "a", "content": "b"}, format="json",
+                                  HTTP_X_TENANT_ID="no-such-tenant")
+    assert_error(response, 404, "tenant_not_found")
+
+
+def test_documents_list_detail_delete(client_a, tenant_a, scoped):
+    doc = client_a.post("/kb/upsert", {"title": "Garansi", "content": "Garansi 1 tahun."}, format="json").json()
+    listing = client_a.get("/kb/documents/").json()
+    assert listing["count"] == 1 and listing["results"][0]["id"] == doc["id"]
+    assert client_a.get("/kb/documents?status=failed").json()["count"] == 0
+    detail = client_a.get(f"/kb/documents/{doc['id']}/").json()
+    assert detail["status"] == "ready" and detail["chunks"][0]["text"] == "Garansi\nGaransi 1 tahun."
+    assert client_a.delete(f"/kb/documents/{doc['id']}").status_code == 204
+    assert_error(client_a.get(f"/kb/documents/{doc['id']}"), 404, "document_not_found")
+    with scoped(tenant_a):
+        assert not Chunk.objects.exists() and not Term.objects.exists()
+        assert CorpusStats.objects.get().chunk_count == 0
+    assert client_a.post("/kb/search", {"query": "garansi"}, format="json").json()["hits"] == []
+
+
+def test_search_validation(client_a):
+    assert_error(client_a.post("/kb/search", {"k": 3}, format="json"), 400, "validation_error")
+    assert_error(client_a.post("/kb/search", {"query": "a", "k": 500}, format="json"), 400, "validation_error")
+
+
+def _a_document(client_a):
+    return client_a.post("/kb/upsert", {"title": "Rahasia A", "content": "Kode promo A: ALPHA-1."},
+                         format="json").json()["id"]
+
+
+@pytest.mark.parametrize("method,path", [
+    ("get", "/kb/documents/{id}"),
+    ("delete", "/kb/documents/{id}"),
+])
+def test_cross_tenant_objects_are_404(client_a, client_b, tenant_a, scoped, method, path):
+    doc_id = _a_document(client_a)
+    assert_error(getattr(client_b, method)(path.format(id=doc_id)), 404, "document_not_found")
+    with scoped(tenant_a):
+        assert Document.objects.filter(pk=doc_id).exists()
+
+
+def test_cross_tenant_list_and_search_see_nothing(client_a, client_b):
+    _a_document(client_a)
+    assert client_b.get("/kb/documents").json()["count"] == 0
+    assert client_b.post("/kb/search", {"query": "ALPHA-1 kode promo"}, format="json").json()["hits"] == []
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("post", "/kb/upsert", {"title": "x", "content": "y"}),
+    ("post", "/kb/search", {"query": "x"}),
+    ("get", "/kb/documents", None),
+    ("get", "/kb/documents/1", None),
+    ("delete", "/kb/documents/1", None),
+])
+def test_naming_another_tenant_is_403(client_b, tenant_a, method, path, body):
+    kwargs = {"format": "json", "HTTP_X_TENANT_ID": tenant_a.id}
+    response = getattr(client_b, method)(path, body, **kwargs) if body else getattr(client_b, method)(path, **kwargs)
+    assert_error(response, 403, "tenant_mismatch")
+
+
+def test_upload_naming_another_tenant_is_403(client_b, tenant_a):
+    response = client_b.post("/kb/upload", {"file": SimpleUploadedFile("a.txt", b"hi"), "tenant_id": tenant_a.id},
+                             format="multipart")
+    assert_error(response, 403, "tenant_mismatch")
+
+
+def test_anonymous_is_refused(anon_client):
+    assert anon_client.post("/kb/search", {"query": "x"}, format="json").status_code in (401, 403)
+
+
+def test_global_key_acts_for_the_named_tenant(global_client, tenant_a, client_a):
+    response = global_client.post("/kb/upsert", {"title": "G", "content": "dari kunci global"}, format="json",
+                                  HTTP_X_TENANT_ID=tenant_a.id)
+    assert response.status_code == 201
+    assert client_a.get("/kb/documents").json()["count"] == 1
+
+
+def test_xlsx_upload_row_provenance(client_a):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = "FAQ"
+    sheet.append(["Pertanyaan", "Jawaban"])
+    sheet.append(["Bisa COD?", "Bisa, khusus Jabodetabek."])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    doc = upload(client_a, "faq.xlsx", buffer.getvalue()).json()
+    chunk = client_a.get(f"/kb/documents/{doc['id']}").json()["chunks"][0]
+    assert chunk["provenance"] == {"sheet": "FAQ", "rows": [2, 2]}
+    assert chunk["text"] == "Sheet: FAQ\nPertanyaan: Bisa COD?; Jawaban: Bisa, khusus Jabodetabek."
+
+
+def test_schema_lists_the_routes(client_a):
+    schema = client_a.get("/api/schema?format=json").content.decode()
+    for path in ("/kb/upsert", "/kb/upload", "/kb/search", "/kb/documents/{id}"):
+        assert path in schema

@@ -1,0 +1,137 @@
+"""Large uploads: 202, then a django-q2 task moves the document pending →
+processing → ready (or failed, with a readable error)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.utils import timezone
+from django_q.models import OrmQ
+
+from knowledge.models import Chunk, Document
+from knowledge.services import document_process
+from knowledge.tasks import document_process_task
+
+ROOT = Path(__file__).resolve().parents[2]
+TEXT = "\n\n".join(f"Paragraf {i}: pengiriman ke kota nomor {i} memakan waktu {i % 5 + 1} hari." for i in range(40))
+
+
+def upload(client, name, data):
+    return client.post("/kb/upload", {"file": SimpleUploadedFile(name, data)}, format="multipart")
+
+
+@pytest.fixture
+def async_uploads(settings):
+    settings.KB_SYNC_MAX_CHUNKS = 1  # anything with two chunks or more is queued
+
+
+@pytest.mark.django_db
+def test_large_upload_is_queued_then_processed_by_the_task(client_a, tenant_a, scoped, async_uploads,
+                                                           django_capture_on_commit_callbacks, settings):
+    settings.KB_CHUNK_WORDS = 40
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = upload(client_a, "kota.txt", TEXT.encode())
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["outcome"] == "queued" and body["status"] == "pending" and body["chunk_count"] == 0
+    assert len(callbacks) == 1  # enqueued only once the row was committed
+    if not django_settings.Q_CLUSTER.get("redis"):
+        assert OrmQ.objects.count() == 1
+    assert client_a.get(f"/kb/documents/{body['id']}").json()["status"] == "pending"
+
+    assert document_process_task(body["id"]) == "ready"
+    detail = client_a.get(f"/kb/documents/{body['id']}").json()
+    assert detail["status"] == "ready" and detail["chunk_count"] > 1 and detail["error"] == ""
+    assert client_a.post("/kb/search", {"query": "kota nomor 17"}, format="json").json()["hits"][0]["document_id"] \
+        == body["id"]
+    # A second run (a retried task) finds nothing pending and changes nothing.
+    with scoped(tenant_a):
+        before = list(Chunk.objects.values_list("id", flat=True))
+        assert document_process(document_id=body["id"]).status == "ready"
+        assert list(Chunk.objects.values_list("id", flat=True)) == before
+
+
+@pytest.mark.django_db
+def test_queued_file_that_cannot_be_parsed_ends_failed_with_a_reason(client_a, settings,
+                                                                    django_capture_on_commit_callbacks):
+    settings.KB_SYNC_MAX_BYTES = 10  # not even parsed in the request
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client_a, "rusak.pdf", b"%PDF-1.5 this is not really a pdf at all")
+    assert response.status_code == 202
+    assert document_process_task(response.json()["id"]) == "failed"
+    detail = client_a.get(f"/kb/documents/{response.json()['id']}").json()
+    assert detail["status"] == "failed" and "could not be read" in detail["error"] and detail["chunk_count"] == 0
+
+
+@pytest.mark.django_db
+def test_a_document_another_worker_claimed_is_left_alone(client_a, tenant_a, scoped, async_uploads, settings,
+                                                        django_capture_on_commit_callbacks):
+    settings.KB_CHUNK_WORDS = 40
+    with django_capture_on_commit_callbacks(execute=True):
+        doc_id = upload(client_a, "kota.txt", TEXT.encode()).json()["id"]
+    with scoped(tenant_a):
+        Document.objects.filter(pk=doc_id).update(status=Document.Status.PROCESSING)  # another worker has it
+        assert document_process(document_id=doc_id).status == "processing"
+        assert not Chunk.objects.filter(document_id=doc_id).exists()
+        # ...until its claim is older than the task timeout: that worker died, a retry takes over.
+        Document.objects.filter(pk=doc_id).update(updated_at=timezone.now() - timedelta(hours=1))
+        assert document_process(document_id=doc_id).status == "ready"
+
+
+def test_task_for_a_deleted_document_does_nothing(db):
+    assert document_process_task(987654321) is None
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_real_qcluster_processes_the_upload(client_a, async_uploads, settings, tmp_path):
+    settings.KB_CHUNK_WORDS = 40
+    env = {
+        **os.environ,
+        "EMBEDDED_PG_DIR": str(django_settings.EMBEDDED_PG_DIR),
+        "EMBEDDED_PG_DATABASE": connection.settings_dict["NAME"],
+        "Q_CLUSTER_NAME": django_settings.Q_CLUSTER["name"],
+        "EMBEDDING_PROVIDER": "fake",
+        "MEDIA_ROOT": settings.MEDIA_ROOT,
+        "KB_CHUNK_WORDS": "40",
+        "Q_WORKERS": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.pop("PYTEST_VERSION", None)
+    env.pop("PYTEST_CURRENT_TEST", None)
+    response = upload(client_a, "kota.txt", TEXT.encode())
+    assert response.status_code == 202
+    doc_id = response.json()["id"]
+    log = open(tmp_path / "qcluster.log", "wb")
+    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        statuses = []
+        deadline = time.monotonic() + 120  # a wait limit, not a timing assertion
+        while time.monotonic() < deadline:
+            status = client_a.get(f"/kb/documents/{doc_id}").json()["status"]
+            if not statuses or statuses[-1] != status:
+                statuses.append(status)
+            if status in ("ready", "failed"):
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(cluster.pid, signal.SIGTERM)
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, signal.SIGKILL)
+        log.close()
+    assert statuses[-1] == "ready", (statuses, (tmp_path / "qcluster.log").read_text()[-3000:])
+    assert statuses[0] == "pending"
+    assert client_a.get(f"/kb/documents/{doc_id}").json()["chunk_count"] > 1

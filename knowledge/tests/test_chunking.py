@@ -1,0 +1,145 @@
+"""Pure cores: chunking, analysis, BM25 and fusion (no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge import analysis, ranking
+from knowledge.ingestion.chunking import chunk_sections, split_sentences
+from knowledge.ingestion.parsers import Section
+
+
+def words(n: int, prefix: str = "w") -> str:
+    return " ".join(f"{prefix}{i}" for i in range(n))
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Satu. Dua! Tiga? Empat", ["Satu.", "Dua!", "Tiga?", "Empat"]),
+    ('Dia bilang "ya." Lalu pergi.', ['Dia bilang "ya."', "Lalu pergi."]),
+    ("Harga Rp1.500.000 sudah termasuk PPN.", ["Harga Rp1.500.000 sudah termasuk PPN."]),
+])
+def test_split_sentences(text, expected):
+    assert split_sentences(text) == expected
+
+
+def test_short_paragraphs_are_packed_together_with_provenance():
+    section = Section(text="Para satu.\n\nPara dua.\n\nPara tiga.", provenance={"page": 3}, context="Bab 1")
+    [chunk] = chunk_sections([section], target_words=50, overlap_words=5)
+    assert chunk.text == "Bab 1\nPara satu.\nPara dua.\nPara tiga."
+    assert chunk.provenance == {"page": 3}
+
+
+def test_paragraph_boundaries_are_preferred_and_overlap_carries_sentences():
+    p1 = "Kalimat pertama ada lima kata. Kalimat kedua juga lima kata."
+    p2 = "Paragraf baru mulai di sini. Ini kalimat yang terakhir ya."
+    chunks = chunk_sections([Section(text=f"{p1}\n\n{p2}")], target_words=16, overlap_words=5)
+    assert [c.text for c in chunks] == [p1, f"Kalimat kedua juga lima kata.\n{p2}"]
+    # Too little room for the overlap: none is carried rather than overflowing the target.
+    chunks = chunk_sections([Section(text=f"{p1}\n\n{p2}")], target_words=14, overlap_words=5)
+    assert [c.text for c in chunks] == [p1, p2]
+
+
+@pytest.mark.parametrize("target,overlap", [(20, 0), (20, 5), (7, 3), (100, 30)])
+def test_every_word_is_kept_and_no_chunk_exceeds_target(target, overlap):
+    sentences = [f"{words(n, f's{i}_')}." for i, n in enumerate([3, 9, 25, 4, 4, 12, 1, 30])]
+    text = " ".join(sentences[:4]) + "\n\n" + " ".join(sentences[4:])
+    chunks = chunk_sections([Section(text=text)], target_words=target, overlap_words=overlap)
+    assert all(len(c.text.split()) <= target for c in chunks)
+    seen = [w for c in chunks for w in c.text.split()]
+    assert set(seen) == set(text.split())
+    if overlap == 0:
+        assert len(seen) == len(text.split())
+
+
+def test_table_rows_are_grouped_never_split_and_know_their_rows():
+    rows = [(f"Produk: P{i}; Harga: {i}000; Catatan: {words(6)}", {"sheet": "Harga", "row": i + 2}) for i in range(10)]
+    chunks = chunk_sections([Section(rows=rows, context="Sheet: Harga", provenance={"sheet": "Harga"})],
+                            target_words=33, overlap_words=5)
+    assert [c.provenance for c in chunks] == [
+        {"sheet": "Harga", "rows": [2, 4]}, {"sheet": "Harga", "rows": [5, 7]},
+        {"sheet": "Harga", "rows": [8, 10]}, {"sheet": "Harga", "rows": [11, 11]},
+    ]
+    body = [line for c in chunks for line in c.text.splitlines()[1:]]
+    assert body == [r[0] for r in rows] and all(c.text.startswith("Sheet: Harga\n") for c in chunks)
+
+
+def test_a_row_longer_than_the_target_stays_whole():
+    rows = [(words(50), {"row": 2}), ("short", {"row": 3})]
+    chunks = chunk_sections([Section(rows=rows)], target_words=10, overlap_words=2)
+    assert [c.text for c in chunks] == [words(50), "short"]
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(ValueError):
+        chunk_sections([Section(text="a")], target_words=10, overlap_words=10)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Pengiriman barang DIKIRIM besok", ["kirim", "barang", "kirim", "besok"]),
+    ("Harga 10,08 juta", ["harga", "10", "08", "juta"]),
+    ("حَبيبي habibi", ["حَبيبي", "habibi"]),
+    ("return policy", ["return", "policy"]),
+])
+def test_analysis(text, expected):
+    assert analysis.tokens(text) == expected
+
+
+def test_query_terms_are_distinct():
+    assert analysis.query_terms("kirim dikirim pengiriman ongkir") == ["kirim", "ongkir"]
+
+
+def test_bm25_prefers_more_matches_rarer_terms_and_shorter_chunks():
+    weights = {"garansi": ranking.idf(1, 100), "produk": ranking.idf(50, 100)}
+    both = ranking.bm25(weights, ["garansi", "produk", "x"], avgdl=3)
+    rare_only = ranking.bm25(weights, ["garansi", "y", "x"], avgdl=3)
+    common_only = ranking.bm25(weights, ["produk", "y", "x"], avgdl=3)
+    long_rare = ranking.bm25(weights, ["garansi"] + ["x"] * 30, avgdl=3)
+    assert both > rare_only > common_only > 0 and rare_only > long_rare
+    assert ranking.bm25(weights, ["nothing"], avgdl=3) == 0
+
+
+@pytest.mark.parametrize("raw,mass,expected", [(0, 5, 0), (2.5, 5, 0.5), (9, 5, 1.0), (1, 0, 0)])
+def test_keyword_score_is_a_share_of_the_query_mass(raw, mass, expected):
+    assert ranking.keyword_score(raw, mass) == expected
+
+
+PLAIN = ranking.FusionProfile(keyword_weight=0.5, vector_weight=0.5, cosine_floor=0.2, cosine_ceiling=0.8)
+TIEBREAK = ranking.FusionProfile(keyword_weight=0.8, vector_weight=0.2, cosine_floor=0.2, cosine_ceiling=0.8,
+                                 tiebreak_band=0.05)
+
+
+@pytest.mark.parametrize("cosine,expected", [(0.1, 0.0), (0.2, 0.0), (0.5, 0.5), (0.8, 1.0), (0.95, 1.0)])
+def test_vector_score(cosine, expected):
+    assert ranking.vector_score(cosine, PLAIN) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("profile,candidates,order", [
+    # plain weighted sum: a strong vector score can overtake
+    (PLAIN, [(0.9, 0.0), (0.6, 1.0), (0.1, 0.1)], [1, 0, 2]),
+    # tie-break: the vector only reorders keyword near-ties (0.90 and 0.88 are within 5%)
+    (TIEBREAK, [(0.9, 0.0), (0.88, 1.0), (0.5, 1.0)], [1, 0, 2]),
+    (TIEBREAK, [(0.9, 0.0), (0.6, 1.0), (0.5, 1.0)], [0, 1, 2]),
+    # no lexical match at all: the vector decides alone
+    (TIEBREAK, [(0.0, 0.2), (0.0, 0.9)], [1, 0]),
+])
+def test_rank_fused(profile, candidates, order):
+    ranked = ranking.rank_fused(candidates, profile)
+    assert [i for i, _ in ranked] == order
+    scores = [s for _, s in ranked]
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
+
+
+def test_fusion_profiles_cover_every_embedder():
+    assert ranking.fusion_profile("local:all-MiniLM-L6-v2").tiebreak_band is not None
+    assert ranking.fusion_profile("gemini:gemini-embedding-001:384").tiebreak_band is None
+    assert ranking.fusion_profile("anything-else") is ranking.FUSION_PROFILES[-1][1]
+
+
+@pytest.mark.parametrize("text,terms,expected", [
+    ("a a b", ["a", "b", "c"], {"a": 2, "b": 1, "c": 0}),
+    ("kirim kirimkan kirim", ["kirim"], {"kirim": 2}),
+    ("", ["x"], {"x": 0}),
+])
+def test_term_counts(text, terms, expected):
+    assert ranking.term_counts(text, terms) == expected
+    assert ranking.bm25_counts({"a": 1.0}, {"a": 2}, 3, 3.0) == ranking.bm25({"a": 1.0}, ["a", "a", "b"], 3.0)

@@ -1,0 +1,89 @@
+"""kb_import (summary, skips, exit code) and kb_reembed."""
+
+from __future__ import annotations
+
+import shutil
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from knowledge.models import Chunk, Document
+
+from .conftest import CORPUS
+
+pytestmark = pytest.mark.django_db
+
+
+def run_import(*args):
+    out = StringIO()
+    try:
+        call_command("kb_import", *args, "--no-progress", stdout=out)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "kb"
+    (root / "sub").mkdir(parents=True)
+    (root / "faq.md").write_text("# Ongkir\nGratis ongkir di atas 200 ribu.\n\n# Jam\nBuka jam 9.")
+    (root / "sub" / "harga.csv").write_text("Produk,Harga\nKopi,85000\n")
+    (root / "sub" / "notes.docx").write_bytes(b"ignored: unsupported type")
+    return root
+
+
+def test_import_folder_then_rerun_skips_unchanged(folder, tenant_a, scoped):
+    code, out = run_import("--tenant", tenant_a.id, str(folder))
+    assert code == 0, out
+    assert "imported 2 (created 2, updated 0), skipped 0 unchanged, failed 0" in out
+    code, out = run_import("--tenant", tenant_a.id, str(folder))
+    assert code == 0 and "imported 0 (created 0, updated 0), skipped 2 unchanged, failed 0" in out
+    (folder / "faq.md").write_text("# Ongkir\nGratis ongkir di atas 300 ribu.")
+    code, out = run_import("--tenant", tenant_a.id, str(folder))
+    assert "imported 1 (created 0, updated 1), skipped 1 unchanged" in out
+    with scoped(tenant_a):
+        assert Document.objects.count() == 2
+        assert Document.objects.get(title="faq").source_kind == "import"
+        assert "300 ribu" in Chunk.objects.get(document__title="faq").text
+
+
+def test_failures_are_reported_and_exit_non_zero_but_the_rest_is_imported(folder, tenant_a, scoped):
+    shutil.copy(CORPUS / "pdf" / "libreoffice-writer-password.pdf", folder / "locked.pdf")
+    (folder / "broken.xlsx").write_bytes(b"not a zip")
+    code, out = run_import("--tenant", tenant_a.id, str(folder), str(CORPUS / "pdf" / "minimal-document.pdf"))
+    assert code == 1
+    assert "failed 2" in out and "imported 3" in out
+    assert "pdf_encrypted" in out and "file_unreadable" in out
+    with scoped(tenant_a):
+        assert Document.objects.filter(status="ready").count() == 3
+
+
+def test_import_needs_an_existing_tenant_and_paths(folder, tenant_a):
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("kb_import", "--tenant", "nobody", str(folder))
+    with pytest.raises(CommandError, match="no such file"):
+        call_command("kb_import", "--tenant", tenant_a.id, "/does/not/exist")
+
+
+def test_reembed_after_a_model_change(tenant_a, tenant_b, scoped, client_a, client_b, settings):
+    client_a.post("/kb/upsert", {"title": "A", "content": "Garansi satu tahun."}, format="json")
+    client_b.post("/kb/upsert", {"title": "B", "content": "Garansi dua tahun."}, format="json")
+    with scoped(tenant_a):
+        Chunk.objects.update(embedding_model="old-model", embedding=[0.0] * 383 + [1.0])
+    out = StringIO()
+    call_command("kb_reembed", "--tenant", tenant_a.id, "--no-progress", stdout=out)
+    assert "re-embedded 1 chunk(s) with fake-384" in out.getvalue()
+    with scoped(tenant_a):
+        chunk = Chunk.objects.get()
+        assert chunk.embedding_model == "fake-384" and list(chunk.embedding) != [0.0] * 383 + [1.0]
+    out = StringIO()
+    call_command("kb_reembed", "--all-tenants", "--no-progress", stdout=out)
+    assert "re-embedded 0 chunk(s)" in out.getvalue()
+    call_command("kb_reembed", "--all-tenants", "--force", "--no-progress", stdout=out)
+    assert "re-embedded 2 chunk(s)" in out.getvalue()
+    with pytest.raises(CommandError):
+        call_command("kb_reembed")

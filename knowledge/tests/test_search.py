@@ -1,0 +1,123 @@
+"""chunk_search against the real PostgreSQL: isolation, plans, k guarantee, typos, filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowledge import selectors
+from knowledge.models import Chunk, Document
+from knowledge.services import entries_upsert
+
+pytestmark = pytest.mark.django_db
+
+FAQ = [
+    ("Biaya pengiriman", "Pengiriman ke seluruh Jawa gratis untuk pembelian di atas Rp200.000. Luar Jawa Rp25.000."),
+    ("Jam buka toko", "Toko buka setiap hari pukul 09.00 sampai 21.00 WIB, kecuali hari raya Idul Fitri."),
+    ("Garansi produk", "Semua elektronik bergaransi resmi 12 bulan. Klaim garansi dengan membawa nota pembelian."),
+    ("Metode pembayaran", "Kami menerima transfer bank BCA, Mandiri, QRIS, dan bayar di tempat (COD)."),
+    ("Return policy", "Items can be returned within 30 days in their original packaging for a full refund."),
+]
+
+
+def _load(tenant, scoped, entries=FAQ, **extra):
+    with scoped(tenant):
+        return entries_upsert(tenant=tenant, entries=[{"title": t, "content": c, **extra} for t, c in entries])
+
+
+def test_finds_the_answering_chunk_with_scores(tenant_a, scoped):
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="berapa lama garansi elektronik?", k=3)
+    assert hits[0].title == "Garansi produk"
+    top = hits[0]
+    assert 0 <= top.score <= 1 and top.score >= selectors.RELEVANCE_THRESHOLD
+    assert top.scores["keyword"] > 0 and top.scores["vector"] is not None and top.scores["plan"] == "exact"
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_stemming_matches_affixed_forms(tenant_a, scoped):
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        # "dikirim" and "pengiriman" share the stem "kirim"; "membayar" and "pembayaran" share "bayar".
+        assert selectors.chunk_search(tenant=tenant_a, query="barang dikirim gratis?", k=1)[0].title == \
+            "Biaya pengiriman"
+        assert selectors.chunk_search(tenant=tenant_a, query="bisa membayar pakai QRIS", k=1)[0].title == \
+            "Metode pembayaran"
+
+
+def test_typo_is_corrected_against_the_tenant_vocabulary(tenant_a, scoped):
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="garnsi", k=1, methods=("keyword",))
+        assert hits and hits[0].title == "Garansi produk"
+        assert selectors.chunk_search(tenant=tenant_a, query="qwxz", k=1, methods=("keyword",)) == []
+
+
+def test_another_tenants_exact_match_never_comes_back(tenant_a, tenant_b, scoped):
+    _load(tenant_a, scoped)
+    _load(tenant_b, scoped, entries=[("Rahasia B", "Kode kupon rahasia toko B adalah ZEBRA-777 untuk member emas.")])
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="Kode kupon rahasia toko B ZEBRA-777 member emas", k=10)
+    assert hits and all("ZEBRA" not in h.text for h in hits)
+    with scoped(tenant_a):
+        own_ids = set(Chunk.objects.values_list("id", flat=True))
+    assert {h.chunk_id for h in hits} <= own_ids
+    with scoped(tenant_b):
+        assert selectors.chunk_search(tenant=tenant_b, query="ZEBRA-777", k=10)[0].title == "Rahasia B"
+
+
+def test_never_fewer_than_k_hits_when_the_tenant_has_k_chunks(tenant_a, scoped):
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        assert len(selectors.chunk_search(tenant=tenant_a, query="xyzzy plugh", k=5)) == 5
+        assert len(selectors.chunk_search(tenant=tenant_a, query="garansi", k=50)) == 5
+
+
+def test_empty_tenant_and_empty_query(tenant_a, scoped):
+    with scoped(tenant_a):
+        assert selectors.chunk_search(tenant=tenant_a, query="apa saja", k=5) == []
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        assert selectors.chunk_search(tenant=tenant_a, query="   ", k=5) == []
+
+
+def test_filters_by_tags_and_document(tenant_a, scoped):
+    _load(tenant_a, scoped)
+    _load(tenant_a, scoped, entries=[("Garansi servis", "Garansi servis berlaku 3 bulan untuk jasa perbaikan.")],
+          tags=["servis"])
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="garansi", k=5, filters={"tags": ["servis"]})
+        assert [h.title for h in hits] == ["Garansi servis"]
+        doc = Document.objects.get(title="Jam buka toko")
+        hits = selectors.chunk_search(tenant=tenant_a, query="garansi", k=5, filters={"document_id": doc.pk})
+        assert [h.document_id for h in hits] == [doc.pk]
+        with pytest.raises(ValueError):
+            selectors.chunk_search(tenant=tenant_a, query="garansi", filters={"colour": "red"})
+
+
+def test_big_tenant_goes_through_hnsw_and_still_returns_k(tenant_a, scoped, monkeypatch):
+    # The plan switch is a size threshold; lowering it makes this small tenant "big".
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="garansi elektronik", k=5)
+    assert len(hits) == 5 and hits[0].title == "Garansi produk"
+    assert hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
+
+
+def test_unrelated_query_scores_below_threshold(tenant_a, scoped):
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="siapa presiden pertama amerika serikat", k=3)
+    assert hits and all(h.score < selectors.RELEVANCE_THRESHOLD for h in hits)
+
+
+def test_real_local_embedder_finds_an_english_paraphrase(tenant_a, scoped, local_embedder):
+    assert local_embedder.name == "local:all-MiniLM-L6-v2" and local_embedder.dimensions == 384
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        assert Chunk.objects.filter(embedding_model=local_embedder.name).count() == len(FAQ)
+        # No word in common with the return-policy entry: only the embedder can find it.
+        hits = selectors.chunk_search(tenant=tenant_a, query="how do I send back merchandise to get my money?", k=2)
+    assert hits[0].title == "Return policy"
+    assert hits[0].scores["vector_rank"] == 1 and hits[0].scores["vector"] > 0.3
