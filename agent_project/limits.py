@@ -131,5 +131,6 @@ class RequestLimitsMiddleware:
 
     @staticmethod
     def _too_deep():
-        return error_response(422, "json_too_deep", f"JSON may be nested at most {settings.MAX_JSON_DEPTH} levels deep.",
+        return error_response(422, "json_too_deep",
+                              f"JSON may be nested at most {settings.MAX_JSON_DEPTH} levels deep.",
                               {"max_depth": settings.MAX_JSON_DEPTH})

@@ -168,6 +168,12 @@ class RequestLogMiddleware:
             "actor": actor,
         }
         error = getattr(response, "data", None)
+        if error is None and response.status_code >= 400 and not getattr(response, "streaming", False) \
+                and response.get("Content-Type", "").startswith("application/json"):
+            try:  # errors answered by middleware (413, 422 limits, unknown routes) are plain JsonResponses
+                error = json.loads(response.content)
+            except ValueError:
+                error = None
         if isinstance(error, dict) and isinstance(error.get("error"), dict):
             fields["error_code"] = error["error"].get("code")
         level = logging.ERROR if response.status_code >= 500 else logging.INFO

@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "conversations",
     "followups",
     "channels",
+    "tools",
 ]
 
 MIDDLEWARE = [
@@ -224,6 +225,13 @@ LLM_RETRY_INITIAL_DELAY = env.float("LLM_RETRY_INITIAL_DELAY", default=1.0)
 LLM_RETRY_MAX_DELAY = env.float("LLM_RETRY_MAX_DELAY", default=8.0)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.3)
 LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1024)
+
+# Agent tools (tools/): function calls the model may make during a chat turn
+TOOLS_MAX_ROUNDS = env.int("TOOLS_MAX_ROUNDS", default=3)  # model → tools → model rounds per turn
+TOOLS_CALL_TIMEOUT_SECONDS = env.float("TOOLS_CALL_TIMEOUT_SECONDS", default=8.0)
+TOOLS_MAX_RESPONSE_BYTES = env.int("TOOLS_MAX_RESPONSE_BYTES", default=256 * 1024)
+TOOLS_SECRETS_KEY = env.str("TOOLS_SECRETS_KEY", default="")  # Fernet key(s); empty: derived from SECRET_KEY
+BITESHIP_BASE_URL = env.str("BITESHIP_BASE_URL", default="https://api.biteship.com")
 CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=2000)
 # true: chat turns wait for the WAL flush on commit (see conversations/services.py _chat_write)
 CHAT_DURABLE_COMMIT = env.bool("CHAT_DURABLE_COMMIT", default=True)
@@ -232,6 +240,8 @@ EMBEDDING_PROVIDER = env.str("EMBEDDING_PROVIDER", default="local")
 EMBEDDING_MODEL_NAME = env.str("EMBEDDING_MODEL_NAME", default="")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
 
+# EMBEDDING_PROVIDER=onnx exports the local model to int8 ONNX once, into this folder.
+EMBEDDING_ONNX_DIR = env.str("EMBEDDING_ONNX_DIR", default=str(BASE_DIR / "var" / "models"))
 # Knowledge base: chunk size/overlap in words; uploads up to KB_SYNC_MAX_BYTES and
 # KB_SYNC_MAX_CHUNKS chunks finish in the request (201), bigger ones go to a task (202).
 KB_CHUNK_WORDS = env.int("KB_CHUNK_WORDS", default=180)

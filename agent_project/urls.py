@@ -18,6 +18,7 @@ urlpatterns = [
     path("", include("conversations.urls")),
     path("", include("followups.urls")),
     path("", include("channels.urls")),
+    path("", include("tools.urls")),
 ]
 
 admin.site.site_header = "Layan operator console"

@@ -11,8 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"
 
 
-def setup_django() -> None:
+def setup_django(provider: str | None = None) -> None:
+    """Configure Django once per process (``make bench`` runs every script in one
+    process) and select the embedding provider for this benchmark."""
     sys.path.insert(0, str(ROOT))
+    if provider:
+        os.environ["EMBEDDING_PROVIDER"] = provider
     os.environ.setdefault("EMBEDDED_PG_DIR", str(ROOT / "var" / "pg-bench"))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agent_project.settings")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -22,7 +26,11 @@ def setup_django() -> None:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.core.management import call_command
+
+    if provider:
+        settings.EMBEDDING_PROVIDER = provider
 
     call_command("migrate", verbosity=0)
 
@@ -48,3 +56,4 @@ def table(headers: list[str], rows: list[list]) -> str:
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths)) for r in cells]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     return "\n".join(lines)
+

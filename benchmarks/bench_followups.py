@@ -172,7 +172,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=20, help="FOLLOWUP_BATCH_SIZE")
     parser.add_argument("--delay-count", type=int, default=300, help="follow-ups in the delay run (0: skip it)")
     parser.add_argument("--spread", type=float, default=150, help="seconds over which they come due")
-    args = parser.parse_args(argv)
+    args, _ = parser.parse_known_args(argv)  # run_all.py leaves its own arguments in sys.argv
     _setup()
     from followups.tests.support import start_receiver, stop_server
 

@@ -27,7 +27,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _kb_setup import CORPUS, fresh_tenant, setup_django, table  # noqa: E402
+from _kb_setup import CORPUS, fresh_tenant, setup_django, table
 
 TENANT = "bench-facqa"
 
@@ -59,9 +59,8 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--provider", default=os.environ.get("BENCH_EMBEDDING_PROVIDER", "local"))
     parser.add_argument("--sweep", action="store_true")
-    args = parser.parse_args(argv)
-    os.environ["EMBEDDING_PROVIDER"] = args.provider
-    setup_django()
+    args, _ = parser.parse_known_args(argv)  # make bench passes its own filter words
+    setup_django(args.provider)
 
     from django.conf import settings
 

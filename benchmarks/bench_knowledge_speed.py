@@ -26,7 +26,7 @@ from collections import Counter
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _kb_setup import fresh_tenant, percentile, setup_django, table  # noqa: E402
+from _kb_setup import fresh_tenant, percentile, setup_django, table
 
 VOCAB = 30_000
 WORDS_PER_CHUNK = 80
@@ -122,9 +122,8 @@ def main(argv=None) -> None:
     parser.add_argument("--total", type=int, default=200_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rebuild", action="store_true")
-    args = parser.parse_args(argv)
-    os.environ["EMBEDDING_PROVIDER"] = "fake"  # only its name is used: query vectors are given
-    setup_django()
+    args, _ = parser.parse_known_args(argv)  # make bench passes its own filter words
+    setup_django("fake")
     from django.db import connection
 
     from knowledge import selectors

@@ -11,7 +11,7 @@ from agent_project.errors import ApiError
 from channels import handoff
 from channels.crypto import mask
 from channels.models import ChannelConfig, HandoffEvent, InboundMessage, OperatorConversation
-from channels.services import _validate, channel_telegram_register, webhook_path
+from channels.services import channel_config_check, channel_telegram_register, webhook_path
 from conversations.models import Conversation
 
 SECRETS = ["whatsapp_access_token", "whatsapp_app_secret", "whatsapp_verify_token", "telegram_bot_token",
@@ -65,7 +65,7 @@ class ChannelConfigForm(forms.ModelForm):
     def _post_clean(self):
         super()._post_clean()
         try:
-            _validate(self.instance)
+            channel_config_check(self.instance)
         except ApiError as exc:
             self.add_error(None, exc.message)
 

@@ -127,7 +127,7 @@ def channel_config_update(*, tenant: Tenant, data: Mapping) -> dict:
                     setattr(config, attr, value)
                 else:
                     setattr(config, attr, _text(channel, key, value, max_length=512))
-        _validate(config)
+        channel_config_check(config)
         try:
             with transaction.atomic():
                 config.save()
@@ -139,7 +139,9 @@ def channel_config_update(*, tenant: Tenant, data: Mapping) -> dict:
     return channel_config_public(tenant=tenant)
 
 
-def _validate(config: ChannelConfig) -> None:
+def channel_config_check(config: ChannelConfig) -> None:
+    """Refuse an inconsistent configuration (ApiError); fills derived fields (bot id, a
+    generated Telegram webhook secret). Shared by the API update and the admin form."""
     if config.whatsapp_phone_number_id and not config.whatsapp_phone_number_id.isdigit():
         raise ApiError(400, "invalid_channel_setting", "whatsapp.phone_number_id is the numeric id Meta shows "
                        "for the number (not the phone number itself).", details={"field": "whatsapp.phone_number_id"})

@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.http import JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from agent_project.errors import ApiError
 from agent_project.lib.llm import ChatTurn, model_label
@@ -22,13 +22,29 @@ from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
 
+def tool_calls_html(calls: list[dict]):
+    """The tool calls stored on a message, one line each: name(arguments) → result or error."""
+    if not calls:
+        return "—"
+    return format_html_join(
+        "", '<div class="tool-call"><code>{}</code>({}) → {} <span class="quiet">{} ms</span></div>',
+        ((c.get("name"), json.dumps(c.get("arguments"), ensure_ascii=False),
+          (f"error {c['error'].get('code')}: {c['error'].get('message')}" if c.get("error")
+           else json.dumps(c.get("result"), ensure_ascii=False)[:300]), c.get("duration_ms"))
+         for c in calls))
+
+
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
     can_delete = False
-    fields = ["created_at", "role", "content", "provider", "model", "prompt_tokens", "completion_tokens",
-              "total_ms", "error_code", "feedback"]
+    fields = ["created_at", "role", "content", "tools_called", "provider", "model", "prompt_tokens",
+              "completion_tokens", "total_ms", "error_code", "feedback"]
     readonly_fields = fields
+
+    @admin.display(description="tool calls")
+    def tools_called(self, obj):
+        return tool_calls_html(obj.tool_calls)
     ordering = ["created_at", "id"]
 
     def has_add_permission(self, request, obj=None):
@@ -112,11 +128,20 @@ class ConversationAdmin(admin.ModelAdmin):
 
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["id", "tenant", "conversation_link", "role", "short", "provider", "total_ms", "feedback",
-                    "created_at"]
+    list_display = ["id", "tenant", "conversation_link", "role", "short", "tool_names", "provider", "total_ms",
+                    "feedback", "created_at"]
     list_filter = ["tenant", "role", "provider", "feedback"]
     search_fields = ["content"]
-    readonly_fields = [f.name for f in Message._meta.fields]
+    readonly_fields = [f.name for f in Message._meta.fields if f.name != "tool_calls"] + ["tools_called"]
+    exclude = ["tool_calls"]
+
+    @admin.display(description="tools")
+    def tool_names(self, obj):
+        return ", ".join(c.get("name", "?") + ("!" if c.get("error") else "") for c in obj.tool_calls) or ""
+
+    @admin.display(description="tool calls")
+    def tools_called(self, obj):
+        return tool_calls_html(obj.tool_calls)
 
     def has_add_permission(self, request):
         return False

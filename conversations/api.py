@@ -59,6 +59,9 @@ class ChatResponseSerializer(serializers.Serializer):
     reply = serializers.CharField()
     bubbles = serializers.ListField(child=serializers.CharField())
     sources = SourceSerializer(many=True)
+    tool_calls = serializers.ListField(child=serializers.DictField(), help_text=(
+        "Tools the model called for this reply, in order: {id, name, arguments, result, error: {code, message} "
+        "or null, duration_ms, round}."))
     provider = serializers.CharField(help_text="gemini, openai, or offline (extractive, no generative model).")
     model = serializers.CharField()
     finish_reason = serializers.CharField()
@@ -129,7 +132,7 @@ class ChatView(TenantAPIView):
 class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
-        fields = ["id", "role", "content", "bubbles", "sources", "provider", "model", "finish_reason",
+        fields = ["id", "role", "content", "bubbles", "sources", "tool_calls", "provider", "model", "finish_reason",
                   "prompt_tokens", "completion_tokens", "retrieval_ms", "generation_ms", "total_ms", "error_code",
                   "feedback", "feedback_comment", "feedback_at", "created_at"]
 

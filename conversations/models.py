@@ -60,6 +60,9 @@ class Message(TenantOwned):
     content = models.TextField()
     bubbles = models.JSONField(default=list, blank=True, help_text="The chat bubbles sent, in order.")
     sources = models.JSONField(default=list, blank=True, help_text="Knowledge passages the reply was grounded on.")
+    tool_calls = models.JSONField(default=list, blank=True,
+                                  help_text="Tools the model called for this reply: name, arguments, result, "
+                                            "error, duration_ms, round.")
     provider = models.CharField(max_length=32, blank=True)
     model = models.CharField(max_length=100, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)

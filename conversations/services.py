@@ -34,6 +34,7 @@ from conversations.models import Conversation, Message
 from knowledge.selectors import RELEVANCE_THRESHOLD, chunk_search
 from tenants import hours
 from tenants.models import Tenant
+from tools.registry import result_for_model, tool_calls_run, tools_for
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ class PreparedChat:
     model: ChatModel
     started: float
     timings: dict = field(default_factory=dict)
+    tools: list = field(default_factory=list)  # tools.base.Tool: what this tenant's agent may call
 
 
 @dataclass
@@ -108,6 +110,7 @@ class ChatResult:
     reply: str
     bubbles: list[str]
     completion: Completion
+    tool_calls: list[dict] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         c = self.completion
@@ -117,6 +120,7 @@ class ChatResult:
             "reply": self.reply,
             "bubbles": self.bubbles,
             "sources": self.message.sources,
+            "tool_calls": self.message.tool_calls,
             "provider": c.provider,
             "model": c.model,
             "finish_reason": c.finish_reason,
@@ -206,17 +210,19 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
     t = time.perf_counter()
     history = (messages[:-1] if len(messages) > 1 else _stored_history(conversation, user_message))
     opening = _opening(tenant, timezone.now())
+    tools = tools_for(tenant=tenant)
     prompt = prompts.build_prompt(
         business_name=tenant.name, persona=tenant.persona, sop=tenant.sop, opening=opening,
         passages=[_passage(h) for h in hits], history=[*history, ChatTurn("user", newest)], locale=locale,
         channel=channel, history_budget_tokens=getattr(settings, "CHAT_HISTORY_TOKEN_BUDGET", 2000),
+        tool_names=[t.name for t in tools],
     )
     timings["prompt_ms"] = _ms(t)
     return PreparedChat(tenant=tenant, conversation=conversation, contact=contact, user_message=user_message,
                         channel=channel,
                         locale=locale, prompt=prompt, hits=hits[: len(prompt.passages)], candidates=candidates,
                         opening=opening, model=get_chat_model(tenant, locale=locale), started=started,
-                        timings=timings)
+                        timings=timings, tools=tools)
 
 
 def _fail(prepared: PreparedChat, exc: LLMError) -> ApiError:
@@ -243,7 +249,7 @@ def _blocked_completion(prepared: PreparedChat, exc: LLMBlocked) -> Completion:
 
 
 def _store_reply(prepared: PreparedChat, completion: Completion, reply: str, bubbles: list[str],
-                 generation_ms: float) -> ChatResult:
+                 generation_ms: float, tool_calls: list[dict] | None = None) -> ChatResult:
     t = time.perf_counter()
     tenant, conversation = prepared.tenant, prepared.conversation
     prepared.timings["generation_ms"] = generation_ms
@@ -251,6 +257,7 @@ def _store_reply(prepared: PreparedChat, completion: Completion, reply: str, bub
         message = Message.objects.create(
             tenant=tenant, conversation=conversation, role=Message.Role.ASSISTANT, content=reply, bubbles=bubbles,
             sources=[source_of(h) for h in prepared.hits] if completion.finish_reason != "blocked" else [],
+            tool_calls=tool_calls or [],
             provider=completion.provider, model=completion.model, finish_reason=completion.finish_reason[:32],
             prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
             retrieval_ms=prepared.timings.get("retrieval_ms"), generation_ms=generation_ms,
@@ -267,7 +274,8 @@ def _store_reply(prepared: PreparedChat, completion: Completion, reply: str, bub
     prepared.timings["total_ms"] = total = _ms(prepared.started)
     # what is neither retrieval nor the model: the overhead this service adds
     prepared.timings["overhead_ms"] = round(total - prepared.timings["retrieval_ms"] - generation_ms, 3)
-    return ChatResult(prepared=prepared, message=message, reply=reply, bubbles=bubbles, completion=completion)
+    return ChatResult(prepared=prepared, message=message, reply=reply, bubbles=bubbles, completion=completion,
+                      tool_calls=tool_calls or [])
 
 
 def _model_kwargs(prepared: PreparedChat) -> dict:
@@ -275,11 +283,52 @@ def _model_kwargs(prepared: PreparedChat) -> dict:
             "passages": prepared.prompt.passages, "purpose": "reply"}
 
 
+def _complete_with_tools(prepared: PreparedChat, calls: list[dict]) -> Completion:
+    """Model → tools → model, at most ``TOOLS_MAX_ROUNDS`` rounds of calls; the last call
+    offers no tools, so the model has to answer in words. Every call is appended to
+    ``calls`` as it finishes (so a model failure later still leaves them on record).
+    Token counts are summed over all the model calls of the turn."""
+    specs = [t.spec() for t in prepared.tools]
+    kwargs = _model_kwargs(prepared)
+    messages = list(kwargs.pop("messages"))
+    max_rounds = max(int(getattr(settings, "TOOLS_MAX_ROUNDS", 3)), 0)
+    prompt_tokens = completion_tokens = 0
+    for round_no in range(1, max_rounds + 2):
+        offer = specs if round_no <= max_rounds else []
+        completion = prepared.model.complete(messages=messages, tools=offer, **kwargs)
+        prompt_tokens += completion.prompt_tokens
+        completion_tokens += completion.completion_tokens
+        # A model may ask for a tool it was not offered (or another tenant's): the call is
+        # looked up among this tenant's tools only, so it is recorded as unknown_tool, never run.
+        if not completion.tool_requests or round_no > max_rounds:
+            break
+        records = tool_calls_run(tools=prepared.tools, requests=completion.tool_requests)
+        messages.append(ChatTurn("assistant", completion.text, tool_calls=completion.tool_requests,
+                                 raw=completion.raw))
+        for request, record in zip(completion.tool_requests, records, strict=True):
+            calls.append({**record, "round": round_no})
+            messages.append(ChatTurn("tool", result_for_model(record), tool_call_id=request.id, name=request.name))
+    completion.prompt_tokens, completion.completion_tokens = prompt_tokens, completion_tokens
+    if completion.tool_requests and not completion.text.strip():
+        completion.text = prompts.no_answer_reply(prepared.locale)
+        completion.finish_reason = "tool_rounds_exhausted"
+    completion.tool_requests = []
+    return completion
+
+
+def _generate(prepared: PreparedChat, calls: list[dict]) -> Completion:
+    # With no tools this is exactly one model call, as before tools existed.
+    return _complete_with_tools(prepared, calls)
+
+
 def chat_complete(prepared: PreparedChat) -> ChatResult:
-    """Call the model once and store the reply; raises ApiError(502/503) if the model fails."""
+    """Call the model (and the tools it asks for) and store the reply; raises
+    ApiError(502/503) if the model fails. A failing *tool* is not a failure of the turn:
+    the model hears the error and answers politely, and the call is stored with it."""
     t = time.perf_counter()
+    calls: list[dict] = []
     try:
-        completion = prepared.model.complete(**_model_kwargs(prepared))
+        completion = _generate(prepared, calls)
     except LLMBlocked as exc:
         completion = _blocked_completion(prepared, exc)
     except LLMError as exc:
@@ -288,7 +337,7 @@ def chat_complete(prepared: PreparedChat) -> ChatResult:
     reply = completion.text.strip()
     limits = limits_for(prepared.channel)
     bubbles = split_bubbles(reply, max_chars=limits.max_chars, max_bubbles=limits.max_bubbles)
-    return _store_reply(prepared, completion, reply, bubbles, generation_ms)
+    return _store_reply(prepared, completion, reply, bubbles, generation_ms, tool_calls=calls)
 
 
 def chat_stream(prepared: PreparedChat) -> Iterator[tuple[str, dict]]:
@@ -305,6 +354,23 @@ def chat_stream(prepared: PreparedChat) -> Iterator[tuple[str, dict]]:
 
     t = time.perf_counter()
     completion: Completion | None = None
+    calls: list[dict] = []
+    if prepared.tools:
+        # With tools, the turn may need model → tools → model before any word is final:
+        # run the rounds, then send the answer's bubbles (still one event per bubble).
+        try:
+            completion = _complete_with_tools(prepared, calls)
+        except LLMBlocked as exc:
+            completion = _blocked_completion(prepared, exc)
+        except LLMError as exc:
+            api_error = _fail(prepared, exc)
+            yield "error", {**error_body(api_error.code, api_error.message, api_error.details), "status": exc.status}
+            return
+        yield from emit(splitter.feed(completion.text.strip()))
+        yield from emit(splitter.finish())
+        result = _store_reply(prepared, completion, splitter.text.strip(), sent, _ms(t), tool_calls=calls)
+        yield "done", result.as_dict()
+        return
     try:
         for item in prepared.model.stream(**_model_kwargs(prepared)):
             if isinstance(item, Completion):

@@ -1,6 +1,7 @@
 """Sending due follow-ups exactly once, across every tenant.
 
-CROSS-TENANT: claiming is the one place that reads follow-ups of all tenants at once
+CROSS-TENANT: the dispatcher's reads of the queue (claim, load the claimed batch, next
+due time, due count) are the only queries over every tenant's follow-ups at once
 (``scopes_disabled``); everything done *to* a claimed row runs inside that row's own
 ``tenant_scope``.
 

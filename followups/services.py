@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agent_project.errors import ApiError
@@ -136,7 +136,14 @@ def followup_schedule(*, tenant: Tenant, contact_id: int | None = None, user_id:
         )
         if idempotency_key:
             followup.idempotency_key = idempotency_key
-        followup.save()
+        try:
+            with transaction.atomic():
+                followup.save()
+        except IntegrityError:  # the same key, sent twice at the same moment: the first one wins
+            existing = FollowUp.objects.filter(idempotency_key=followup.idempotency_key).first()
+            if existing is None:
+                raise
+            return existing, False
         return followup, True
 
 

@@ -42,7 +42,7 @@ RELEVANCE_THRESHOLD: float = 0.4
 
 EXACT_SCAN_MAX_CHUNKS = 10_000  # above this a tenant's vector search goes through HNSW
 HNSW_EF_SEARCH = 200
-KEYWORD_CANDIDATE_BUDGET = 500  # at most this many chunks are BM25-scored per query
+KEYWORD_CANDIDATE_BUDGET = 300  # at most this many chunks are BM25-scored per query
 COMMON_TERM_SHARE = 0.1  # a term in more than this share of chunks scores but does not pick candidates
 TYPO_MIN_LENGTH = 4
 TYPO_MIN_SIMILARITY = 0.4

@@ -13,6 +13,14 @@
 are passed separately too because the offline provider answers from them directly.
 
 ``stream()`` yields text deltas and, last, the :class:`Completion`.
+
+Tools (function calling): ``complete(..., tools=[ToolSpec...])`` offers the tenant's
+tools; a model that wants one answers with ``Completion.tool_requests`` instead of
+text. The caller (``conversations.services``) runs them and calls ``complete`` again
+with the history extended by an assistant turn carrying ``tool_calls`` and one
+``role="tool"`` turn per result. Each provider translates those turns into its own
+wire format (Gemini ``functionCall``/``functionResponse`` parts, OpenAI ``tool_calls``
+and ``tool`` messages); the offline provider recognises the common intents itself.
 """
 
 from __future__ import annotations
@@ -48,9 +56,36 @@ PURPOSES = ("reply", "followup")
 
 
 @dataclass
+class ToolSpec:
+    """What a model is offered: a name, a description and a JSON schema of the arguments.
+    ``intent`` lets the offline provider pick a tool without a model ("track_shipment",
+    "order_status", or empty)."""
+
+    name: str
+    description: str
+    parameters: dict
+    intent: str = ""
+
+
+@dataclass
+class ToolRequest:
+    """One call the model asked for. ``meta`` carries what the provider needs to see again
+    when the result is fed back (e.g. Gemini's thought signature)."""
+
+    id: str
+    name: str
+    arguments: dict
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
 class ChatTurn:
-    role: str  # "user" | "assistant"
+    role: str  # "user" | "assistant" | "tool"
     content: str
+    tool_calls: list[ToolRequest] = field(default_factory=list)  # on an assistant turn that asked for tools
+    tool_call_id: str = ""  # on a "tool" turn: which request this answers
+    name: str = ""  # on a "tool" turn: the tool's name
+    raw: object = None  # the provider's own form of an assistant turn, replayed as is when present
 
 
 @dataclass
@@ -71,6 +106,8 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    tool_requests: list[ToolRequest] = field(default_factory=list)
+    raw: object = None  # the provider's own form of this turn (replayed with the tool results)
 
 
 class LLMError(Exception):
@@ -115,7 +152,7 @@ class ChatModel(Protocol):
 
     def complete(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
                  purpose: str = "reply", max_output_tokens: int | None = None,
-                 temperature: float | None = None) -> Completion: ...
+                 temperature: float | None = None, tools: Sequence[ToolSpec] = ()) -> Completion: ...
 
     def stream(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
                purpose: str = "reply", max_output_tokens: int | None = None,
@@ -191,6 +228,77 @@ def extractive_answer(*, question: str, passages: Sequence[Passage], locale: str
     return f"{texts['intro'].format(title=title)}\n\n{' '.join(quoted)}\n\n{texts['note']}"
 
 
+_OFFLINE_TOOL_TEXT = {
+    "id": {
+        "ask_waybill": "Untuk mengecek status pengiriman, boleh kirimkan nomor resi beserta kurirnya? "
+                       "Contohnya: JNE 1234567890.",
+        "ask_order": "Untuk mengecek status pesanan, boleh kirimkan nomor pesanannya? Contohnya: #INV-12345.",
+        "failed": "Maaf, saya belum bisa mengecek data itu sekarang. Silakan coba lagi sebentar lagi, "
+                  "atau saya hubungkan dengan tim kami?",
+        "result": "Berikut hasil pengecekan:",
+    },
+    "en": {
+        "ask_waybill": "To check the delivery, could you send the waybill number and the courier? "
+                       "For example: JNE 1234567890.",
+        "ask_order": "To check your order, could you send the order number? For example: #INV-12345.",
+        "failed": "Sorry, I cannot check that right now. Please try again in a moment, "
+                  "or shall I connect you with our team?",
+        "result": "Here is what I found:",
+    },
+}
+
+
+def offline_tool_request(*, question: str, tools: Sequence[ToolSpec]) -> ToolRequest | str | None:
+    """The tool call a recognised intent needs, ``"ask_waybill"``/``"ask_order"`` when the
+    customer must first say which parcel or order, or ``None`` (not a tool question)."""
+    from agent_project.lib.intents import detect_intent
+
+    by_intent = {t.intent: t for t in reversed(tools) if t.intent}
+    intent = detect_intent(question)
+    if not intent.kind:
+        return None
+    if intent.kind == "track_shipment" and "track_shipment" in by_intent:
+        if not intent.waybill:
+            return "ask_waybill"
+        arguments = {"waybill": intent.waybill}
+        if intent.courier:
+            arguments["courier"] = intent.courier
+        return ToolRequest(id="offline-1", name=by_intent["track_shipment"].name, arguments=arguments)
+    if intent.kind == "order_status" and "order_status" in by_intent:
+        tool = by_intent["order_status"]
+        if not intent.order_id:
+            return "ask_order"
+        required = list(tool.parameters.get("required") or tool.parameters.get("properties") or ["order_id"])
+        return ToolRequest(id="offline-1", name=tool.name, arguments={required[0]: intent.order_id})
+    if intent.kind == "order_status" and "track_shipment" in by_intent:
+        return "ask_waybill"  # "sampai mana?" with no order tool: the waybill is what we can check
+    return None
+
+
+def offline_tool_answer(*, results: Sequence[ChatTurn], locale: str | None) -> str:
+    """A reply made of the tools' own results: a ready customer summary when a tool gives
+    one, its fields otherwise, and an apology (never a guess) when a call failed."""
+    texts = _OFFLINE_TOOL_TEXT.get(language_of(locale), _OFFLINE_TOOL_TEXT["id"])
+    parts = []
+    for turn in results:
+        try:
+            payload = json.loads(turn.content)
+        except ValueError:
+            payload = {"result": turn.content}
+        if not isinstance(payload, dict) or payload.get("error"):
+            parts.append(texts["failed"])
+            continue
+        result = payload.get("result", payload)
+        if isinstance(result, dict) and result.get("summary"):
+            parts.append(str(result["summary"]))
+        elif isinstance(result, dict):
+            lines = [f"- {key}: {value}" for key, value in result.items() if value not in (None, "", [], {})]
+            parts.append(texts["result"] + "\n" + "\n".join(lines) if lines else texts["failed"])
+        else:
+            parts.append(f"{texts['result']} {result}")
+    return "\n\n".join(dict.fromkeys(parts)) or texts["failed"]
+
+
 class OfflineChatModel:
     """Works with no account and no network: quotes the knowledge base, never invents."""
 
@@ -202,13 +310,27 @@ class OfflineChatModel:
 
     def complete(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
                  purpose: str = "reply", max_output_tokens: int | None = None,
-                 temperature: float | None = None) -> Completion:
+                 temperature: float | None = None, tools: Sequence[ToolSpec] = ()) -> Completion:
+        prompt = system + "".join(t.content for t in messages)
         if purpose == "followup":
             text = _OFFLINE_TEXT.get(language_of(self.locale), _OFFLINE_TEXT["id"])["followup"]
+        elif messages and messages[-1].role == "tool":
+            results = []
+            for turn in reversed(messages):
+                if turn.role != "tool":
+                    break
+                results.insert(0, turn)
+            text = offline_tool_answer(results=results, locale=self.locale)
+        elif tools and (wanted := offline_tool_request(
+                question=next((t.content for t in reversed(messages) if t.role == "user"), ""), tools=tools)):
+            if isinstance(wanted, ToolRequest):
+                return Completion(text="", provider=self.provider, model=self.model,
+                                  prompt_tokens=estimate_tokens(prompt), completion_tokens=0,
+                                  finish_reason="tool_calls", tool_requests=[wanted])
+            text = _OFFLINE_TOOL_TEXT.get(language_of(self.locale), _OFFLINE_TOOL_TEXT["id"])[wanted]
         else:
             question = next((t.content for t in reversed(messages) if t.role == "user"), "")
             text = extractive_answer(question=question, passages=passages, locale=self.locale)
-        prompt = system + "".join(t.content for t in messages)
         return Completion(text=text, provider=self.provider, model=self.model, prompt_tokens=estimate_tokens(prompt),
                           completion_tokens=estimate_tokens(text), finish_reason="stop")
 
@@ -261,7 +383,7 @@ class GeminiChatModel:
         self._client = _genai_client(api_key, base_url, int(timeout * 1000), retries + 1, retry_initial_delay,
                                      retry_max_delay)
 
-    def _config(self, system: str, max_output_tokens, temperature, model: str):
+    def _config(self, system: str, max_output_tokens, temperature, model: str, tools: Sequence[ToolSpec] = ()):
         from google.genai import types
 
         # A chat reply grounded in given passages needs no long reasoning; on 2.5 Flash,
@@ -273,14 +395,61 @@ class GeminiChatModel:
             max_output_tokens=max_output_tokens or self.max_output_tokens,
             candidate_count=1,
             thinking_config=types.ThinkingConfig(thinking_budget=0) if no_thinking else None,
+            # We run the calls ourselves (timeouts, tenant checks, recording), never the SDK.
+            tools=[types.Tool(function_declarations=[
+                types.FunctionDeclaration(name=t.name, description=t.description, parameters_json_schema=t.parameters)
+                for t in tools])] if tools else None,
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True) if tools else None,
         )
 
     @staticmethod
     def _contents(messages: list[ChatTurn]):
         from google.genai import types
 
-        return [types.Content(role="model" if t.role == "assistant" else "user", parts=[types.Part(text=t.content)])
-                for t in messages]
+        contents: list = []
+        results = None  # the user turn carrying the current round's function responses
+        for t in messages:
+            if t.role != "tool":
+                results = None
+            if t.role == "tool":
+                try:
+                    response = json.loads(t.content)
+                except ValueError:
+                    response = {"result": t.content}
+                if not isinstance(response, dict):
+                    response = {"result": response}
+                part = types.Part(function_response=types.FunctionResponse(
+                    id=t.tool_call_id or None, name=t.name, response=response))
+                # all results of one round go back together, in one user turn
+                if results is not None:
+                    results.parts.append(part)
+                else:
+                    results = types.Content(role="user", parts=[part])
+                    contents.append(results)
+            elif t.role == "assistant" and t.tool_calls:
+                if isinstance(t.raw, types.Content):
+                    contents.append(t.raw)  # as the model sent it, thought signatures included
+                else:
+                    contents.append(types.Content(role="model", parts=[
+                        types.Part(function_call=types.FunctionCall(id=c.id or None, name=c.name, args=c.arguments),
+                                   thought_signature=c.meta.get("thought_signature"))
+                        for c in t.tool_calls]))
+            else:
+                contents.append(types.Content(role="model" if t.role == "assistant" else "user",
+                                              parts=[types.Part(text=t.content)]))
+        return contents
+
+    @staticmethod
+    def _function_calls(response) -> list[ToolRequest]:
+        candidate = (response.candidates or [None])[0]
+        parts = (candidate.content.parts if candidate and candidate.content and candidate.content.parts else [])
+        calls = []
+        for i, part in enumerate(p for p in parts if p.function_call):
+            call = part.function_call
+            meta = {"thought_signature": part.thought_signature} if part.thought_signature else {}
+            calls.append(ToolRequest(id=call.id or f"call-{i + 1}", name=call.name or "", arguments=dict(call.args or {}),
+                                     meta=meta))
+        return calls
 
     def _models(self) -> list[str]:
         return [self.model] + ([self.fallback_model] if self.fallback_model and self.fallback_model != self.model
@@ -345,15 +514,23 @@ class GeminiChatModel:
 
     def complete(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
                  purpose: str = "reply", max_output_tokens: int | None = None,
-                 temperature: float | None = None) -> Completion:
+                 temperature: float | None = None, tools: Sequence[ToolSpec] = ()) -> Completion:
         contents = self._contents(messages)
 
         def attempt(model: str) -> Completion:
-            config = self._config(system, max_output_tokens, temperature, model)
+            config = self._config(system, max_output_tokens, temperature, model, tools)
             response = self._call(model, lambda: self._client.models.generate_content(
                 model=model, contents=contents, config=config))
             self._check_blocked(response, model)
             text = self._text_of(response)
+            # parsed even when none were offered: a model may still ask, and must hear "no such tool"
+            calls = self._function_calls(response)
+            if calls:
+                completion = self._completion(response, model, text)
+                completion.tool_requests = calls
+                completion.raw = response.candidates[0].content
+                completion.finish_reason = "tool_calls"
+                return completion
             if not text.strip():
                 raise LLMError("Gemini returned an empty reply", provider=self.provider, model=model)
             return self._completion(response, model, text)
@@ -414,14 +591,28 @@ class OpenAICompatibleChatModel:
         self.temperature = temperature
         self.max_output_tokens = max_output_tokens
 
-    def _body(self, model, system, messages, max_output_tokens, temperature, stream: bool) -> dict:
+    @staticmethod
+    def _message(t: ChatTurn) -> dict:
+        if t.role == "tool":
+            return {"role": "tool", "tool_call_id": t.tool_call_id, "content": t.content}
+        if t.role == "assistant" and t.tool_calls:
+            return {"role": "assistant", "content": t.content or None, "tool_calls": [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": json.dumps(c.arguments, ensure_ascii=False)}}
+                for c in t.tool_calls]}
+        return {"role": "assistant" if t.role == "assistant" else "user", "content": t.content}
+
+    def _body(self, model, system, messages, max_output_tokens, temperature, stream: bool,
+              tools: Sequence[ToolSpec] = ()) -> dict:
         body = {
             "model": model,
-            "messages": [{"role": "system", "content": system}]
-            + [{"role": "assistant" if t.role == "assistant" else "user", "content": t.content} for t in messages],
+            "messages": [{"role": "system", "content": system}] + [self._message(t) for t in messages],
             "temperature": self.temperature if temperature is None else temperature,
             "max_tokens": max_output_tokens or self.max_output_tokens,
         }
+        if tools:
+            body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                               "parameters": t.parameters}} for t in tools]
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}
@@ -472,11 +663,11 @@ class OpenAICompatibleChatModel:
 
     def complete(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
                  purpose: str = "reply", max_output_tokens: int | None = None,
-                 temperature: float | None = None) -> Completion:
+                 temperature: float | None = None, tools: Sequence[ToolSpec] = ()) -> Completion:
         last: LLMError | None = None
         with self._client() as client:
             for model in self._models():
-                body = self._body(model, system, messages, max_output_tokens, temperature, stream=False)
+                body = self._body(model, system, messages, max_output_tokens, temperature, stream=False, tools=tools)
                 try:
                     response = self._send(client, body, model, stream=False)
                 except (LLMUnavailable, LLMTimeout) as exc:
@@ -491,15 +682,23 @@ class OpenAICompatibleChatModel:
             data = response.json()
             choice = data["choices"][0]
             text = choice["message"].get("content") or ""
+            calls = [ToolRequest(id=c.get("id") or f"call-{i + 1}", name=c["function"]["name"],
+                                 arguments=_json_arguments(c["function"].get("arguments")))
+                     for i, c in enumerate(choice["message"].get("tool_calls") or [])]
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise LLMError("The model server sent an unexpected answer", provider=self.provider, model=model) from exc
         finish = choice.get("finish_reason") or "stop"
+        usage = data.get("usage") or {}
+        if calls:
+            return Completion(text=text, provider=self.provider, model=data.get("model") or model,
+                              prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                              completion_tokens=int(usage.get("completion_tokens") or 0), finish_reason="tool_calls",
+                              tool_requests=calls)
         if finish == "content_filter":
             raise LLMBlocked("The model server filtered the reply", reason=finish, provider=self.provider, model=model,
                              partial_text=text)
         if not text.strip():
             raise LLMError("The model server returned an empty reply", provider=self.provider, model=model)
-        usage = data.get("usage") or {}
         return Completion(text=text, provider=self.provider, model=data.get("model") or model,
                           prompt_tokens=int(usage.get("prompt_tokens") or 0),
                           completion_tokens=int(usage.get("completion_tokens") or 0), finish_reason=finish)
@@ -552,6 +751,18 @@ class OpenAICompatibleChatModel:
         yield Completion(text=text, provider=self.provider, model=served_model,
                          prompt_tokens=int(usage.get("prompt_tokens") or 0),
                          completion_tokens=int(usage.get("completion_tokens") or 0), finish_reason=finish)
+
+
+def _json_arguments(value) -> dict:
+    """OpenAI sends arguments as a JSON string (some servers send an object); a model may
+    also send broken JSON, which then reaches the tool as no arguments (it answers why)."""
+    if isinstance(value, dict):
+        return value
+    try:
+        parsed = json.loads(value or "{}")
+    except ValueError:
+        return {"_unparsed": str(value)[:500]}
+    return parsed if isinstance(parsed, dict) else {"_unparsed": str(value)[:500]}
 
 
 # --- registry -------------------------------------------------------------------

@@ -20,6 +20,7 @@ UNLOGGED table). Both are shared by every process of the deployment.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -31,6 +32,8 @@ from django.db import connection
 from rest_framework.throttling import BaseThrottle
 
 from agent_project.errors import ApiError
+
+logger = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 60
 SCOPES = ("default", "chat", "upload")
@@ -163,13 +166,20 @@ class DatabaseStore:
                 [expires, current, previous],
             )
             found = dict(cur.fetchall())
-        return {k: (found.get(p, 0), found[c]) for k, c, p in zip(keys, current, previous)}
+        return {k: (found.get(p, 0), found[c]) for k, c, p in zip(keys, current, previous, strict=True)}
 
     def undo(self, keys, window):
         with connection.cursor() as cur:
             cur.execute(f"UPDATE {self.table} SET count = count - 1 WHERE key = ANY(%s::text[])",
                         [[f"{k}:{window}" for k in keys]])
 
+
+try:
+    from redis import RedisError
+
+    _STORE_ERRORS: tuple[type[BaseException], ...] = (RedisError,)
+except ImportError:  # pragma: no cover - redis is a dependency
+    _STORE_ERRORS = ()
 
 _store_lock = threading.Lock()
 _stores: dict[tuple, Store] = {}
@@ -258,9 +268,14 @@ def check(request, view) -> Decision | None:
     store = get_store()
     window, elapsed = window_of(time.time())
     keys = [b.key for b in buckets]
-    decision = decide(buckets, store.hit(keys, window), elapsed)
-    if not decision.allowed:
-        store.undo(keys, window)
+    try:
+        decision = decide(buckets, store.hit(keys, window), elapsed)
+        if not decision.allowed:
+            store.undo(keys, window)
+    except _STORE_ERRORS:
+        # Fail open: an unreachable Redis must not take the whole API down with it.
+        logger.exception("Rate-limit store unavailable; admitting the request unlimited")
+        return None
     return decision
 
 

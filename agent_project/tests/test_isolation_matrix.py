@@ -123,15 +123,16 @@ MATRIX: dict[tuple[str, str], Case | NoTenantData | str] = {
     ("conversation-reply", "POST"): Case("/conversations/{conversation}/reply", BY_ID, body={"text": "halo"}),
     ("conversation-handoff", "POST"): Case("/conversations/{conversation}/handoff", BY_ID,
                                            body={"status": "human", "notify": False}),
+    # tools
+    ("tool-list", "GET"): Case("/tools", NAMING_A, names_a=True),
 }
 
 ROUTES = api_routes()
 
 
 @pytest.fixture
-def a_objects(tenant_a, tenant_b, client_a, client_b, settings):
+def a_objects(tenant_a, tenant_b, client_a, client_b):
     """One of everything, owned by tenant A, made through A's own API; plus one contact of B's."""
-    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "sync": True}
     objects = {}
     r = client_a.post("/kb/upsert", {"title": "Jam buka", "content": "Toko A buka jam 9 pagi sampai 5 sore."},
                       format="json")
@@ -173,7 +174,8 @@ def _channels_configured(tenant_a, tenant_b):
         channel_config_update(tenant=tenant, data={
             "whatsapp": {"enabled": True, "phone_number_id": f"10{n}", "access_token": f"token-{n}",
                          "app_secret": f"app-secret-{n}", "verify_token": f"verify-{n}"},
-            "telegram": {"enabled": True, "bot_token": f"12345{n}:" + f"bot-secret-{n}-" * 3, "webhook_secret": f"tg-secret-{n}"},
+            "telegram": {"enabled": True, "bot_token": f"12345{n}:" + f"bot-secret-{n}-" * 3,
+                         "webhook_secret": f"tg-secret-{n}"},
         })
 
 
@@ -195,7 +197,7 @@ def _webhook_case(kind, anon_client, tenant_a, tenant_b):
 
 
 @pytest.mark.parametrize("name, method, pattern", ROUTES, ids=[f"{m} {n}" for n, m, _ in ROUTES])
-def test_route_is_refused_across_tenants(name, method, pattern, request):
+def test_route_is_refused_across_tenants(name, method, pattern, request, db):
     entry = MATRIX.get((name, method))
     assert entry is not None, (
         f"{method} {pattern} ({name}) has no entry in the isolation matrix: add one to MATRIX in {__file__}")

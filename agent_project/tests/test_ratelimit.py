@@ -200,6 +200,18 @@ def test_unauthenticated_and_health_are_not_counted(ratelimited, anon_client):
     assert_error(anon_client.get("/tenants/x/settings"), 401)
 
 
+def test_an_unreachable_redis_fails_open(ratelimited, tenant_a, client_a, caplog):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ratelimited.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    _limit(tenant_a, rate_limit_per_minute=1)
+    assert [client_a.get("/tenants/tenant-a/settings").status_code for _ in range(2)] == [200, 200]
+    assert "Rate-limit store unavailable" in caplog.text
+
+
 def test_disabled_means_no_limit_and_no_headers(settings, tenant_a, client_a):
     settings.RATE_LIMIT_ENABLED = False
     settings.RATE_LIMIT_DEFAULT_PER_MINUTE = 1

@@ -74,7 +74,7 @@ def test_errors_are_logged_with_their_code(request_lines, anon_client):
     anon_client.get("/no/such/route")
     anon_client.get("/tenants/tenant-a/settings", HTTP_X_API_KEY="sk_live_wrongwrongwrongwrong")
     first, second = request_lines()
-    assert (first["status"], first["route"]) == (404, "<unmatched>")
+    assert (first["status"], first["route"], first["error_code"]) == (404, "<unmatched>", "not_found")
     assert (second["status"], second["error_code"], second["actor"]) == (401, "invalid_api_key", "anonymous")
     assert "sk_live_wrongwrong" not in json.dumps(second)
 

@@ -81,3 +81,14 @@ def test_one_whatsapp_number_and_one_bot_per_tenant(wa_a, tg_a, tenant_b):
     assert raised.value.code == "channel_account_taken"
     with scopes_disabled():
         assert not ChannelConfig.objects.filter(tenant=tenant_b).exists()
+
+
+def test_secrets_unreadable_after_a_key_change_read_as_unset(wa_a, settings, anon_client):
+    """SECRET_KEY changed without CHANNEL_SECRETS_KEY: the channel stops (404) instead of crashing."""
+    settings.SECRET_KEY = "a-different-secret-key-for-this-deployment"
+    with scopes_disabled():
+        config = ChannelConfig.objects.get(tenant=wa_a)
+    assert config.whatsapp_access_token == "" and config.whatsapp_ready is False
+    response = anon_client.get(f"/channels/whatsapp/{wa_a.pk}/webhook",
+                               {"hub.mode": "subscribe", "hub.verify_token": "verify-me-a", "hub.challenge": "1"})
+    assert response.status_code == 404

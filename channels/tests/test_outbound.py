@@ -201,3 +201,9 @@ def test_telegram_webhook_registration(tg_a, fake_tg):
     assert result.ok
     assert fake_tg.webhooks[TG_TOKEN_A] == {"url": "https://layan.example.com/channels/telegram/tenant-a/webhook",
                                             "secret_token": "tg-secret-tenant-a", "allowed_updates": ["message"]}
+
+
+def test_a_single_giant_word_is_cut_inside_as_a_last_resort():
+    pieces = services.fit_to_limit("https://example.com/" + "a" * 5000, "telegram")
+    assert [len(p) for p in pieces] == [4096, 5020 - 4096]
+    assert "".join(pieces) == "https://example.com/" + "a" * 5000

@@ -295,3 +295,34 @@ def test_schema_documents_the_routes(client_a):
         assert route in paths, (route, [p for p in paths if "followup" in p])
     schedule = paths["/followup/schedule"]["post"]
     assert set(schedule["responses"]) >= {"200", "201"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_idempotency_key_at_the_same_moment_makes_one_followup(tenant_a, make_contact, scoped):
+    import threading
+
+    from django.db import connection
+
+    from followups.services import followup_schedule
+
+    contact = make_contact(tenant_a)
+    barrier, results, errors = threading.Barrier(6), [], []
+
+    def schedule():
+        try:
+            barrier.wait()
+            results.append(followup_schedule(tenant=tenant_a, contact_id=contact.pk, message="Hi",
+                                             idempotency_key="same-moment"))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=schedule) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len({f.pk for f, _ in results}) == 1 and sum(created for _, created in results) == 1
+    assert _count(scoped, tenant_a) == 1

@@ -49,7 +49,7 @@ def _limit(name: str, default: int) -> int:
 def decode_text(data: bytes) -> tuple[str, str]:
     """Decode bytes of a text file: UTF-8 (with or without BOM), UTF-16 with BOM,
     else the most likely legacy encoding (cp1252 / latin-1 and friends)."""
-    if data.startswith(b"\xff\xfe") or data.startswith(b"\xfe\xff"):
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return data.decode("utf-16"), "utf-16"
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
@@ -167,7 +167,7 @@ def parse_xlsx(data: bytes) -> list[Section]:
     max_rows = _limit("KB_MAX_TABLE_ROWS", 200_000)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises many kinds for a broken workbook
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a broken workbook
         raise DocumentError(422, "file_unreadable", f"This XLSX file could not be read: {exc}") from None
     sections = []
     try:

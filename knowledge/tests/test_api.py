@@ -40,7 +40,7 @@ def test_every_corpus_pdf_through_the_api(client_a, tenant_a, scoped, path):
 
 
 def test_upload_then_search_with_provenance(client_a):
-    body = upload(client_a, "harga.csv", "Produk,Harga\nKopi Gayo,85000\nTeh Melati,30000\n".encode(),
+    body = upload(client_a, "harga.csv", b"Produk,Harga\nKopi Gayo,85000\nTeh Melati,30000\n",
                   title="Daftar harga", tags="harga, produk").json()
     assert body["title"] == "Daftar harga" and body["tags"] == ["harga", "produk"]
     hits = client_a.post("/kb/search", {"query": "harga kopi gayo", "k": 3}, format="json").json()["hits"]

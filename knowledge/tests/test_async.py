@@ -112,9 +112,9 @@ def test_a_real_qcluster_processes_the_upload(client_a, async_uploads, settings,
     response = upload(client_a, "kota.txt", TEXT.encode())
     assert response.status_code == 202
     doc_id = response.json()["id"]
-    log = open(tmp_path / "qcluster.log", "wb")
-    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    with open(tmp_path / "qcluster.log", "wb") as log:
+        cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
     try:
         statuses = []
         deadline = time.monotonic() + 120  # a wait limit, not a timing assertion
@@ -131,7 +131,6 @@ def test_a_real_qcluster_processes_the_upload(client_a, async_uploads, settings,
             cluster.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(cluster.pid, signal.SIGKILL)
-        log.close()
     assert statuses[-1] == "ready", (statuses, (tmp_path / "qcluster.log").read_text()[-3000:])
     assert statuses[0] == "pending"
     assert client_a.get(f"/kb/documents/{doc_id}").json()["chunk_count"] > 1

@@ -180,3 +180,23 @@ def test_local_model_dimension_mismatch_is_refused(settings):
     settings.EMBEDDING_DIMENSIONS = 768
     with pytest.raises(EmbeddingError, match="384-dim"):
         get_embedder()
+
+
+@pytest.mark.slow
+def test_onnx_int8_export_agrees_with_torch_and_is_reused(settings, tmp_path, local_embedder):
+    settings.EMBEDDING_PROVIDER = "onnx"
+    settings.EMBEDDING_ONNX_DIR = str(tmp_path / "models")
+    onnx = get_embedder()
+    assert onnx.name == "local:all-MiniLM-L6-v2:onnx-int8" and onnx.dimensions == 384
+    exported = list((tmp_path / "models").glob("*-int8.onnx"))
+    assert len(exported) == 1 and not list((tmp_path / "models").glob("tmp*"))  # no leftovers
+    texts = ["Toko buka setiap hari pukul 09.00 sampai 21.00 WIB.", "The shop opens at nine.",
+             "Garansi resmi 12 bulan untuk semua elektronik, klaim dengan nota pembelian."]
+    a, b = onnx.embed_documents(texts), local_embedder.embed_documents(texts)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.98  # int8 per-channel: close to the torch model
+    # A second process (a new embedder) loads the export instead of exporting again.
+    mtime = exported[0].stat().st_mtime_ns
+    again = embeddings.build_embedder("onnx")
+    assert np.allclose(again.embed_query("jam buka"), onnx.embed_query("jam buka"), atol=1e-6)
+    assert exported[0].stat().st_mtime_ns == mtime

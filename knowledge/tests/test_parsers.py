@@ -123,7 +123,7 @@ def test_latin1_csv_with_comma():
 
 
 def test_tsv_keeps_commas_inside_cells():
-    data = "Pertanyaan\tJawaban\nOngkir?\tGratis, untuk pembelian di atas 200 ribu\n".encode()
+    data = b"Pertanyaan\tJawaban\nOngkir?\tGratis, untuk pembelian di atas 200 ribu\n"
     _, sections = parse_file(data, "faq.tsv")
     assert sections[0].rows == [("Pertanyaan: Ongkir?; Jawaban: Gratis, untuk pembelian di atas 200 ribu", {"row": 2})]
 
