@@ -40,6 +40,11 @@ CORS_ALLOW_ALL_ORIGINS = "*" in CORS_ORIGINS
 CORS_ALLOW_HEADERS = ("accept", "content-type", "x-api-key", "x-tenant-id", "x-request-id")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# Fernet key(s) for secrets at rest (channel tokens, courier keys, tool headers), comma-separated:
+# the first encrypts, all decrypt (rotate by putting the new key first). Empty: derived from
+# SECRET_KEY, so changing SECRET_KEY then makes stored secrets unreadable (agent_project/lib/encryption.py).
+SECRETS_ENCRYPTION_KEY = env.str("SECRETS_ENCRYPTION_KEY", default="")
+
 # The global key acts for any tenant (the seed's API_KEY). Empty disables it.
 API_KEY = env.str("API_KEY", default="")
 
@@ -205,9 +210,6 @@ WHATSAPP_API_BASE_URL = env.str("WHATSAPP_API_BASE_URL", default="https://graph.
 WHATSAPP_API_VERSION = env.str("WHATSAPP_API_VERSION", default="v21.0")
 TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org")
 CHANNEL_HTTP_TIMEOUT_SECONDS = env.float("CHANNEL_HTTP_TIMEOUT_SECONDS", default=10.0)
-# Fernet key(s) for channel secrets at rest, comma-separated (the first encrypts, all decrypt:
-# rotate by putting the new key first). Empty: derived from SECRET_KEY.
-CHANNEL_SECRETS_KEY = env.str("CHANNEL_SECRETS_KEY", default="")
 # django-q2 cluster that runs inbound channel messages (None: the default cluster).
 CHANNELS_Q_CLUSTER = env.str("CHANNELS_Q_CLUSTER", default="") or None
 
@@ -230,7 +232,6 @@ LLM_MAX_OUTPUT_TOKENS = env.int("LLM_MAX_OUTPUT_TOKENS", default=1024)
 TOOLS_MAX_ROUNDS = env.int("TOOLS_MAX_ROUNDS", default=3)  # model → tools → model rounds per turn
 TOOLS_CALL_TIMEOUT_SECONDS = env.float("TOOLS_CALL_TIMEOUT_SECONDS", default=8.0)
 TOOLS_MAX_RESPONSE_BYTES = env.int("TOOLS_MAX_RESPONSE_BYTES", default=256 * 1024)
-TOOLS_SECRETS_KEY = env.str("TOOLS_SECRETS_KEY", default="")  # Fernet key(s); empty: derived from SECRET_KEY
 BITESHIP_BASE_URL = env.str("BITESHIP_BASE_URL", default="https://api.biteship.com")
 CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=2000)
 # true: chat turns wait for the WAL flush on commit (see conversations/services.py _chat_write)

@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 
 from agent_project.errors import ApiError
 from channels import handoff
-from channels.crypto import mask
+from agent_project.lib.encryption import mask
 from channels.models import ChannelConfig, HandoffEvent, InboundMessage, OperatorConversation
 from channels.services import channel_config_check, channel_telegram_register, webhook_path
 from conversations.models import Conversation

@@ -6,12 +6,18 @@ channel id as ``user_id``) goes out through the tenant's own bot or number. What
 used, or the follow-up fails permanently with ``whatsapp_window_closed`` when none is
 configured. Platform answers map onto the dispatcher's outcomes: rate limits and
 outages retry with its backoff, everything else fails with the platform's reason.
+
+A tenant that has not connected that channel keeps the behaviour it had before channels
+existed: the follow-up goes to ``FOLLOWUP_DEFAULT_SENDER`` (the signed webhook, through
+which the tenant's own system relays it).
 """
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from channels.base import TELEGRAM, WHATSAPP
-from channels.services import channel_send_followup
+from channels.services import channel_config_get, channel_send_followup
 
 
 class _ChannelSender:
@@ -19,8 +25,11 @@ class _ChannelSender:
 
     def send(self, *, followup, text: str):
         # Imported here: followups.senders imports this module to register the senders.
-        from followups.senders import SendResult
+        from followups.senders import SENDERS, SendResult
 
+        config = channel_config_get(tenant=followup.tenant)
+        if config is None or not (config.whatsapp_ready if self.name == WHATSAPP else config.telegram_ready):
+            return SENDERS[settings.FOLLOWUP_DEFAULT_SENDER].send(followup=followup, text=text)
         result = channel_send_followup(tenant=followup.tenant, channel=self.name, user_id=followup.user_id, text=text)
         return SendResult(result.outcome, result.detail + (f" [{result.message_id}]" if result.message_id else ""),
                           result.status_code, result.retry_after)

@@ -392,7 +392,8 @@ def _chat_answer(prepared, *, reply: str, finish_reason: str) -> dict:
     """The /chat response body, same keys as a model answer, with no model call."""
     return {
         "conversation_id": prepared.conversation.pk, "message_id": None, "reply": reply,
-        "bubbles": [reply] if reply else [], "sources": [], "provider": NOTICE_PROVIDER, "model": "",
+        "bubbles": [reply] if reply else [], "sources": [], "tool_calls": [], "provider": NOTICE_PROVIDER,
+        "model": "",
         "finish_reason": finish_reason,
         "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         "within_working_hours": prepared.opening.is_open, "timings_ms": prepared.timings,

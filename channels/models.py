@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import Q
 from django_scopes import ScopedManager
 
-from channels.crypto import EncryptedTextField
+from agent_project.lib.encryption import EncryptedTextField
 from conversations.models import Conversation as _Conversation
 from tenants.models import Tenant, TenantOwned
 

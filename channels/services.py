@@ -25,7 +25,7 @@ from agent_project.errors import ApiError
 from agent_project.lib import http
 from channels import telegram, whatsapp
 from channels.base import TELEGRAM, WHATSAPP, SendOutcome
-from channels.crypto import mask
+from agent_project.lib.encryption import mask
 from channels.models import ChannelConfig, InboundMessage
 from conversations.bubbles import split_bubbles
 from tenants.models import Tenant

@@ -56,7 +56,10 @@ class ConversationAdmin(admin.ModelAdmin):
     list_display = ["id", "tenant", "channel", "user_id", "contact", "status", "last_message_at"]
     list_filter = ["tenant", "channel", "status"]
     search_fields = ["user_id", "tenant__id", "contact__name", "contact__phone"]
-    readonly_fields = ["tenant", "channel", "user_id", "contact", "created_at", "updated_at", "last_message_at"]
+    # status is changed through the operator inbox (channels), which tells the customer and
+    # sends the handoff event; editing the field here would skip both.
+    readonly_fields = ["tenant", "channel", "user_id", "contact", "status", "created_at", "updated_at",
+                       "last_message_at"]
     fields = ["tenant", "channel", "user_id", "contact", "status", "created_at", "updated_at", "last_message_at"]
     inlines = [MessageInline]
     change_list_template = "admin/conversations/conversation/change_list.html"

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from agent_project.errors import ApiError
 from agent_project.lib.llm import ChatTurn
+from channels.handoff import chat_handoff_after, chat_handoff_before
 from conversations.models import Conversation, Message
 from conversations.services import chat_complete, chat_prepare, chat_stream, message_feedback
 from tenants.scoping import tenant_scope
@@ -55,7 +56,7 @@ class SourceSerializer(serializers.Serializer):
 
 class ChatResponseSerializer(serializers.Serializer):
     conversation_id = serializers.IntegerField()
-    message_id = serializers.IntegerField()
+    message_id = serializers.IntegerField(allow_null=True, help_text="null when the bot did not answer (handoff).")
     reply = serializers.CharField()
     bubbles = serializers.ListField(child=serializers.CharField())
     sources = SourceSerializer(many=True)
@@ -70,6 +71,9 @@ class ChatResponseSerializer(serializers.Serializer):
                                             "total_tokens": serializers.IntegerField()})
     within_working_hours = serializers.BooleanField()
     timings_ms = serializers.DictField(child=serializers.FloatField())
+    status = serializers.ChoiceField(choices=Conversation.Status.values, help_text=(
+        "The conversation's status after this turn (channels/handoff.py): 'human' means a person has it and the "
+        "bot stays silent (empty reply) until it is handed back."))
 
 
 def sse_event(event: str, data: dict) -> bytes:
@@ -110,8 +114,15 @@ class ChatView(TenantAPIView):
             messages=[ChatTurn(role=m["role"], content=m["content"]) for m in data["messages"]],
             locale=data.get("locale") or None,
         )
+        # Human handoff (channels/handoff.py): while a person has the conversation, or when the
+        # customer just asked for one, the bot does not answer (the turn is stored for them).
+        handoff_answer = chat_handoff_before(prepared)
+        if handoff_answer is not None and not wants_stream:
+            return Response(handoff_answer)
         if not wants_stream:
-            return Response(chat_complete(prepared).as_dict())
+            body = chat_complete(prepared).as_dict()
+            body["status"] = chat_handoff_after(prepared, body["reply"])  # "I cannot help" → human
+            return Response(body)
 
         tenant = self.tenant
 
@@ -120,7 +131,12 @@ class ChatView(TenantAPIView):
             with tenant_scope(tenant):
                 yield sse_event("start", {"conversation_id": prepared.conversation.pk,
                                           "user_message_id": prepared.user_message.pk})
+                if handoff_answer is not None:  # human handoff: no model, the answer as one done event
+                    yield sse_event("done", handoff_answer)
+                    return
                 for event, payload in chat_stream(prepared):
+                    if event == "done":
+                        payload["status"] = chat_handoff_after(prepared, payload["reply"])
                     yield sse_event(event, payload)
 
         response = StreamingHttpResponse(events(), content_type="text/event-stream; charset=utf-8")

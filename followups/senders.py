@@ -148,6 +148,13 @@ SENDERS: dict[str, Sender] = {
     "log": LogSender(),
 }
 
+# Channel adapters (channels/followup_senders.py): WhatsApp and Telegram deliver through
+# the tenant's own number or bot (WhatsApp's 24-hour rule applied); a tenant that has not
+# connected the channel falls back to FOLLOWUP_DEFAULT_SENDER as before.
+from channels.followup_senders import TelegramSender, WhatsAppSender  # noqa: E402
+
+SENDERS.update({"whatsapp": WhatsAppSender(), "telegram": TelegramSender()})
+
 
 def sender_for(channel: str) -> Sender:
     return SENDERS.get(channel) or SENDERS[settings.FOLLOWUP_DEFAULT_SENDER]

@@ -20,6 +20,8 @@ def _day_field(day: str) -> forms.CharField:
 class TenantFormBase(forms.ModelForm):
     """Working hours as one text field per weekday ("09:00-12:00, 13:00-17:00"), holidays one per line."""
 
+    webhook_url = forms.URLField(required=False, assume_scheme="https", max_length=200,
+                                 help_text="Where follow-ups and events are POSTed (signed).")
     holidays_text = forms.CharField(
         label="Holidays / closed dates", required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 40}),
         help_text="One per line: 2026-12-25 Natal",
@@ -27,7 +29,8 @@ class TenantFormBase(forms.ModelForm):
 
     class Meta:
         model = Tenant
-        fields = ["id", "name", "is_active", "persona", "sop", "locale", "timezone"]
+        fields = ["id", "name", "is_active", "persona", "sop", "locale", "timezone", "webhook_url", "webhook_secret",
+                  "rate_limit_per_minute", "chat_rate_limit_per_minute", "upload_rate_limit_per_minute"]
         widgets = {
             "persona": forms.Textarea(attrs={"rows": 10, "cols": 100}),
             "sop": forms.Textarea(attrs={"rows": 18, "cols": 100}),
@@ -113,6 +116,8 @@ class TenantAdmin(admin.ModelAdmin):
             (None, {"fields": ["id", "name", "is_active", "locale", "timezone"]}),
             ("Voice and procedures", {"fields": ["persona", "sop"]}),
             ("Working hours", {"fields": [f"hours_{d}" for d in hours.WEEKDAYS] + ["holidays_text"]}),
+            ("Integrations and limits", {"fields": ["webhook_url", "webhook_secret", "rate_limit_per_minute",
+                                                    "chat_rate_limit_per_minute", "upload_rate_limit_per_minute"]}),
         ]
 
     def get_readonly_fields(self, request, obj=None):

@@ -9,6 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agent_project.errors import ApiError
+from agent_project.lib.encryption import mask
+from channels.services import channel_config_public
 from tenants import hours
 from tenants.auth import request_tenant, request_tenant_id
 from tenants.models import ApiKey, Tenant
@@ -40,6 +42,18 @@ class TenantSettingsSerializer(serializers.Serializer):
     holidays = serializers.JSONField(required=False, help_text='["2026-12-25", {"date": "2027-01-01", "name": "..."}]')
     api_key = serializers.CharField(required=False, allow_blank=True, write_only=True, max_length=200,
                                     help_text="On creation: empty or absent issues a random key, returned once.")
+    webhook_url = serializers.URLField(required=False, allow_blank=True, max_length=200,
+                                       help_text="Where follow-ups and events are POSTed, signed with webhook_secret.")
+    webhook_secret = serializers.CharField(required=False, write_only=True, min_length=16, max_length=128,
+                                           help_text="HMAC-SHA256 key of X-Layan-Signature (generated if never set).")
+    webhook_secret_hint = serializers.SerializerMethodField()
+    rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    chat_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    upload_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    channels = serializers.JSONField(
+        required=False, help_text='{"whatsapp": {enabled, phone_number_id, access_token, app_secret, verify_token, '
+        'followup_template, template_language}, "telegram": {enabled, bot_token, webhook_secret}}; secrets are '
+        "write-only and read back masked.")
     opening_status = serializers.SerializerMethodField()
     api_keys = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField(read_only=True)
@@ -51,6 +65,14 @@ class TenantSettingsSerializer(serializers.Serializer):
     def get_opening_status(self, tenant) -> dict:
         return hours.opening_status(working_hours=tenant.working_hours, holidays=tenant.holidays,
                                     timezone=tenant.timezone, at=timezone.now()).as_dict()
+
+    def get_webhook_secret_hint(self, tenant) -> str:
+        return mask(tenant.webhook_secret)
+
+    def to_representation(self, tenant):
+        body = super().to_representation(tenant)
+        body["channels"] = channel_config_public(tenant=tenant)
+        return body
 
     def get_api_keys(self, tenant) -> list[dict]:
         return ApiKeySummarySerializer(ApiKey.objects.with_scope(tenant=tenant).all(), many=True).data
@@ -79,8 +101,9 @@ class TenantSettingsView(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         api_key = data.pop("api_key", None)
+        channels = data.pop("channels", None)
         tenant, created, plaintext = tenant_upsert(
-            tenant_id=tenant_id, data=data, api_key=api_key, may_create=request.user.is_global
+            tenant_id=tenant_id, data=data, api_key=api_key, channels=channels, may_create=request.user.is_global
         )
         body = TenantSettingsSerializer(tenant).data
         body["api_key"] = plaintext

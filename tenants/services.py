@@ -10,7 +10,9 @@ from tenants import hours, keys
 from tenants.models import ApiKey, Tenant
 
 PRIMARY_KEY_NAME = "primary"  # the key managed through PUT /tenants/{id}/settings
-SETTINGS_FIELDS = ("name", "persona", "sop", "locale", "timezone", "working_hours", "holidays")
+SETTINGS_FIELDS = ("name", "persona", "sop", "locale", "timezone", "working_hours", "holidays", "webhook_url",
+                   "webhook_secret", "rate_limit_per_minute", "chat_rate_limit_per_minute",
+                   "upload_rate_limit_per_minute")
 
 
 def api_key_create(*, tenant: Tenant, name: str = "default", expires_at: datetime | None = None,
@@ -68,13 +70,15 @@ def tenant_settings_clean(data: dict) -> dict:
     return cleaned
 
 
-def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None,
+def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None, channels: dict | None = None,
                   may_create: bool) -> tuple[Tenant, bool, str | None]:
     """Create or update a tenant's settings.
 
     Returns ``(tenant, created, plaintext_key)``. On creation a key is always
     issued (the given ``api_key`` or a random one); on update a given ``api_key``
-    replaces the tenant's primary key. The plaintext is returned once, here.
+    replaces the tenant's primary key. The plaintext is returned once, here. ``channels``
+    (WhatsApp/Telegram settings) is applied in the same transaction, so a refused channel
+    setting leaves the tenant's other settings unchanged too.
     """
     data = tenant_settings_clean({k: v for k, v in data.items() if k in SETTINGS_FIELDS})
     with transaction.atomic():
@@ -89,6 +93,10 @@ def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None,
             for field, value in data.items():
                 setattr(tenant, field, value)
             tenant.save()
+        if channels is not None:
+            from channels.services import channel_config_update  # channels builds on tenants, not the reverse
+
+            channel_config_update(tenant=tenant, data=channels)
         plaintext = None
         if created or api_key:
             plaintext = _primary_key_replace(tenant=tenant, key=api_key or None)

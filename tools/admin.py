@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from agent_project.lib.llm import ToolRequest
-from tools.crypto import mask
+from agent_project.lib.encryption import mask
 from tools.http_tools import template_host
 from tools.models import ShippingConfig, TenantTool
 from tools.registry import RESERVED_NAMES, http_tool, tool_run, tracking_tool

@@ -7,7 +7,7 @@ from django.db import models
 from django_scopes import ScopedManager
 
 from tenants.models import Tenant, TenantOwned
-from tools.crypto import EncryptedTextField
+from agent_project.lib.encryption import EncryptedTextField
 
 TOOL_NAME = RegexValidator(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$",
                            "Letters, digits and underscores, starting with a letter (function-call names).")

@@ -84,7 +84,7 @@ def test_one_whatsapp_number_and_one_bot_per_tenant(wa_a, tg_a, tenant_b):
 
 
 def test_secrets_unreadable_after_a_key_change_read_as_unset(wa_a, settings, anon_client):
-    """SECRET_KEY changed without CHANNEL_SECRETS_KEY: the channel stops (404) instead of crashing."""
+    """SECRET_KEY changed without SECRETS_ENCRYPTION_KEY: the channel stops (404) instead of crashing."""
     settings.SECRET_KEY = "a-different-secret-key-for-this-deployment"
     with scopes_disabled():
         config = ChannelConfig.objects.get(tenant=wa_a)

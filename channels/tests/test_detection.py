@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from channels import handoff, telegram, whatsapp
-from channels.crypto import decrypt, derived_key, encrypt, mask
+from agent_project.lib.encryption import decrypt, derived_key, encrypt, mask
 
 ASKS_FOR_A_PERSON = [
     "mau bicara dengan manusia",
@@ -255,12 +255,12 @@ def test_encryption_round_trip_and_masking(settings):
 def test_a_configured_key_list_rotates(settings):
     old = derived_key("old-secret").decode()
     new = derived_key("new-secret").decode()
-    settings.CHANNEL_SECRETS_KEY = old
+    settings.SECRETS_ENCRYPTION_KEY = old
     stored = encrypt("tok")
-    settings.CHANNEL_SECRETS_KEY = f"{new},{old}"
+    settings.SECRETS_ENCRYPTION_KEY = f"{new},{old}"
     assert decrypt(stored) == "tok"  # the old key still reads
-    settings.CHANNEL_SECRETS_KEY = new
-    from channels.crypto import SecretUnreadable
+    settings.SECRETS_ENCRYPTION_KEY = new
+    from agent_project.lib.encryption import SecretUnreadable
 
     with pytest.raises(SecretUnreadable):
         decrypt(stored)

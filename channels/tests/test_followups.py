@@ -85,3 +85,14 @@ def test_a_blocked_bot_fails_permanently(tg_a, fake_tg):
     fake_tg.blocked.add("5550001")
     followup = _dispatch_and_reload(_schedule(tg_a, "telegram", "5550001"))
     assert followup.status == "failed" and "blocked" in followup.last_error
+
+
+def test_a_tenant_without_the_channel_keeps_the_webhook_sender(tenant_a, receiver, hooked):
+    """Not connected to WhatsApp: the follow-up goes to the tenant's signed webhook, as before."""
+    from channels.tests.support import signature_ok
+
+    tenant = hooked(tenant_a)
+    followup = _dispatch_and_reload(_schedule(tenant, "whatsapp", WA_ID))
+    assert followup.status == "sent", followup.last_error
+    [(headers, body)] = receiver.received
+    assert signature_ok(tenant.webhook_secret, headers, body) and b"buket Anda sudah siap" in body

@@ -2,7 +2,7 @@
 
 import django.core.validators
 import django.db.models.deletion
-import tools.crypto
+import agent_project.lib.encryption
 from django.db import migrations, models
 
 
@@ -20,7 +20,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('provider', models.CharField(choices=[('mock', 'mock (deterministic, for demos)'), ('biteship', 'Biteship')], default='mock', max_length=16)),
-                ('api_key', tools.crypto.EncryptedTextField(blank=True, default='', help_text="The aggregator's API key (encrypted at rest).")),
+                ('api_key', agent_project.lib.encryption.EncryptedTextField(blank=True, default='', help_text="The aggregator's API key (encrypted at rest).")),
                 ('default_courier', models.CharField(blank=True, help_text='Courier code used when the customer names none (e.g. jne).', max_length=32)),
                 ('enabled', models.BooleanField(default=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
@@ -39,7 +39,7 @@ class Migration(migrations.Migration):
                 ('parameters', models.JSONField(blank=True, default=dict, help_text='JSON schema of the arguments, e.g. {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"]}')),
                 ('method', models.CharField(choices=[('GET', 'GET'), ('POST', 'POST')], default='GET', max_length=8)),
                 ('url_template', models.CharField(help_text='e.g. https://shop.example.com/api/orders/{order_id}; placeholders fill the path and query only.', max_length=1000)),
-                ('headers', tools.crypto.EncryptedTextField(blank=True, default='', help_text='A JSON object of request headers (encrypted at rest; shown masked).')),
+                ('headers', agent_project.lib.encryption.EncryptedTextField(blank=True, default='', help_text='A JSON object of request headers (encrypted at rest; shown masked).')),
                 ('response_mapping', models.JSONField(blank=True, default=dict, help_text='Fields to give the model: {"status": "data.status"}; empty gives the whole JSON answer.')),
                 ('intent', models.CharField(blank=True, choices=[('', 'none (the model decides)'), ('order_status', "order status (the offline provider calls it for 'status pesanan #123')"), ('track_shipment', 'shipment tracking')], default='', max_length=32)),
                 ('enabled', models.BooleanField(default=True)),

@@ -1,10 +1,11 @@
-"""Channel secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) from ``cryptography``.
+"""Secrets at rest (channel tokens, courier API keys, tenant tool headers): Fernet
+(AES-128-CBC + HMAC-SHA256) from ``cryptography``, one mechanism for every app.
 
-The key comes from ``CHANNEL_SECRETS_KEY`` (one or more comma-separated Fernet keys;
-the first encrypts, every one decrypts, so a key is rotated by putting the new one
-first; a value is re-encrypted with it the next time it is saved), or,
-when that is empty, is derived from ``SECRET_KEY`` so a development setup needs no
-extra variable. A database dump alone therefore never reveals a tenant's tokens.
+The key comes from ``SECRETS_ENCRYPTION_KEY``: one or more comma-separated Fernet keys;
+the first encrypts, every one decrypts, so a key is rotated by putting the new one first
+(a value is re-encrypted with it the next time it is saved). When unset, a key is derived
+from ``SECRET_KEY`` so a development setup needs no extra variable. Either way a database
+dump alone never reveals a tenant's tokens.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ logger = logging.getLogger(__name__)
 PREFIX = "fernet:"  # marks an encrypted value, so a plain one is never mistaken for a token
 
 
+class SecretUnreadable(Exception):
+    """The stored secret was encrypted with a key this deployment no longer has."""
+
+
 def derived_key(secret_key: str) -> bytes:
     """A Fernet key from SECRET_KEY (SHA-256 with a purpose label, url-safe base64)."""
-    digest = hashlib.sha256(b"layan.channels.secrets:" + secret_key.encode()).digest()
+    digest = hashlib.sha256(b"layan.secrets-at-rest:" + secret_key.encode()).digest()
     return base64.urlsafe_b64encode(digest)
 
 
@@ -36,17 +41,11 @@ def _fernet(configured: str, secret_key: str) -> MultiFernet:
 
 
 def fernet() -> MultiFernet:
-    return _fernet(settings.CHANNEL_SECRETS_KEY or "", settings.SECRET_KEY)
+    return _fernet(settings.SECRETS_ENCRYPTION_KEY or "", settings.SECRET_KEY)
 
 
 def encrypt(plain: str) -> str:
-    if not plain:
-        return ""
-    return PREFIX + fernet().encrypt(plain.encode()).decode()
-
-
-class SecretUnreadable(Exception):
-    """The stored secret was encrypted with a key this deployment no longer has."""
+    return PREFIX + fernet().encrypt(plain.encode()).decode() if plain else ""
 
 
 def decrypt(stored: str) -> str:
@@ -57,7 +56,7 @@ def decrypt(stored: str) -> str:
     try:
         return fernet().decrypt(stored[len(PREFIX):].encode()).decode()
     except InvalidToken:
-        raise SecretUnreadable("the secret cannot be decrypted with CHANNEL_SECRETS_KEY") from None
+        raise SecretUnreadable("the secret cannot be decrypted with SECRETS_ENCRYPTION_KEY") from None
 
 
 def mask(plain: str) -> str:
@@ -70,7 +69,7 @@ def mask(plain: str) -> str:
 
 class EncryptedTextField(models.TextField):
     """A text column holding a Fernet token; Python code sees the plain value. It cannot
-    be filtered on (each encryption differs), which is why nothing looks a tenant up by it."""
+    be filtered on (each encryption differs), so nothing looks a row up by it."""
 
     def from_db_value(self, value, expression, connection):
         if value in (None, ""):
@@ -78,13 +77,11 @@ class EncryptedTextField(models.TextField):
         try:
             return decrypt(value)
         except SecretUnreadable:
-            # Reading a row must not crash the admin: the secret reads as unset, so the
-            # channel refuses to work (channel_not_configured) until it is entered again.
-            logger.warning("A channel secret cannot be decrypted with CHANNEL_SECRETS_KEY; treating it as unset")
+            # Reading a row must not crash the admin: the secret reads as unset, so whatever
+            # needs it reports itself unconfigured until it is entered again.
+            logger.warning("A stored secret cannot be decrypted with SECRETS_ENCRYPTION_KEY; treating it as unset")
             return ""
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
-        if value in (None, ""):
-            return value
-        return encrypt(value)
+        return encrypt(value) if value else value
