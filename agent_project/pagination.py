@@ -6,3 +6,15 @@ class Pagination(PageNumberPagination):
 
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+def paginated_schema(name: str, item):
+    """The page envelope of :class:`Pagination` for the OpenAPI schema (views built on
+    ``APIView`` paginate by hand, so drf-spectacular cannot infer it)."""
+    from drf_spectacular.utils import inline_serializer
+    from rest_framework import serializers
+
+    return inline_serializer(name, {
+        "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True), "results": item(many=True),
+    })

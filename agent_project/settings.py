@@ -286,6 +286,15 @@ SPECTACULAR_SETTINGS = {
     },
     "SECURITY": [{"ApiKey": []}],
     "SWAGGER_UI_DIST": "SIDECAR",
+    # Several models have a "status" or "role" choice set: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "ConversationStatusEnum": "conversations.models.Conversation.Status",
+        "MessageRoleEnum": "conversations.models.Message.Role",
+        "DocumentStatusEnum": "knowledge.models.Document.Status",
+        "FollowUpStatusEnum": "followups.models.FollowUp.Status",
+        "InboundMessageStatusEnum": "channels.models.InboundMessage.Status",
+        "ContactLogRoleEnum": "contacts.models.ContactLog.ROLES",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "agent_project.routing.schema_without_optional_slash",

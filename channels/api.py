@@ -158,7 +158,7 @@ class ReplySerializer(serializers.Serializer):
 
 
 class HandoffSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=Conversation.Status.values)
+    status = serializers.ChoiceField(choices=Conversation.Status.choices)
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
     notify = serializers.BooleanField(required=False, default=True,
                                       help_text="Tell the customer on their channel (default true).")

@@ -13,7 +13,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from agent_project.errors import ApiError
-from agent_project.pagination import Pagination
+from agent_project.pagination import Pagination, paginated_schema
 from contacts import selectors, services
 from contacts.models import Contact, ContactLog
 from tenants.scoping import tenant_scope
@@ -117,14 +117,6 @@ class ContactLogWriteSerializer(serializers.Serializer):
         return attrs
 
 
-def _paginated(name: str, item):
-    """The page envelope of agent_project.pagination.Pagination, for the schema."""
-    return inline_serializer(name, {
-        "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
-        "previous": serializers.URLField(allow_null=True), "results": item(many=True),
-    })
-
-
 class ContactListQuery(serializers.Serializer):
     q = serializers.CharField(required=False, allow_blank=True, help_text="Part of the name, phone or e-mail.")
     tag = serializers.CharField(required=False, allow_blank=True)
@@ -166,7 +158,7 @@ class ContactsView(TenantAPIView):
     """``/contacts``: list and search; create or update (upsert)."""
 
     @extend_schema(parameters=[ContactListQuery, *_PAGE_PARAMS],
-                   responses=_paginated("PaginatedContactList", ContactSerializer))
+                   responses=paginated_schema("PaginatedContactList", ContactSerializer), operation_id="contacts_list")
     def get(self, request):
         query = _query(ContactListQuery, request)
         return _page(self, selectors.contact_list(tenant=self.tenant, **query), ContactSerializer)
@@ -239,7 +231,7 @@ class ContactLogsView(TenantAPIView):
     """``/contacts/logs``: the conversation history, newest first; append an entry."""
 
     @extend_schema(parameters=[LogListQuery, *_PAGE_PARAMS],
-                   responses=_paginated("PaginatedContactLogList", ContactLogSerializer))
+                   responses=paginated_schema("PaginatedContactLogList", ContactLogSerializer))
     def get(self, request):
         query = _query(LogListQuery, request)
         if "contact_id" in query:

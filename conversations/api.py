@@ -71,7 +71,7 @@ class ChatResponseSerializer(serializers.Serializer):
                                             "total_tokens": serializers.IntegerField()})
     within_working_hours = serializers.BooleanField()
     timings_ms = serializers.DictField(child=serializers.FloatField())
-    status = serializers.ChoiceField(choices=Conversation.Status.values, help_text=(
+    status = serializers.ChoiceField(choices=Conversation.Status.choices, help_text=(
         "The conversation's status after this turn (channels/handoff.py): 'human' means a person has it and the "
         "bot stays silent (empty reply) until it is handed back."))
 

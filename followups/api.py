@@ -14,7 +14,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from agent_project.errors import ApiError
-from agent_project.pagination import Pagination
+from agent_project.pagination import Pagination, paginated_schema
 from followups.models import FollowUp
 from followups.selectors import followup_list
 from followups.services import followup_cancel, followup_retry, followup_schedule
@@ -101,6 +101,9 @@ class FollowUpScheduleView(TenantAPIView):
         return Response(FollowUpSerializer(followup).data, status=201 if created else 200)
 
 
+FOLLOWUP_PAGE = paginated_schema("PaginatedFollowUpList", FollowUpSerializer)
+
+
 def _paginated(view, request, queryset):
     paginator = Pagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
@@ -130,7 +133,7 @@ def _moment(request, name: str, tenant, *, end: bool) -> datetime | None:
 
 class FollowUpListView(TenantAPIView):
     @extend_schema(
-        responses=FollowUpSerializer(many=True), summary="List follow-ups",
+        responses=FOLLOWUP_PAGE, summary="List follow-ups", operation_id="followup_list",
         parameters=[
             OpenApiParameter("status", OpenApiTypes.STR, enum=FollowUp.Status.values),
             OpenApiParameter("contact_id", OpenApiTypes.INT),
@@ -156,7 +159,7 @@ class FollowUpListView(TenantAPIView):
 
 
 class FollowUpPendingView(TenantAPIView):
-    @extend_schema(responses=FollowUpSerializer(many=True), summary="The pending queue, soonest first",
+    @extend_schema(responses=FOLLOWUP_PAGE, summary="The pending queue, soonest first",
                    parameters=[OpenApiParameter("page", OpenApiTypes.INT),
                                OpenApiParameter("page_size", OpenApiTypes.INT)])
     def get(self, request):
