@@ -19,7 +19,7 @@ RUN pip install "torch==2.13.0" --index-url "${TORCH_INDEX_URL}"
 
 # Dependencies before the code, so a code change does not reinstall them.
 COPY pyproject.toml README.md ./
-RUN mkdir -p agent_project tenants knowledge conversations followups contacts channels \
+RUN mkdir -p agent_project tenants knowledge conversations followups contacts channels tools \
     && pip install . && pip uninstall -y layan
 
 COPY . .

@@ -317,7 +317,7 @@ def handoff_event_payload(event: HandoffEvent) -> dict:
 
 def handoff_event_send(*, event: HandoffEvent) -> str:
     """POST the event to the tenant's webhook, signed like follow-ups are (see
-    docs/README-followups.md: ``X-Layan-Signature`` over ``"<timestamp>." + body``),
+    docs/followups.md: ``X-Layan-Signature`` over ``"<timestamp>." + body``),
     with ``Idempotency-Key: handoff_<id>``. 2xx sent; 4xx failed at once; 5xx, 408,
     429 and network errors are tried up to three times. Answers the stored status."""
     from followups.policy import classify_status

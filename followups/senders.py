@@ -55,7 +55,7 @@ def signature_for(*, secret: str, timestamp: str, body: bytes) -> str:
 
 def signature_verify(*, secret: str, timestamp: str, body: bytes, signature: str,
                      now: float | None = None, tolerance: float = 300) -> bool:
-    """What a receiver does (documented in docs/README-followups.md): recompute, compare in
+    """What a receiver does (documented in docs/followups.md): recompute, compare in
     constant time, and refuse a timestamp older than ``tolerance`` seconds."""
     try:
         age = abs((time.time() if now is None else now) - int(timestamp))
