@@ -266,3 +266,10 @@ def test_two_processes_enforce_one_limit(store, ratelimited, make_tenant, reques
     assert refused["body"]["error"]["code"] == "rate_limited"
     assert refused["headers"]["X-RateLimit-Limit"] == "10" and refused["headers"]["X-RateLimit-Remaining"] == "0"
     assert int(refused["headers"]["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("path, scope", [("/chat", "chat"), ("/kb/upload", "upload")])
+def test_the_real_routes_use_their_stricter_scope(path, scope):
+    from django.urls import resolve
+
+    assert resolve(path).func.view_class.throttle_scope == scope
