@@ -1,3 +1,4 @@
+from django.conf import settings
 from rest_framework.pagination import PageNumberPagination
 
 
@@ -5,7 +6,10 @@ class Pagination(PageNumberPagination):
     """``?page=N&page_size=M``; the page size is capped so one request cannot read a whole table."""
 
     page_size_query_param = "page_size"
-    max_page_size = 200
+
+    @property
+    def max_page_size(self) -> int:
+        return settings.MAX_PAGE_SIZE  # the same cap the request-limits middleware answers 422 above
 
 
 def paginated_schema(name: str, item):

@@ -31,6 +31,7 @@ from django.db.models import F, Min
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
+from agent_project import metrics
 from followups import policy
 from followups.models import FollowUp
 from followups.senders import SendResult, sender_for
@@ -127,6 +128,7 @@ def followups_deliver(*, ids: list[int], worker: str, stats: DispatchStats | Non
     stats.lost += len(ids) - len(rows)
     for outcome in _deliver(rows):
         stats.add(outcome)
+        metrics.followup_outcome_observe(outcome=outcome)
     return stats
 
 

@@ -56,6 +56,26 @@ def search_text(text: str) -> tuple[str, int]:
     return " ".join(terms), len(terms)
 
 
+# Words of the conversation around a question rather than of its subject: greetings,
+# forms of address, question words, particles, pronouns (Indonesian and English). A
+# customer writes "Halo kak, toko buka jam berapa ya?"; no passage answers "halo" or
+# "berapa", and counting such words in the query's weight made every passage of a small
+# knowledge base look irrelevant. Only queries drop them; chunks are indexed whole.
+QUERY_STOPWORDS = frozenset("""
+    halo hallo hai hi hello hey pagi siang sore malam selamat assalamualaikum permisi
+    kak kakak ka min mimin gan sis bro mas mbak mba pak bu bapak ibu om tante
+    ya yah dong sih nih deh kah lah tuh kok nah loh yuk ok oke okay
+    tolong mohon terima kasih makasih thanks thank please pls
+    apa apakah berapa kapan bagaimana gimana mana dimana kemana siapa kenapa mengapa
+    saya aku gue gw kami kita anda kamu situ
+    yang dan atau di ke dari untuk buat ini itu juga sudah udah belum masih akan
+    what when where which who why how is are do does can the a an you your i my me
+""".split())
+
+
 def query_terms(query: str) -> list[str]:
-    """Distinct terms of a query, in first-seen order."""
-    return list(dict.fromkeys(tokens(query)))
+    """Distinct terms of a query, in first-seen order, without conversational stopwords
+    (unless nothing else is left: "terima kasih" still searches for itself)."""
+    words = [t for t in _TOKEN.findall(query.lower()) if len(t) <= MAX_TERM_LENGTH and t != "_"]
+    content = [w for w in words if w not in QUERY_STOPWORDS] or words
+    return list(dict.fromkeys(stem(w) for w in content))

@@ -23,8 +23,10 @@ stored terms, cosine from its stored vector) before fusion.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -198,6 +200,24 @@ def _query_vector(query: str):
     return get_embedder().embed_query(query)
 
 
+def _observed(search):
+    """Retrieval latency into the metrics (``layan_retrieval_duration_seconds``)."""
+
+    @functools.wraps(search)
+    def timed(**kwargs):
+        from agent_project import metrics
+
+        started = time.perf_counter()
+        hits = search(**kwargs)
+        methods = kwargs.get("methods") or ("keyword", "vector")
+        metrics.retrieval_observe(seconds=time.perf_counter() - started,
+                                  method="hybrid" if len(methods) > 1 else methods[0])
+        return hits
+
+    return timed
+
+
+@_observed
 def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
                  methods: tuple[str, ...] = ("keyword", "vector"), query_vector=None) -> list[SearchHit]:
     """The tenant's ``k`` best chunks for ``query``, best first.

@@ -28,6 +28,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol
 
+import time
+
 import numpy as np
 from django.conf import settings
 
@@ -87,7 +89,7 @@ class _BaseEmbedder:
     def embed_documents(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimensions), dtype=np.float32)
-        vectors = _normalise(self._embed(list(texts), kind="document"))
+        vectors = _normalise(self._observed_embed(list(texts), kind="document"))
         if vectors.shape != (len(texts), self.dimensions):
             raise EmbeddingError(f"{self.name} returned shape {vectors.shape}, expected ({len(texts)}, {self.dimensions})")
         return vectors
@@ -96,10 +98,23 @@ class _BaseEmbedder:
         cached = self._query_cache.get(text)
         if cached is not None:
             return cached
-        vector = _normalise(self._embed([text], kind="query"))[0]
+        vector = _normalise(self._observed_embed([text], kind="query"))[0]
         vector.setflags(write=False)  # shared by every caller of the cache
         self._query_cache.put(text, vector)
         return vector
+
+    def _observed_embed(self, texts: list[str], kind: str) -> np.ndarray:
+        from agent_project import metrics
+
+        started = time.perf_counter()
+        try:
+            vectors = self._embed(texts, kind=kind)
+        except Exception:
+            metrics.embedding_call_observe(provider=self.name, texts=len(texts),
+                                           seconds=time.perf_counter() - started, outcome="error")
+            raise
+        metrics.embedding_call_observe(provider=self.name, texts=len(texts), seconds=time.perf_counter() - started)
+        return vectors
 
     def _embed(self, texts: list[str], kind: str) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError

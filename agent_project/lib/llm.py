@@ -807,7 +807,50 @@ def get_chat_model(tenant=None, *, locale: str | None = None) -> ChatModel:
     model = factory(tenant)
     if locale and isinstance(model, OfflineChatModel):
         model.locale = locale
-    return model
+    return ObservedChatModel(model)
+
+
+class ObservedChatModel:
+    """Every provider's calls counted and timed in the Prometheus metrics
+    (``layan_llm_*``), in one place instead of in each provider; anything else is
+    the wrapped model's."""
+
+    def __init__(self, inner: ChatModel):
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def _observe(self, started: float, outcome: str, result: Completion | None = None) -> None:
+        from agent_project import metrics
+
+        metrics.llm_call_observe(
+            provider=self._inner.provider, model=(result.model if result else None) or self._inner.model,
+            seconds=time.perf_counter() - started, outcome=outcome,
+            prompt_tokens=result.prompt_tokens if result else 0,
+            completion_tokens=result.completion_tokens if result else 0,
+        )
+
+    def complete(self, **kwargs) -> Completion:
+        started = time.perf_counter()
+        try:
+            result = self._inner.complete(**kwargs)
+        except LLMError as exc:
+            self._observe(started, exc.__class__.__name__.removeprefix("LLM").lower() or "error")
+            raise
+        self._observe(started, "ok", result)
+        return result
+
+    def stream(self, **kwargs) -> Iterator[str | Completion]:
+        started = time.perf_counter()
+        try:
+            for item in self._inner.stream(**kwargs):
+                if isinstance(item, Completion):
+                    self._observe(started, "ok", item)
+                yield item
+        except LLMError as exc:
+            self._observe(started, exc.__class__.__name__.removeprefix("LLM").lower() or "error")
+            raise
 
 
 def model_label() -> dict:

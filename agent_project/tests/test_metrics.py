@@ -101,3 +101,26 @@ def test_without_a_token_open_in_debug_only(settings, anon_client):
     assert anon_client.get("/metrics").status_code == 200
     settings.DEBUG = False
     assert_error(anon_client.get("/metrics"), 404)
+
+
+def test_a_real_chat_turn_moves_the_model_embedding_and_retrieval_series(tenant_a, client_a, anon_client,
+                                                                         metrics_token, settings):
+    """The providers and the search are observed at their seams, not only by hand."""
+
+    settings.EMBEDDING_PROVIDER = "fake"
+    settings.LLM_PROVIDER = "offline"
+    before = _families(anon_client.get("/metrics", **metrics_token))
+    upsert = client_a.post("/kb/upsert", {"title": "Jam buka", "content": "Toko buka setiap hari pukul 09.00."},
+                           format="json")
+    assert upsert.status_code in (200, 201), upsert.content
+    assert client_a.post("/chat", {"user_id": "u1", "messages": [{"role": "user", "content": "Jam buka?"}]},
+                         format="json").status_code == 200
+    after = _families(anon_client.get("/metrics", **metrics_token))
+
+    def grew(name, suffix, **labels):
+        old = _value(before[name], suffix, **labels) if name in before else None
+        return (_value(after[name], suffix, **labels) or 0) > (old or 0)
+
+    assert grew("layan_llm_calls", "_total", provider="offline", outcome="ok")
+    assert grew("layan_retrieval_duration_seconds", "_count", method="hybrid")
+    assert grew("layan_embedding_texts", "_total", provider="fake-384")

@@ -121,3 +121,18 @@ def test_real_local_embedder_finds_an_english_paraphrase(tenant_a, scoped, local
         hits = selectors.chunk_search(tenant=tenant_a, query="how do I send back merchandise to get my money?", k=2)
     assert hits[0].title == "Return policy"
     assert hits[0].scores["vector_rank"] == 1 and hits[0].scores["vector"] > 0.3
+
+
+def test_a_one_entry_knowledge_base_answers_a_chatty_question_as_relevant(tenant_a, scoped):
+    """Greetings and question words are not what a passage answers: "Halo kak, toko buka
+    jam berapa ya?" must find the single opening-hours entry above the relevance threshold."""
+    from knowledge.selectors import RELEVANCE_THRESHOLD, chunk_search
+    from knowledge.services import entries_upsert
+
+    with scoped(tenant_a):
+        entries_upsert(tenant=tenant_a, entries=[{"title": "Jam buka",
+                                                 "content": "Toko buka jam 09.00 sampai 17.00 setiap hari."}])
+        hits = chunk_search(tenant=tenant_a, query="Halo kak, toko buka jam berapa ya?", k=3)
+        assert hits and hits[0].score >= RELEVANCE_THRESHOLD
+        off_topic = chunk_search(tenant=tenant_a, query="Apakah bisa bayar pakai kartu kredit?", k=3)
+        assert all(h.score < RELEVANCE_THRESHOLD for h in off_topic)
