@@ -24,7 +24,7 @@ from tools.shipping.mock import COURIER_NAMES
 
 STATUS_MAP = {
     "confirmed": "info_received", "allocated": "info_received", "picking_up": "info_received",
-    "picked": "picked_up", "dropping_off": "in_transit", "on_hold": "on_hold", "delivered": "delivered",
+    "picked": "picked_up", "in_transit": "in_transit", "dropping_off": "in_transit", "on_hold": "on_hold", "delivered": "delivered",
     "rejected": "failed", "courier_not_found": "failed", "returned": "returned",
     "return_in_transit": "returning", "cancelled": "cancelled", "disposed": "failed",
 }
@@ -79,7 +79,9 @@ class BiteshipTrackingProvider:
             checkpoints.append(Checkpoint(time=_when(entry.get("updated_at")), description=description,
                                           location=place.group(1).strip().title() if place else ""))
         checkpoints.sort(key=lambda c: (c.time is None, c.time or datetime.min))
-        raw_status = str(data.get("status") or "")
+        # Order statuses are snake_case, while public waybill tracking has been seen to answer
+        # camelCase ("pickingUp", "inTransit"): one spelling for both.
+        raw_status = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", str(data.get("status") or "")).lower()
         company = str((data.get("courier") or {}).get("company") or courier).lower()
         return TrackingResult(
             waybill=str(data.get("waybill_id") or waybill), courier=company,

@@ -79,6 +79,15 @@ def test_biteship_tracking_is_parsed(courier_api):
     assert courier_api.requests[0].headers["Authorization"] == "key-123"
 
 
+@pytest.mark.parametrize("raw, ours", [("inTransit", "in_transit"), ("pickingUp", "info_received"),
+                                        ("droppingOff", "in_transit"), ("picking_up", "info_received")])
+def test_biteship_status_in_either_spelling(courier_api, raw, ours):
+    courier_api.play(Answer(body=biteship_tracking("JP1234567890", "jnt", raw)))
+    tracking = BiteshipTrackingProvider(api_key="key-123", base_url=courier_api.url).track(
+        waybill="JP1234567890", courier="jnt", timeout=2)
+    assert tracking.status == ours
+
+
 @pytest.mark.parametrize("answer, code", [
     (biteship_error(400), "tracking_not_found"),
     (biteship_error(404, "Not found", 40400001), "tracking_not_found"),
