@@ -23,6 +23,7 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/python -m agent_project.lib.pgvector_portable
 	@touch $@
 
 install: $(VENV)/.installed

@@ -155,13 +155,16 @@ def contact_log_record(*, tenant: Tenant, contact: Contact, role: str, content: 
                 if existing is not None:
                     existing.was_created = False
                     return existing
-            try:
-                with transaction.atomic():
-                    log = ContactLog.objects.create(
-                        tenant=tenant, contact=contact, role=role, content=content, channel=str(channel)[:32],
-                        at=at, external_message_id=external_message_id, conversation_id=conversation_id)
-            except IntegrityError:
-                continue  # the same message id arrived concurrently: return the stored one
+            fields = dict(tenant=tenant, contact=contact, role=role, content=content, channel=str(channel)[:32],
+                          at=at, external_message_id=external_message_id, conversation_id=conversation_id)
+            if external_message_id is None:
+                log = ContactLog.objects.create(**fields)  # no unique key to collide on: no savepoint
+            else:
+                try:
+                    with transaction.atomic():
+                        log = ContactLog.objects.create(**fields)
+                except IntegrityError:
+                    continue  # the same message id arrived concurrently: return the stored one
             if role == "user":
                 _touch(contact, now=at)
             log.was_created = True

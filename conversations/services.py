@@ -28,7 +28,7 @@ from django.utils import timezone
 from agent_project.errors import ApiError, error_body
 from agent_project.lib.llm import ChatModel, ChatTurn, Completion, LLMBlocked, LLMError, Passage, get_chat_model
 from contacts.services import contact_for_channel, contact_log_record
-from conversations import prompts
+from conversations import prompts, store
 from conversations.bubbles import BubbleStream, limits_for, split_bubbles
 from conversations.models import Conversation, Message
 from knowledge.selectors import RELEVANCE_THRESHOLD, chunk_search
@@ -39,7 +39,6 @@ from tools.registry import result_for_model, tool_calls_run, tools_for
 logger = logging.getLogger(__name__)
 
 RETRIEVAL_K = 5
-STORED_HISTORY_TURNS = 30
 SNIPPET_CHARS = 240
 
 
@@ -148,12 +147,12 @@ def conversation_for(*, tenant: Tenant, channel: str, user_id: str, contact=None
     raise RuntimeError(f"conversation_for: no stable conversation for {channel}:{user_id}")
 
 
-def _stored_history(conversation: Conversation, before: Message) -> list[ChatTurn]:
-    rows = list(conversation.messages.filter(id__lt=before.pk).exclude(content="")
-                .order_by("-created_at", "-id").values_list("role", "content")[:STORED_HISTORY_TURNS])
+def _stored_history(conversation: Conversation) -> list[tuple[str, str]]:
+    """The conversation's last turns as (role, content), oldest first."""
+    rows = list(conversation.messages.exclude(content="")
+                .order_by("-created_at", "-id").values_list("role", "content")[:store.HISTORY_TURNS])
     rows.reverse()
-    return [ChatTurn(role="user" if role == Message.Role.USER else "assistant", content=content)
-            for role, content in rows]
+    return rows
 
 
 def _passage(hit) -> Passage:
@@ -190,16 +189,24 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
 
     t = time.perf_counter()
     newest = messages[-1].content.strip()
-    # One transaction, one commit: committed here, before the model is called.
-    with _chat_write():
-        contact = contact_for_channel(tenant=tenant, channel=channel, external_id=user_id, name=name)
-        conversation = conversation_for(tenant=tenant, channel=channel, user_id=user_id, contact=contact)
-        user_message = Message.objects.create(tenant=tenant, conversation=conversation, role=Message.Role.USER,
-                                              content=newest)
-        now = user_message.created_at
-        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
-        contact_log_record(tenant=tenant, contact=contact, role="user", content=newest, channel=channel, at=now,
-                           conversation_id=conversation.pk)
+    # Committed here, before the model is called: one statement for a returning customer
+    # (conversations/store.py), else one ORM transaction that creates what is missing.
+    stored = store.user_turn(tenant=tenant, channel=channel, user_id=user_id, content=newest, name=name,
+                             now=timezone.now())
+    if stored is not None:
+        conversation, contact, user_message, stored_history = stored
+    else:
+        with _chat_write():
+            contact = contact_for_channel(tenant=tenant, channel=channel, external_id=user_id, name=name)
+            conversation = conversation_for(tenant=tenant, channel=channel, user_id=user_id, contact=contact)
+            stored_history = _stored_history(conversation) if len(messages) == 1 else []
+            user_message = Message.objects.create(tenant=tenant, conversation=conversation,
+                                                  role=Message.Role.USER, content=newest)
+            now = user_message.created_at
+            Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
+            conversation.last_message_at = now
+            contact_log_record(tenant=tenant, contact=contact, role="user", content=newest, channel=channel,
+                               at=now, conversation_id=conversation.pk)
     timings["store_user_ms"] = _ms(t)
 
     t = time.perf_counter()
@@ -208,7 +215,9 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
     timings["retrieval_ms"] = _ms(t)
 
     t = time.perf_counter()
-    history = (messages[:-1] if len(messages) > 1 else _stored_history(conversation, user_message))
+    history = (messages[:-1] if len(messages) > 1
+               else [ChatTurn(role="user" if role == Message.Role.USER else "assistant", content=content)
+                     for role, content in stored_history])
     opening = _opening(tenant, timezone.now())
     tools = tools_for(tenant=tenant)
     prompt = prompts.build_prompt(
@@ -253,23 +262,18 @@ def _store_reply(prepared: PreparedChat, completion: Completion, reply: str, bub
     t = time.perf_counter()
     tenant, conversation = prepared.tenant, prepared.conversation
     prepared.timings["generation_ms"] = generation_ms
-    with _chat_write():
-        message = Message.objects.create(
-            tenant=tenant, conversation=conversation, role=Message.Role.ASSISTANT, content=reply, bubbles=bubbles,
-            sources=[source_of(h) for h in prepared.hits] if completion.finish_reason != "blocked" else [],
-            tool_calls=tool_calls or [],
-            provider=completion.provider, model=completion.model, finish_reason=completion.finish_reason[:32],
-            prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
-            retrieval_ms=prepared.timings.get("retrieval_ms"), generation_ms=generation_ms,
-        )
-        Conversation.objects.filter(pk=conversation.pk).update(last_message_at=message.created_at,
-                                                               updated_at=message.created_at)
-        if prepared.contact is not None:
-            contact_log_record(tenant=tenant, contact=prepared.contact, role="assistant", content=reply,
-                               channel=prepared.channel, at=message.created_at, conversation_id=conversation.pk)
-        total = _ms(prepared.started)  # the commit is the only thing not counted
-        Message.objects.filter(pk=message.pk).update(total_ms=total)
-    message.total_ms = total
+    message = Message(
+        tenant=tenant, conversation=conversation, role=Message.Role.ASSISTANT, content=reply, bubbles=bubbles,
+        sources=[source_of(h) for h in prepared.hits] if completion.finish_reason != "blocked" else [],
+        tool_calls=tool_calls or [],
+        provider=completion.provider, model=completion.model, finish_reason=completion.finish_reason[:32],
+        prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
+        retrieval_ms=prepared.timings.get("retrieval_ms"), generation_ms=generation_ms,
+        total_ms=_ms(prepared.started),  # everything but the one statement that stores it
+    )
+    now = timezone.now()
+    store.reply_turn(message=message, contact=prepared.contact, channel=prepared.channel, now=now)
+    conversation.last_message_at = conversation.updated_at = now
     prepared.timings["store_reply_ms"] = _ms(t)
     prepared.timings["total_ms"] = total = _ms(prepared.started)
     # what is neither retrieval nor the model: the overhead this service adds

@@ -7,6 +7,7 @@ from __future__ import annotations
 import weakref
 from contextlib import contextmanager
 
+import psycopg
 from django.db import connection
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
@@ -14,17 +15,28 @@ from psycopg.types import TypeInfo
 _type_info: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+class _VectorCursor(psycopg.Cursor):
+    """Server-side parameter binding, so a ``%b`` vector travels as 1.5 kB of binary
+    instead of being formatted as text (Django's client-side cursors made 384 float
+    strings per parameter: ~0.4 ms each). Never prepared: a prepared statement's
+    generic plan ignores the tenant's size, which the vector plan depends on."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=False, binary=binary)
+
+
 @contextmanager
 def vector_cursor():
-    """A raw psycopg cursor on Django's connection that speaks ``vector``."""
+    """A raw psycopg cursor on Django's connection (inside its transaction, if any) that
+    speaks ``vector``."""
     with connection.cursor() as wrapper:
-        raw = wrapper.cursor
-        pg_conn = raw.connection
+        pg_conn = wrapper.cursor.connection
         info = _type_info.get(pg_conn)
         if info is None:
             info = _type_info[pg_conn] = TypeInfo.fetch(pg_conn, "vector")
-        register_vector_info(raw, info)
-        yield raw
+        with _VectorCursor(pg_conn) as raw:
+            register_vector_info(raw, info)
+            yield raw
 
 
 CHUNK_COPY_COLUMNS = ("tenant_id", "document_id", "position", "text", "token_count", "provenance",

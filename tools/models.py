@@ -9,6 +9,32 @@ from django_scopes import ScopedManager
 from tenants.models import Tenant, TenantOwned
 from agent_project.lib.encryption import EncryptedTextField
 
+def tenant_config_changed(tenant_ids) -> None:
+    """Tools are part of a tenant's configuration: a change moves the tenant's
+    ``updated_at``, which ``tools.registry.tools_for`` caches by (in every process)."""
+    from django.utils import timezone
+
+    from tools import registry
+
+    ids = {i for i in tenant_ids if i is not None}
+    if ids:
+        Tenant.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+    for tenant_id in ids:  # this process may hold a tenant object loaded before the change
+        registry.forget(tenant_id)
+
+
+class ToolConfigQuerySet(models.QuerySet):
+    """Bulk updates (the admin's enable/disable actions) send no signals: they say so here."""
+
+    def update(self, **kwargs):
+        tenants = set(self.values_list("tenant_id", flat=True))
+        count = super().update(**kwargs)
+        tenant_config_changed(tenants)
+        return count
+
+
+ToolConfigManager = models.Manager.from_queryset(ToolConfigQuerySet)
+
 TOOL_NAME = RegexValidator(r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$",
                            "Letters, digits and underscores, starting with a letter (function-call names).")
 
@@ -49,7 +75,7 @@ class TenantTool(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ScopedManager(tenant="tenant")
+    objects = ScopedManager(ToolConfigManager, tenant="tenant")
 
     class Meta:
         ordering = ["name"]
@@ -81,7 +107,7 @@ class ShippingConfig(TenantOwned):
     enabled = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    objects = ScopedManager(tenant="tenant")
+    objects = ScopedManager(ToolConfigManager, tenant="tenant")
 
     def __str__(self) -> str:
         return f"{self.tenant_id}: {self.provider}"

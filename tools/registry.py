@@ -91,8 +91,33 @@ def http_tool(row: TenantTool) -> Tool:
                 source=f"tenant:{row.pk}", timeout=row.timeout_seconds)
 
 
+_cache: dict[str, tuple[object, list[Tool]]] = {}
+
+
 def tools_for(*, tenant: Tenant) -> list[Tool]:
-    """The enabled tools of ``tenant`` (call inside its scope). Built-ins win a name clash."""
+    """The enabled tools of ``tenant`` (call inside its scope). Built-ins win a name clash.
+
+    Every chat turn asks, and most tenants' tools rarely change: the list is kept per
+    process, keyed by the tenant's ``updated_at``, which any change to a tool or the
+    shipping config moves (tools.models.tenant_config_changed), so an edit is seen by the
+    next turn in every worker. The tenant row is fresh: the request just loaded it."""
+    stamp = getattr(tenant, "updated_at", None)
+    cached = _cache.get(tenant.pk)
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return list(cached[1])
+    tools = _load_tools(tenant)
+    if stamp is not None:
+        if len(_cache) > 10_000:
+            _cache.clear()
+        _cache[tenant.pk] = (stamp, tools)
+    return list(tools)
+
+
+def forget(tenant_id: str) -> None:
+    _cache.pop(tenant_id, None)
+
+
+def _load_tools(tenant: Tenant) -> list[Tool]:
     tools: list[Tool] = []
     config = ShippingConfig.objects.filter(tenant=tenant, enabled=True).first()
     if config is not None:

@@ -61,8 +61,12 @@ def ensure_server(pgdata: str | os.PathLike) -> EmbeddedServer:
     import fasteners
     from pgserver import get_server
 
+    from agent_project.lib.pgvector_portable import ensure_portable
+
     pgdata = Path(pgdata).expanduser().resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # The wheel's pgvector needs AVX-512; elsewhere a portable build replaces it first.
+    ensure_portable(log=logger.warning)
     with fasteners.InterProcessLock(str(pgdata.parent / f".{pgdata.name}.lock")):
         fresh = not (pgdata / "PG_VERSION").exists()
         started_here = fresh or not _running(pgdata)
