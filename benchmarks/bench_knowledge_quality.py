@@ -107,14 +107,15 @@ def main(argv=None) -> None:
             ranks = []
             for hits, relevant in subset:
                 ranked = ranking.rank_fused(
-                    [(h.scores["keyword"], ranking.vector_score(h.scores["vector"], p)) for h in hits], p)
+                    [(h.scores["keyword"], ranking.vector_score(h.scores["vector"], p), h.scores["bm25"])
+                     for h in hits], p)
                 docs = [hits[i].document_id for i, _ in ranked[:10]]
                 ranks.append(docs.index(relevant) + 1 if relevant in docs else None)
             return metrics(ranks)
 
         tune, held = raw_hits[1::2], raw_hits[0::2]
         grid = [ranking.FusionProfile(w / 100, 1 - w / 100, f, c, band)
-                for w in range(50, 100, 5) for f, c in ((0.0, 1.0), (0.15, 0.75)) for band in (None, 0.02, 0.03, 0.05, 0.1)]
+                for w in range(50, 100, 5) for f, c in ((0.0, 1.0), (0.15, 0.75)) for band in (None, 0.01, 0.02, 0.03, 0.05, 0.1)]
         best = max(grid, key=lambda p: evaluate(tune, p)["nDCG@10"])
         keyword_only = ranking.FusionProfile(1.0, 0.0, 0.15, 0.75)
         rows = [[label, *(evaluate(split, p)[n] for n in names)]

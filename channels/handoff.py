@@ -11,6 +11,11 @@ The bottom half holds the services: ``conversation_status_set`` switches a
 conversation between ``bot``, ``human`` and ``closed`` with a conditional update,
 records a :class:`HandoffEvent`, tells the customer on their channel and sends a
 signed ``conversation.handoff`` event to the tenant's webhook (in a django-q2 task).
+
+The tenant's handoff policy (``Tenant.handoff_on_unanswered``,
+``Tenant.handoff_resume_minutes``) decides whether "the assistant cannot help" hands
+over at all, and when a conversation nobody on the team has answered goes back to
+the bot (``handoff_resume_if_due``). A customer asking for a person is always handed over.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ import logging
 import re
 import time
 import unicodedata
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django_q.tasks import async_task
 
@@ -147,6 +154,8 @@ NOTICES = {
         "closed_hours": " Saat ini di luar jam kerja kami, jadi balasan mungkin datang saat kami buka kembali.",
         "bot": "Terima kasih sudah menunggu. Anda kembali dilayani asisten otomatis kami; ketik \"admin\" kapan "
                "saja untuk bicara dengan tim kami.",
+        "bot_timeout": "Maaf, tim kami belum sempat membalas. Sementara itu asisten otomatis kami akan membantu Anda; "
+                       "ketik \"admin\" kapan saja untuk bicara dengan tim kami.",
         "closed": "Percakapan ini kami tutup. Terima kasih! Kirim pesan kapan saja jika butuh bantuan lagi.",
         "media": "Maaf, saat ini kami hanya dapat membaca pesan teks. Mohon tuliskan pertanyaan Anda, ya.",
         "unavailable": "Maaf, sistem kami sedang sibuk. Pesan Anda sudah kami terima; mohon coba lagi sebentar "
@@ -158,6 +167,8 @@ NOTICES = {
         "closed_hours": " We are outside our working hours right now, so the reply may come when we open again.",
         "bot": "Thanks for waiting. You're back with our automatic assistant; type \"human\" any time to reach "
                "our team.",
+        "bot_timeout": "Sorry, our team hasn't been able to reply yet. Our automatic assistant will help you in the "
+                       "meantime; type \"human\" any time to reach our team.",
         "closed": "We've closed this conversation. Thank you! Message us any time if you need help again.",
         "media": "Sorry, we can only read text messages for now. Please type your question.",
         "unavailable": "Sorry, our system is busy. We received your message; please try again in a moment or "
@@ -247,13 +258,53 @@ def conversation_status_set(*, conversation: Conversation, status: str, reason: 
         conversation.status = status
         if notify:
             kind = {"human": "human_cannot_help" if reason == HandoffEvent.Reason.MODEL_CANNOT_HELP else "human",
-                    "bot": "bot", "closed": "closed"}[status]
+                    "bot": "bot_timeout" if reason == HandoffEvent.Reason.NO_OPERATOR_REPLY else "bot",
+                    "closed": "closed"}[status]
             text = notice_text(locale=tenant.locale, kind=kind, is_open=_is_open(tenant))
             event.customer_notified = customer_notify(conversation=conversation, text=text)
             HandoffEvent.objects.filter(pk=event.pk).update(customer_notified=event.customer_notified)
     logger.info("conversation %s of %s: %s → %s (%s by %s)", conversation.pk, tenant.pk, current, status, reason,
                 actor or "-")
     return event
+
+
+def handoff_resume_due(*, conversation: Conversation, tenant: Tenant, now=None) -> bool:
+    """Has nobody on the team written in this ``human`` conversation for the tenant's
+    ``handoff_resume_minutes``, counted from the later of its latest hand-over to ``human``
+    and the operator's latest message? Never when the setting is empty or 0 (no query
+    then); otherwise one query. A conversation with neither (made ``human`` outside the
+    handoff service) counts from its creation."""
+    minutes = tenant.handoff_resume_minutes
+    if not minutes:
+        return False
+    with tenant_scope(tenant):
+        handed = (HandoffEvent.objects.filter(conversation_id=conversation.pk, to_status=Conversation.Status.HUMAN)
+                  .order_by("-created_at").values("created_at")[:1])
+        replied = (Message.objects.filter(conversation_id=conversation.pk, role=Message.Role.OPERATOR)
+                   .order_by("-created_at").values("created_at")[:1])
+        row = (Conversation.objects.filter(pk=conversation.pk)
+               .annotate(handed_at=Subquery(handed), replied_at=Subquery(replied))
+               .values_list("created_at", "handed_at", "replied_at").first())
+    if row is None:
+        return False
+    since = max(at for at in row if at is not None)
+    return (now or timezone.now()) - since >= timedelta(minutes=minutes)
+
+
+def handoff_resume_if_due(*, conversation: Conversation, tenant: Tenant, notify: bool = True) -> bool:
+    """A customer wrote in a ``human`` conversation: when no operator has written for the
+    tenant's resume time (``handoff_resume_due``), give it back to the bot (a
+    ``no_operator_reply`` event by ``system``; with ``notify`` the customer is told the
+    assistant takes over meanwhile) so the bot answers this message. Answers whether the
+    bot has the conversation now. Costs nothing unless the conversation is ``human``."""
+    if conversation.status != Conversation.Status.HUMAN:
+        return False
+    if not handoff_resume_due(conversation=conversation, tenant=tenant):
+        return False
+    conversation_status_set(conversation=conversation, status=Conversation.Status.BOT,
+                            reason=HandoffEvent.Reason.NO_OPERATOR_REPLY, actor="system",
+                            note=f"no operator message for {tenant.handoff_resume_minutes} minutes", notify=notify)
+    return conversation.status == Conversation.Status.BOT
 
 
 def _send_failure(outcome: SendOutcome, delivered: int) -> ApiError:
@@ -362,15 +413,21 @@ def chat_handoff_before(prepared) -> dict | None:
     """Before the model: ``None`` when the bot should answer, else the /chat answer to give
     instead — empty while a person has the conversation (the customer's turn is already
     stored for them), or the handoff notice when the customer just asked for a person.
-    A closed conversation is reopened for the bot by a new customer message."""
+    A closed conversation is reopened for the bot by a new customer message; a ``human``
+    one nobody on the team has answered for the tenant's ``handoff_resume_minutes`` goes
+    back to the bot, which answers this message. Only a ``human`` (or ``closed``)
+    conversation costs queries here."""
     conversation = prepared.conversation
-    text = prepared.user_message.content
+    asks_for_person = wants_human(prepared.user_message.content)
     if conversation.status == Conversation.Status.CLOSED:
         conversation_status_set(conversation=conversation, status=Conversation.Status.BOT,
                                 reason=HandoffEvent.Reason.CUSTOMER_MESSAGE, actor="customer", notify=False)
     if conversation.status == Conversation.Status.HUMAN:
-        return _chat_answer(prepared, reply="", finish_reason="human")
-    if wants_human(text):
+        # Asking for a person again after the wait: back to the bot without its notice,
+        # then handed over afresh below (a new event for the team, the handoff notice for them).
+        if not handoff_resume_if_due(conversation=conversation, tenant=prepared.tenant, notify=not asks_for_person):
+            return _chat_answer(prepared, reply="", finish_reason="human")
+    if asks_for_person:
         conversation_status_set(conversation=conversation, status=Conversation.Status.HUMAN,
                                 reason=HandoffEvent.Reason.CUSTOMER_REQUEST, actor="customer", notify=True)
         notice = notice_text(locale=prepared.locale, kind="human", is_open=prepared.opening.is_open)
@@ -379,10 +436,12 @@ def chat_handoff_before(prepared) -> dict | None:
 
 
 def chat_handoff_after(prepared, reply: str) -> str:
-    """After the reply is stored: hand over when the assistant said it cannot help. The
-    notice is stored in the conversation (the client reads it with the next poll) and, on
-    a channel we send on, delivered there. Answers the conversation's status."""
-    if model_cannot_help(reply):
+    """After the reply is stored: hand over when the assistant said it cannot help and the
+    tenant hands unanswered questions over (``Tenant.handoff_on_unanswered``; otherwise the
+    reply is all, and the bot keeps the conversation). The notice is stored in the
+    conversation (the client reads it with the next poll) and, on a channel we send on,
+    delivered there. Answers the conversation's status."""
+    if prepared.tenant.handoff_on_unanswered and model_cannot_help(reply):
         conversation_status_set(conversation=prepared.conversation, status=Conversation.Status.HUMAN,
                                 reason=HandoffEvent.Reason.MODEL_CANNOT_HELP, actor="assistant", notify=True)
     return prepared.conversation.status

@@ -7,10 +7,12 @@ redelivery or a re-run of the task never processes it twice, then:
 * finds or creates the contact and the conversation;
 * a closed conversation is reopened for the bot when the customer writes again;
 * while a human has the conversation the bot stays silent: the message is stored for
-  the operator and nothing is sent;
+  the operator and nothing is sent — unless no operator has written in it for the
+  tenant's ``handoff_resume_minutes``, when it goes back to the bot, which answers;
 * a customer asking for a person is handed over (notice + tenant webhook event);
 * otherwise the chat pipeline answers and its bubbles are sent in order; a reply in
-  which the assistant says it cannot help hands the conversation to a person;
+  which the assistant says it cannot help hands the conversation to a person (when the
+  tenant's ``handoff_on_unanswered`` is on);
 * a photo, voice note, sticker… gets a polite "text only, please" and is logged.
 """
 
@@ -96,6 +98,12 @@ def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
         # The customer wrote again after the conversation was closed: the bot takes it up.
         handoff.conversation_status_set(conversation=conversation, status=Conversation.Status.BOT,
                                         reason=HandoffEvent.Reason.CUSTOMER_MESSAGE, actor="customer", notify=False)
+    if conversation.status == Conversation.Status.HUMAN:
+        # Nobody on the team has answered for the tenant's resume time: the bot takes this
+        # message. Asking for a person again skips the "assistant is back" notice: the
+        # conversation is handed over afresh below.
+        asks_for_person = inbound.kind == "text" and handoff.wants_human(inbound.text)
+        handoff.handoff_resume_if_due(conversation=conversation, tenant=tenant, notify=not asks_for_person)
 
     if inbound.kind != "text" or not inbound.text:
         content = f"[{inbound.kind}]" + (f" {inbound.text}" if inbound.text else "")
@@ -140,7 +148,7 @@ def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
     if failed is not None:
         return _finish(inbound, outcome="send_failed", status=InboundMessage.Status.FAILED, error=failed.detail,
                        conversation=conversation)
-    if handoff.model_cannot_help(result.reply):
+    if tenant.handoff_on_unanswered and handoff.model_cannot_help(result.reply):
         handoff.conversation_status_set(conversation=conversation, status=Conversation.Status.HUMAN,
                                         reason=HandoffEvent.Reason.MODEL_CANNOT_HELP, actor="assistant")
         return _finish(inbound, outcome="model_handoff", conversation=conversation)

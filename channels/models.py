@@ -123,6 +123,7 @@ class HandoffEvent(TenantOwned):
         MODEL_CANNOT_HELP = "model_cannot_help", "the assistant could not help"
         OPERATOR = "operator", "an operator"
         CUSTOMER_MESSAGE = "customer_message", "the customer wrote again after it was closed"
+        NO_OPERATOR_REPLY = "no_operator_reply", "no operator replied in time: back to the bot"
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     conversation = models.ForeignKey("conversations.Conversation", on_delete=models.CASCADE,

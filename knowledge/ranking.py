@@ -14,12 +14,14 @@ the embedder is (chosen on a split of the benchmark):
 - vector: cosine similarity mapped linearly from [floor, ceiling] to [0, 1]; the
   floor is where unrelated text typically lands for that embedder.
 
-With a weak embedder the vector only breaks near-ties: candidates whose keyword
-score is within ``tiebreak_band`` (relative) of the best are ordered by the fused
-score, and every other candidate stays below them, its score capped so that
-scores still fall monotonically down the list. On FacQA that was the best
-setting on the tuning half of the questions and it beat BM25 on the held-out half
-on every metric, where a plain weighted sum only tied it.
+With a weak embedder the vector only breaks near-ties: candidates whose *raw* BM25
+is within ``tiebreak_band`` (relative) of the best are ordered by the fused score,
+and every other candidate follows in BM25 order, its score capped so that scores
+still fall monotonically down the list. The band is judged on raw BM25, not on the
+keyword score, because that score is capped at 1: two chunks that both contain
+every query term score 1.0 however different their BM25, and letting MiniLM order
+such "ties" lost more FacQA questions than it won (2 to 1). On raw BM25 the band
+is a plateau from 1% to 3% (same result); 2% is its middle.
 
 If no candidate shares a single word with the query (a paraphrase, another
 language), the keyword signal says nothing and the vector score alone is used.
@@ -48,7 +50,7 @@ class FusionProfile:
 # Indonesian (nDCG@10 0.48 vs BM25 0.83 on FacQA): it mostly breaks ties.
 FUSION_PROFILES: list[tuple[str, FusionProfile]] = [
     ("local:all-MiniLM", FusionProfile(keyword_weight=0.7, vector_weight=0.3, cosine_floor=0.15, cosine_ceiling=0.75,
-                                       tiebreak_band=0.03)),
+                                       tiebreak_band=0.02)),
     ("gemini:", FusionProfile(keyword_weight=0.5, vector_weight=0.5, cosine_floor=0.45, cosine_ceiling=0.85)),
     ("fake-", FusionProfile(keyword_weight=0.7, vector_weight=0.3, cosine_floor=0.1, cosine_ceiling=0.9)),
     ("", FusionProfile(keyword_weight=0.7, vector_weight=0.3, cosine_floor=0.15, cosine_ceiling=0.8)),
@@ -103,21 +105,22 @@ def fuse(keyword: float, vector: float, profile: FusionProfile, lexical_match: b
     return profile.keyword_weight * keyword + profile.vector_weight * vector
 
 
-def rank_fused(candidates: list[tuple[float, float]], profile: FusionProfile) -> list[tuple[int, float]]:
-    """Order candidates given as (keyword score, vector score), both in [0, 1].
+def rank_fused(candidates: list[tuple], profile: FusionProfile) -> list[tuple[int, float]]:
+    """Order candidates given as (keyword score, vector score[, raw BM25]), the scores
+    in [0, 1]; without the raw BM25 the keyword score stands in for it.
     Returns (candidate index, fused score), best first."""
     if not candidates:
         return []
-    best_keyword = max(k for k, _ in candidates)
-    lexical = best_keyword > 0
-    fused = [fuse(k, v, profile, lexical) for k, v in candidates]
+    keyword = [c[0] for c in candidates]
+    raw = [c[2] if len(c) > 2 else c[0] for c in candidates]
+    lexical = max(keyword) > 0
+    fused = [fuse(k, v, profile, lexical) for k, v, *_ in candidates]
     if not lexical or profile.tiebreak_band is None:
-        order = sorted(range(len(candidates)), key=lambda i: (-fused[i], -candidates[i][0], i))
+        order = sorted(range(len(candidates)), key=lambda i: (-fused[i], -raw[i], i))
         return [(i, fused[i]) for i in order]
-    cutoff = (1.0 - profile.tiebreak_band) * best_keyword
-    top = sorted((i for i, (k, _) in enumerate(candidates) if k >= cutoff), key=lambda i: (-fused[i], i))
-    rest = sorted((i for i, (k, _) in enumerate(candidates) if k < cutoff),
-                  key=lambda i: (-candidates[i][0], -fused[i], i))
+    cutoff = (1.0 - profile.tiebreak_band) * max(raw)
+    top = sorted((i for i in range(len(candidates)) if raw[i] >= cutoff), key=lambda i: (-fused[i], i))
+    rest = sorted((i for i in range(len(candidates)) if raw[i] < cutoff), key=lambda i: (-raw[i], -fused[i], i))
     ranked = [(i, fused[i]) for i in top]
     ceiling = min(fused[i] for i in top)
     for i in rest:

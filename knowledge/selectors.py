@@ -167,47 +167,50 @@ def _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_para
     return {row[0]: row[1:] for row in cur.fetchall()}
 
 
-def _cosines(cur, tenant_id, qvec, ids) -> dict[int, float]:
-    """Cosine to the query of a few chunks (keyword candidates the vector side missed)."""
-    if not ids:
-        return {}
-    cur.execute("SELECT id, 1 - (embedding <=> %b) FROM knowledge_chunk WHERE tenant_id = %s AND id = ANY(%s)",
-                [qvec, tenant_id, list(ids)])
-    return dict(cur.fetchall())
+def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> tuple[list, dict[int, float]]:
+    """Run a nearest-neighbour query (rows: id, cosine, search_text, token_count) and, in
+    the same round trip, the cosines of the chunks ``also`` names (keyword candidates)."""
+    if also:
+        sql = (f"(SELECT *, true FROM ({sql}) nn) UNION ALL (SELECT id, 1 - (embedding <=> %b), NULL, NULL, false "
+               f"FROM knowledge_chunk WHERE tenant_id = %s AND id = ANY(%s))")
+        params = [*params, qvec, tenant_id, also]
+    cur.execute(sql, params)
+    rows, extra = [], {}
+    for row in cur.fetchall():
+        if not also or row[4]:
+            rows.append(row[:4])
+        else:
+            extra[row[0]] = float(row[1])
+    rows.sort(key=lambda r: -r[1])  # relaxed_order (HNSW) may return slightly out of order
+    return rows, extra
 
 
-def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params) -> list[tuple[int, float]]:
+def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
     # The distance once per row (OFFSET 0 keeps the subquery from being flattened into
     # two evaluations); "+ 0" keeps the planner off the HNSW index.
-    cur.execute(
-        f"SELECT id, 1 - distance, search_text, token_count FROM (SELECT c.id, c.embedding <=> %b AS distance, "
-        f"c.search_text, c.token_count FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} OFFSET 0) s "
-        f"ORDER BY distance + 0 LIMIT %s",
-        [qvec, tenant_id, *filter_params, limit],
-    )
-    return cur.fetchall()
+    sql = (f"SELECT id, 1 - distance, search_text, token_count FROM (SELECT c.id, c.embedding <=> %b AS distance, "
+           f"c.search_text, c.token_count FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} OFFSET 0) s "
+           f"ORDER BY distance + 0 LIMIT %s")
+    return _nearest(cur, sql, [qvec, tenant_id, *filter_params, limit], tenant_id, qvec, also)
 
 
-def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params) -> list[tuple[int, float]]:
+def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
     # iterative_scan and ef_search were set by _corpus_stats, in this transaction
-    cur.execute(
-        f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count FROM {_from_sql(filter_sql)} "
-        f"WHERE c.tenant_id = %s{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s",
-        [qvec, tenant_id, *filter_params, qvec, limit],
-    )
-    rows = cur.fetchall()
-    rows.sort(key=lambda r: -r[1])  # relaxed_order may return slightly out of order
-    return rows
+    sql = (f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count FROM {_from_sql(filter_sql)} "
+           f"WHERE c.tenant_id = %s{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s")
+    return _nearest(cur, sql, [qvec, tenant_id, *filter_params, qvec, limit], tenant_id, qvec, also)
 
 
-def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params) -> tuple[list, str]:
+def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params,
+                       also: list[int]) -> tuple[list, dict[int, float], str]:
+    """The tenant's ``limit`` nearest chunks, the cosines of ``also``, and the plan used."""
     if n <= EXACT_SCAN_MAX_CHUNKS:
-        return _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params), "exact"
-    rows = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params)
+        return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact"
+    rows, extra = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also)
     if len(rows) < limit:
         # The index ran out (a very selective filter): the exact scan knows the truth.
-        return _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params), "exact-fallback"
-    return rows, "hnsw"
+        return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact-fallback"
+    return rows, extra, "hnsw"
 
 
 def _query_vector(query: str):
@@ -263,18 +266,17 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             return []
         weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n)
         keyword_rows = _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params)
-        vector_rows, plan = (_vector_candidates(cur, tenant_id, qvec, pool, n, filter_sql, filter_params)
-                             if use_vector else ([], "none"))
-
         # Both scores for every candidate of either retriever: BM25 from the stored terms,
-        # cosine from the vector query or, for keyword candidates it did not return, fetched.
+        # cosine from the vector query, which also returns those of the keyword candidates.
         bm25 = {cid: ranking.bm25_counts(weights, ranking.term_counts(text, weights), length, avgdl)
                 for cid, (text, length) in keyword_rows.items()}
         keyword_top = sorted(bm25, key=lambda cid: -bm25[cid])[:pool]
         cosine: dict[int, float | None] = {cid: None for cid in keyword_top}
+        vector_rows, plan = [], "none"
         if use_vector:
-            seen = {row[0] for row in vector_rows}
-            cosine.update(_cosines(cur, tenant_id, qvec, [cid for cid in keyword_top if cid not in seen]))
+            vector_rows, extra, plan = _vector_candidates(cur, tenant_id, qvec, pool, n, filter_sql, filter_params,
+                                                          also=keyword_top)
+            cosine.update(extra)
         for cid, sim, text, length in vector_rows:
             cosine[cid] = float(sim)
             if cid not in bm25:
@@ -292,7 +294,7 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             vec = ranking.vector_score(cos, profile) if cos is not None else 0.0
             scored.append((cid, bm25[cid], kw, cos, vec))
         if use_keyword and use_vector:
-            ranked = ranking.rank_fused([(e[2], e[4]) for e in scored], profile)
+            ranked = ranking.rank_fused([(e[2], e[4], e[1]) for e in scored], profile)
         else:
             # One method (benchmarks, debugging): its own score, ordered by its raw value.
             order = sorted(range(len(scored)), key=lambda i: -(scored[i][1] if use_keyword else (scored[i][3] or -1)))

@@ -30,7 +30,8 @@ class TenantFormBase(forms.ModelForm):
     class Meta:
         model = Tenant
         fields = ["id", "name", "is_active", "persona", "sop", "locale", "timezone", "webhook_url", "webhook_secret",
-                  "rate_limit_per_minute", "chat_rate_limit_per_minute", "upload_rate_limit_per_minute"]
+                  "rate_limit_per_minute", "chat_rate_limit_per_minute", "upload_rate_limit_per_minute",
+                  "handoff_on_unanswered", "handoff_resume_minutes"]
         widgets = {
             "persona": forms.Textarea(attrs={"rows": 10, "cols": 100}),
             "sop": forms.Textarea(attrs={"rows": 18, "cols": 100}),
@@ -116,6 +117,7 @@ class TenantAdmin(admin.ModelAdmin):
             (None, {"fields": ["id", "name", "is_active", "locale", "timezone"]}),
             ("Voice and procedures", {"fields": ["persona", "sop"]}),
             ("Working hours", {"fields": [f"hours_{d}" for d in hours.WEEKDAYS] + ["holidays_text"]}),
+            ("Human handoff", {"fields": ["handoff_on_unanswered", "handoff_resume_minutes"]}),
             ("Integrations and limits", {"fields": ["webhook_url", "webhook_secret", "rate_limit_per_minute",
                                                     "chat_rate_limit_per_minute", "upload_rate_limit_per_minute"]}),
         ]

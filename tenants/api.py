@@ -50,6 +50,13 @@ class TenantSettingsSerializer(serializers.Serializer):
     rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     chat_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     upload_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    handoff_on_unanswered = serializers.BooleanField(
+        required=False, help_text="When the assistant says it cannot help, hand the conversation to a person "
+        "(default true). false: the bot keeps answering. A customer asking for a person is always handed over.")
+    handoff_resume_minutes = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=525600,
+        help_text="Minutes without an operator message (since the hand-over or the operator's last message) after "
+        "which the customer's next message goes back to the bot (default 30); null or 0: never.")
     channels = serializers.JSONField(
         required=False, help_text='{"whatsapp": {enabled, phone_number_id, access_token, app_secret, verify_token, '
         'followup_template, template_language}, "telegram": {enabled, bot_token, webhook_secret}}; secrets are '

@@ -30,6 +30,17 @@ class Tenant(models.Model):
     rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     chat_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     upload_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # Human handoff policy (channels/handoff.py, docs/channels.md "Human handoff").
+    handoff_on_unanswered = models.BooleanField(
+        "hand over unanswered questions", default=True,
+        help_text="When the assistant says it cannot help, hand the conversation to a person (the bot then stays "
+                  "silent until an operator hands it back or the resume time below passes). Off: the bot keeps "
+                  "answering. A customer who asks for a person is always handed over.")
+    handoff_resume_minutes = models.PositiveIntegerField(
+        "resume the bot after (minutes)", null=True, blank=True, default=30,
+        help_text="While a person has a conversation and no operator has written in it for this many minutes "
+                  "(since the hand-over or the operator's last message), the customer's next message goes back "
+                  "to the bot, which answers it. Empty or 0: never; an operator must hand it back.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -12,7 +12,7 @@ from tenants.models import ApiKey, Tenant
 PRIMARY_KEY_NAME = "primary"  # the key managed through PUT /tenants/{id}/settings
 SETTINGS_FIELDS = ("name", "persona", "sop", "locale", "timezone", "working_hours", "holidays", "webhook_url",
                    "webhook_secret", "rate_limit_per_minute", "chat_rate_limit_per_minute",
-                   "upload_rate_limit_per_minute")
+                   "upload_rate_limit_per_minute", "handoff_on_unanswered", "handoff_resume_minutes")
 
 
 def api_key_create(*, tenant: Tenant, name: str = "default", expires_at: datetime | None = None,

@@ -152,6 +152,43 @@ def test_the_assistant_saying_it_cannot_help_hands_over(wa_a, fake_wa, say_wa):
         assert HandoffEvent.objects.get().reason == "model_cannot_help"
 
 
+def test_a_tenant_that_does_not_hand_over_unanswered_questions_keeps_answering(wa_a, fake_wa, say_wa):
+    from tenants.models import Tenant
+
+    Tenant.objects.filter(pk=wa_a.pk).update(handoff_on_unanswered=False)
+    assert say_wa("Apakah bisa pesan karangan bunga duka cita untuk besok pagi?") == [
+        ("channels.tasks.inbound_process", "replied")]
+    assert _conversation(wa_a).status == "bot"
+    assert "tim kami" in fake_wa.texts(WA_ID)[0] and len(fake_wa.texts(WA_ID)) == 1  # the reply, no notice
+    assert say_wa("Halo?") == [("channels.tasks.inbound_process", "replied")]  # not silent
+    with scopes_disabled():
+        assert not HandoffEvent.objects.exists()
+
+
+@pytest.mark.parametrize("minutes_ago, outcome", [(45, "replied"), (10, "silent_human")])
+def test_a_conversation_no_operator_answered_goes_back_to_the_bot(kb, wa_a, fake_wa, say_wa, minutes_ago, outcome):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    kb(wa_a)
+    assert say_wa("Saya mau bicara dengan admin") == [("channels.tasks.inbound_process", "handoff")]
+    conversation = _conversation(wa_a)
+    with scopes_disabled():
+        Conversation.objects.filter(pk=conversation.pk).update(created_at=timezone.now() - timedelta(days=1))
+        HandoffEvent.objects.update(created_at=timezone.now() - timedelta(minutes=minutes_ago))
+    sent = len(fake_wa.sent)
+    assert say_wa("Jam buka toko?") == [("channels.tasks.inbound_process", outcome)]
+    texts = fake_wa.texts(WA_ID)[sent:]
+    if outcome == "replied":
+        assert "belum sempat membalas" in texts[0] and "08.00" in " ".join(texts[1:])
+        assert _conversation(wa_a).status == "bot"
+        with scopes_disabled():
+            assert HandoffEvent.objects.latest("id").reason == "no_operator_reply"
+    else:
+        assert texts == [] and _conversation(wa_a).status == "human"
+
+
 def test_media_gets_a_polite_reply_and_is_logged(wa_a, fake_wa, say_wa):
     assert say_wa(message=wa_image(WA_ID, "wamid.IMG")) == [("channels.tasks.inbound_process", "media_reply")]
     assert fake_wa.texts(WA_ID) == ["Maaf, saat ini kami hanya dapat membaca pesan teks. Mohon tuliskan pertanyaan "

@@ -121,6 +121,11 @@ def test_vector_score(cosine, expected):
     (TIEBREAK, [(0.9, 0.0), (0.6, 1.0), (0.5, 1.0)], [0, 1, 2]),
     # no lexical match at all: the vector decides alone
     (TIEBREAK, [(0.0, 0.2), (0.0, 0.9)], [1, 0]),
+    # both contain every query term (keyword score capped at 1.0) but BM25 tells them
+    # apart by more than the band: BM25 order stands, the vector does not reorder them
+    (TIEBREAK, [(1.0, 0.0, 9.0), (1.0, 1.0, 7.0), (0.4, 1.0, 2.0)], [0, 1, 2]),
+    # ... and within the band (8.7 is 3.3% below 9.0; the band is 5%) the vector decides
+    (TIEBREAK, [(1.0, 0.0, 9.0), (1.0, 1.0, 8.7), (0.4, 1.0, 2.0)], [1, 0, 2]),
 ])
 def test_rank_fused(profile, candidates, order):
     ranked = ranking.rank_fused(candidates, profile)

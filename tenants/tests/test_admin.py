@@ -81,3 +81,19 @@ def test_issue_rotate_and_revoke_keys_from_the_admin(operator, tenant_a, api_cli
 def test_admin_lists_open_state(operator, tenant_a):
     page = operator.get("/admin/tenants/tenant/").content.decode()
     assert "tenant-a" in page and "24/7" in page
+
+
+def test_the_handoff_policy_is_edited_in_the_admin(operator, tenant_a):
+    page = operator.get("/admin/tenants/tenant/tenant-a/change/").content.decode()
+    assert "Human handoff" in page and 'name="handoff_on_unanswered"' in page
+    assert 'name="handoff_resume_minutes" value="30"' in page
+    response = operator.post("/admin/tenants/tenant/tenant-a/change/",
+                             _form("tenant-a", handoff_resume_minutes=""), follow=True)
+    assert response.status_code == 200
+    tenant_a.refresh_from_db()
+    # an unticked box is off; an empty resume time is "never"
+    assert (tenant_a.handoff_on_unanswered, tenant_a.handoff_resume_minutes) == (False, None)
+    operator.post("/admin/tenants/tenant/tenant-a/change/",
+                  _form("tenant-a", handoff_on_unanswered="on", handoff_resume_minutes="15"), follow=True)
+    tenant_a.refresh_from_db()
+    assert (tenant_a.handoff_on_unanswered, tenant_a.handoff_resume_minutes) == (True, 15)

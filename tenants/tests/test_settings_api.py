@@ -164,3 +164,25 @@ def test_channel_account_taken_by_another_tenant_is_409(tenant_a, tenant_b, clie
     assert client_a.put(SETTINGS.format("tenant-a"), {"channels": WHATSAPP}, format="json").status_code == 200
     assert_error(client_b.put(SETTINGS.format("tenant-b"), {"channels": WHATSAPP}, format="json"), 409,
                  "channel_account_taken")
+
+
+def test_handoff_policy_defaults_and_round_trip(tenant_a, tenant_b, client_a, client_b):
+    body = client_a.get(SETTINGS.format("tenant-a")).json()
+    assert (body["handoff_on_unanswered"], body["handoff_resume_minutes"]) == (True, 30)
+    body = client_a.put(SETTINGS.format("tenant-a"), {"handoff_on_unanswered": False, "handoff_resume_minutes": 120},
+                        format="json").json()
+    assert (body["handoff_on_unanswered"], body["handoff_resume_minutes"]) == (False, 120)
+    body = client_a.put(SETTINGS.format("tenant-a"), {"handoff_resume_minutes": None}, format="json").json()
+    assert (body["handoff_on_unanswered"], body["handoff_resume_minutes"]) == (False, None)
+    tenant_a.refresh_from_db()
+    assert (tenant_a.handoff_on_unanswered, tenant_a.handoff_resume_minutes) == (False, None)
+    other = client_b.get(SETTINGS.format("tenant-b")).json()  # another tenant keeps its own
+    assert (other["handoff_on_unanswered"], other["handoff_resume_minutes"]) == (True, 30)
+
+
+@pytest.mark.parametrize("value", [-1, "soon", 10**7])
+def test_a_bad_handoff_resume_time_is_refused(tenant_a, client_a, value):
+    response = client_a.put(SETTINGS.format("tenant-a"), {"handoff_resume_minutes": value}, format="json")
+    assert response.status_code in (400, 422), response.content
+    tenant_a.refresh_from_db()
+    assert tenant_a.handoff_resume_minutes == 30
