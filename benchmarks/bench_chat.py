@@ -83,6 +83,9 @@ def ensure_tenant(chunks: int) -> tuple[str, int]:
             "name": "Toko Bunga Benchmark", "persona": "Kamu Mawar, asisten toko bunga yang ramah.",
             "sop": "Tawarkan kartu ucapan gratis. Arahkan komplain ke admin cabang.",
             "working_hours": {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}})
+    # Every turn goes through retrieval and the model: unanswered questions do not hand
+    # the conversation to a person here (channels/handoff.py), which would silence the bot.
+    Tenant.objects.filter(pk=TENANT_ID).update(handoff_on_unanswered=False)
     with tenant_scope(tenant):
         have = Chunk.objects.count()
         rng = random.Random(7)

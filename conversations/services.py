@@ -193,6 +193,10 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
     # (conversations/store.py), else one ORM transaction that creates what is missing.
     stored = store.user_turn(tenant=tenant, channel=channel, user_id=user_id, content=newest, name=name,
                              now=timezone.now())
+    if stored is None:
+        first = store.first_turn(tenant=tenant, channel=channel, user_id=user_id, content=newest, name=name,
+                                 now=timezone.now())
+        stored = (*first, []) if first is not None else None
     if stored is not None:
         conversation, contact, user_message, stored_history = stored
     else:

@@ -9,11 +9,11 @@ trips for the user's turn and six for the reply, each ~0.4–0.8 ms on the 2-cor
 model (benchmarks/bench_chat.py). Here each side is one statement of data-modifying
 CTEs, so it is one round trip and, run outside a transaction, one atomic commit.
 
-The statements only cover the common case: the channel user already has a contact
-identity and a conversation bound to that contact. Anything else (first sight, a
-conversation re-bound to another contact) returns ``None`` having written nothing,
-and the caller takes the ORM path (``contacts.services``), which handles creation
-and races. Every statement filters by tenant. Column lists come from the models, so a
+``user_turn`` covers a returning customer (a contact identity and a conversation bound
+to that contact), ``first_turn`` a new one (neither exists yet). Anything else (a
+conversation re-bound to another contact, an identity made by an import, a race
+between two first messages) returns ``None`` and the caller takes the ORM path
+(``contacts.services``), which handles every case. Every statement filters by tenant. Column lists come from the models, so a
 new field with a default needs no change here.
 """
 
@@ -52,7 +52,7 @@ def _insert(obj, params: dict, prefix: str, sql_values: dict[str, str]) -> tuple
     adaptation); ``sql_values`` gives SQL expressions for some columns instead."""
     columns, values = [], []
     for i, field in enumerate(_columns(type(obj))):
-        if field.primary_key:
+        if field.primary_key and field.column not in sql_values:
             continue
         columns.append(_q(field.column))
         if field.column in sql_values:
@@ -135,6 +135,59 @@ def user_turn(*, tenant, channel: str, user_id: str, content: str, name: str,
     message._state.adding, message._state.db = False, connection.alias
     turns = json.loads(row[1]) if isinstance(row[1], str) else row[1]
     return conversation, contact, message, [(role, text) for role, text in turns]
+
+
+def first_turn(*, tenant, channel: str, user_id: str, content: str, name: str,
+               now: datetime) -> tuple[Conversation, Contact, Message] | None:
+    """Store a new customer's first turn: contact, its channel identity, the conversation,
+    the message and the log line, in one statement. ``None`` (nothing but possibly the
+    contact and identity written) when the identity or the conversation already exists
+    (a concurrent first message, or data made elsewhere): the ORM path then takes over
+    and finds them."""
+    params: dict = {"tenant": tenant.pk, "channel": channel, "user_id": user_id, "now": now}
+    contact = Contact(tenant_id=tenant.pk, name=name[:200], first_seen_at=now, last_seen_at=now, created_at=now,
+                      updated_at=now)
+    conversation = Conversation(tenant_id=tenant.pk, channel=channel, user_id=user_id, created_at=now,
+                                updated_at=now, last_message_at=now)
+    message = Message(tenant_id=tenant.pk, role=Message.Role.USER, content=content, created_at=now)
+    log = ContactLog(tenant_id=tenant.pk, role="user", content=content, channel=channel[:32], at=now, created_at=now)
+    ct_columns, ct_values = _insert(contact, params, "c", {"id": "ident.contact_id"})
+    cv_columns, cv_values = _insert(conversation, params, "v", {"contact_id": "ident.contact_id"})
+    msg_columns, msg_values = _insert(message, params, "m", {"conversation_id": "conv.id"})
+    log_columns, log_values = _insert(log, params, "l", {"contact_id": "conv.contact_id", "conversation_id": "conv.id"})
+    commit_mode = _commit_mode(params)
+    sql = f"""
+        WITH {commit_mode}new_id AS (
+            SELECT nextval(pg_get_serial_sequence('contacts_contact', 'id')) AS contact_id
+        ), ident AS (
+            -- foreign keys are checked at commit (Django makes them deferrable): the contact follows
+            INSERT INTO contacts_contactidentity (tenant_id, contact_id, channel, external_id, created_at)
+            SELECT %(tenant)s, new_id.contact_id, %(channel)s, %(user_id)s, %(now)s FROM new_id
+            ON CONFLICT (tenant_id, channel, external_id) DO NOTHING
+            RETURNING contact_id
+        ), ct AS (
+            INSERT INTO contacts_contact ({ct_columns}) SELECT {ct_values} FROM ident
+            RETURNING {_returning(Contact, "contacts_contact")}
+        ), conv AS (
+            INSERT INTO conversations_conversation ({cv_columns}) SELECT {cv_values} FROM ident
+            ON CONFLICT (tenant_id, channel, user_id) DO NOTHING
+            RETURNING {_returning(Conversation, "conversations_conversation")}
+        ), msg AS (
+            INSERT INTO conversations_message ({msg_columns}) SELECT {msg_values} FROM conv RETURNING id
+        ), log AS (
+            INSERT INTO contacts_contactlog ({log_columns}) SELECT {log_values} FROM conv RETURNING id
+        )
+        SELECT (SELECT id FROM msg), conv.*, ct.* FROM conv, ct{", commit_mode" if commit_mode else ""}
+    """
+    row = _execute(sql, params)
+    if row is None:
+        return None
+    n_conv = len(_columns(Conversation))
+    conversation = _from_row(Conversation, row[1:1 + n_conv])
+    contact = _from_row(Contact, row[1 + n_conv:1 + n_conv + len(_columns(Contact))])
+    message.pk, message.conversation_id = row[0], conversation.pk
+    message._state.adding, message._state.db = False, connection.alias
+    return conversation, contact, message
 
 
 def reply_turn(*, message: Message, contact: Contact | None, channel: str, now: datetime) -> Message:

@@ -124,3 +124,52 @@ def test_the_reply_is_one_statement(tenant_a, scoped):
             ["Ada, Kak."], [{"chunk_id": 1}], 3.5, now)
         assert Conversation.objects.get(pk=conversation.pk).last_message_at == now
         assert ContactLog.objects.get(contact=contact).role == "assistant"
+
+
+# --- a new customer's first turn ----------------------------------------------------------------
+
+def first(tenant, user_id="628999", content="Halo, baru pertama", name="Rina", now=None):
+    return store.first_turn(tenant=tenant, channel="whatsapp", user_id=user_id, content=content, name=name,
+                            now=now or timezone.now())
+
+
+def test_a_new_customers_first_turn_is_one_statement_with_every_row(tenant_a, scoped):
+    now = timezone.now()
+    with CaptureQueriesContext(connection) as queries:
+        conversation, contact, message = first(tenant_a, now=now)
+    assert len(queries.captured_queries) == 1
+    assert (contact.name, contact.first_seen_at, contact.last_seen_at, contact.tenant_id) == ("Rina", now, now,
+                                                                                              tenant_a.pk)
+    assert (conversation.contact_id, conversation.status, conversation.last_message_at) == (contact.pk, "bot", now)
+    with scoped(tenant_a):
+        identity = contact.identities.get()
+        assert (identity.channel, identity.external_id) == ("whatsapp", "628999")
+        assert Message.objects.get(pk=message.pk).conversation_id == conversation.pk
+        log = ContactLog.objects.get()
+        assert (log.contact_id, log.conversation_id, log.role, log.at) == (contact.pk, conversation.pk, "user", now)
+    # the next turn is a returning customer's
+    conv, who, _, history = say(tenant_a, user_id="628999", content="lagi")
+    assert (conv.pk, who.pk, history) == (conversation.pk, contact.pk, [("user", "Halo, baru pertama")])
+
+
+def test_a_second_first_message_writes_nothing_more(tenant_a, scoped):
+    assert first(tenant_a) is not None
+    assert first(tenant_a) is None  # e.g. a concurrent first message: the ORM path reads what exists
+    with scoped(tenant_a):
+        assert (Contact.objects.count(), Conversation.objects.count(), Message.objects.count()) == (1, 1, 1)
+
+
+def test_an_identity_made_elsewhere_is_left_to_the_orm_path(tenant_a, scoped):
+    with scoped(tenant_a):
+        contact_for_channel(tenant=tenant_a, channel="whatsapp", external_id="628999", name="Imported")
+    assert first(tenant_a) is None
+    with scoped(tenant_a):
+        assert (Contact.objects.count(), Conversation.objects.count(), Message.objects.count()) == (1, 0, 0)
+
+
+def test_the_same_id_in_another_tenant_is_another_customer(tenant_a, tenant_b, scoped):
+    _, contact_a, _ = first(tenant_a)
+    _, contact_b, _ = first(tenant_b)
+    assert contact_a.pk != contact_b.pk and contact_b.tenant_id == tenant_b.pk
+    with scoped(tenant_a):
+        assert Message.objects.count() == 1
