@@ -90,7 +90,8 @@ class Chunk(TenantOwned):
         indexes = [
             # The b-tree the exact (small-tenant) vector scan and every tenant filter use.
             models.Index(fields=["tenant", "document"], name="kb_chunk_tenant_doc"),
-            GinIndex(fields=["search_vector"], name="kb_chunk_search_gin"),
+            # A small pending list (migration 0004): every search scans all of it.
+            GinIndex(fields=["search_vector"], name="kb_chunk_search_gin", gin_pending_list_limit=64),
             HnswIndex(name="kb_chunk_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
                       opclasses=["vector_cosine_ops"]),
         ]
@@ -109,7 +110,8 @@ class Term(TenantOwned):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tenant", "term"], name="kb_term_unique")]
-        indexes = [GinIndex(fields=["term"], opclasses=["gin_trgm_ops"], name="kb_term_trgm")]
+        indexes = [GinIndex(fields=["term"], opclasses=["gin_trgm_ops"], name="kb_term_trgm",
+                            gin_pending_list_limit=64)]
 
 
 class CorpusStats(TenantOwned):

@@ -136,3 +136,14 @@ def test_a_one_entry_knowledge_base_answers_a_chatty_question_as_relevant(tenant
         assert hits and hits[0].score >= RELEVANCE_THRESHOLD
         off_topic = chunk_search(tenant=tenant_a, query="Apakah bisa bayar pakai kartu kredit?", k=3)
         assert all(h.score < RELEVANCE_THRESHOLD for h in off_topic)
+
+
+@pytest.mark.django_db
+def test_gin_indexes_keep_a_small_pending_list():
+    # every search scans a GIN index's whole pending list (migration 0004)
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT relname, reloptions FROM pg_class WHERE relname IN ('kb_chunk_search_gin', 'kb_term_trgm')")
+        options = dict(cur.fetchall())
+    assert options == {"kb_chunk_search_gin": ["gin_pending_list_limit=64"], "kb_term_trgm": ["gin_pending_list_limit=64"]}
