@@ -21,6 +21,14 @@ SCHEDULES = [
         "minutes": 1,
     },
     {
+        # CROSS-TENANT: re-queues (or abandons) every tenant's inbound channel messages
+        # stuck processing/received after a killed worker or a lost task (channels/tasks.py)
+        "name": "channels-inbound-recover",
+        "func": "channels.tasks.inbound_recover",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+    },
+    {
         # Expired rate-limit counters of the database store (Redis expires its own).
         "name": "ratelimit-prune",
         "func": "agent_project.lib.ratelimit.ratelimit_prune",

@@ -212,6 +212,10 @@ TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.te
 CHANNEL_HTTP_TIMEOUT_SECONDS = env.float("CHANNEL_HTTP_TIMEOUT_SECONDS", default=10.0)
 # django-q2 cluster that runs inbound channel messages (None: the default cluster).
 CHANNELS_Q_CLUSTER = env.str("CHANNELS_Q_CLUSTER", default="") or None
+# Inbound messages stuck processing (worker killed) or received (task lost) this long are
+# re-queued by channels.tasks.inbound_recover, up to this many attempts (then failed/abandoned).
+CHANNELS_INBOUND_STALE_SECONDS = env.int("CHANNELS_INBOUND_STALE_SECONDS", default=300)
+CHANNELS_INBOUND_MAX_ATTEMPTS = env.int("CHANNELS_INBOUND_MAX_ATTEMPTS", default=3)
 
 # --- Models and providers -----------------------------------------------------
 GEMINI_API_KEY = env.str("GEMINI_API_KEY", default="")

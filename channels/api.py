@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
-from django_q.tasks import async_task
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -29,7 +27,7 @@ from rest_framework.views import APIView
 from agent_project.errors import ApiError
 from channels import handoff, telegram, whatsapp
 from channels.base import TELEGRAM, WHATSAPP
-from channels.inbound import inbound_record
+from channels.inbound import inbound_enqueue, inbound_record
 from channels.models import ChannelConfig
 from conversations.models import Conversation, Message
 from tenants.models import Tenant
@@ -56,9 +54,7 @@ def _enqueue(tenant: Tenant, channel: str, items) -> dict:
         row, was_created = inbound_record(tenant=tenant, channel=channel, item=item)
         if was_created:
             created += 1
-            transaction.on_commit(lambda pk=row.pk: async_task(
-                "channels.tasks.inbound_process", pk, group=f"channels-{channel}",
-                cluster=settings.CHANNELS_Q_CLUSTER))
+            inbound_enqueue(row.pk, channel=channel)
         else:
             duplicates += 1
     return {"received": created, "duplicates": duplicates}

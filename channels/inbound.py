@@ -14,15 +14,22 @@ redelivery or a re-run of the task never processes it twice, then:
   which the assistant says it cannot help hands the conversation to a person (when the
   tenant's ``handoff_on_unanswered`` is on);
 * a photo, voice note, sticker… gets a polite "text only, please" and is logged.
+
+``inbound_recover`` (a cross-tenant job, every minute) re-queues a row whose worker was
+killed mid-message or whose task was lost, or abandons it after too many attempts or a day.
 """
 
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
+from django_q.tasks import async_task
+from django_scopes import scopes_disabled
 
 from agent_project.errors import ApiError
 from agent_project.lib.llm import ChatTurn
@@ -56,9 +63,19 @@ def inbound_record(*, tenant: Tenant, channel: str, item: InboundItem) -> tuple[
             return InboundMessage.objects.get(channel=channel, external_id=item.external_id[:200]), False
 
 
+def inbound_enqueue(inbound_id: int, *, channel: str) -> None:
+    """Queue ``channels.tasks.inbound_process`` for a stored row once the transaction commits
+    (at once outside one): the webhook and the recoverer both enqueue through here."""
+    transaction.on_commit(lambda: async_task("channels.tasks.inbound_process", inbound_id,
+                                             group=f"channels-{channel}", cluster=settings.CHANNELS_Q_CLUSTER))
+
+
 def _claim(inbound: InboundMessage) -> bool:
+    # claimed_at starts the clock of channels.tasks.inbound_recover: a worker killed now
+    # leaves the row processing, and the recoverer re-queues it once this is stale.
     return bool(InboundMessage.objects.filter(pk=inbound.pk, status=InboundMessage.Status.RECEIVED)
-                .update(status=InboundMessage.Status.PROCESSING, attempts=F("attempts") + 1))
+                .update(status=InboundMessage.Status.PROCESSING, attempts=F("attempts") + 1,
+                        claimed_at=timezone.now()))
 
 
 def _finish(inbound: InboundMessage, *, outcome: str, status=InboundMessage.Status.DONE, error: str = "",
@@ -153,3 +170,60 @@ def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
                                         reason=HandoffEvent.Reason.MODEL_CANNOT_HELP, actor="assistant")
         return _finish(inbound, outcome="model_handoff", conversation=conversation)
     return _finish(inbound, outcome="replied", conversation=conversation)
+
+
+RETRY_WITHIN = timedelta(hours=24)  # an answer days late is worse than none
+
+
+def inbound_recover(*, now: datetime | None = None, limit: int = 500) -> dict:
+    """CROSS-TENANT. Rows stuck ``received`` (their task was lost) for
+    ``CHANNELS_INBOUND_STALE_SECONDS``, or ``processing`` (their worker was killed: deploy,
+    OOM) for that long and longer than django-q2's task timeout + 1 minute, counted from
+    ``claimed_at`` (or ``received_at`` when never claimed): put back to ``received`` and
+    queued again while ``attempts < CHANNELS_INBOUND_MAX_ATTEMPTS`` and the message arrived
+    within 24 hours; otherwise ``failed`` with outcome ``abandoned``.
+
+    Each change is a conditional update on the status and ``claimed_at`` that were read,
+    and a re-queue sets ``claimed_at`` to now, so two recoverers, or a worker that finishes
+    late, never make a row queued twice; a re-queued row is not looked at again until it
+    is stale once more. Only ids, statuses and times are read across tenants; no customer
+    content is touched here. Answers ``{"requeued", "abandoned", "skipped"}`` (skipped:
+    changed by someone else between the read and the update).
+    """
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.CHANNELS_INBOUND_STALE_SECONDS)
+    # django-q2 stops a task after its timeout: a row ``processing`` for longer has no live
+    # worker, so a slow one (a model taking its time) is never answered twice.
+    task_timeout = int((getattr(settings, "Q_CLUSTER", None) or {}).get("timeout") or 0)
+    dead_before = min(stale_before, now - timedelta(seconds=task_timeout + 60))
+    retry_since = now - RETRY_WITHIN
+    max_attempts = settings.CHANNELS_INBOUND_MAX_ATTEMPTS
+    Status = InboundMessage.Status
+    counts = {"requeued": 0, "abandoned": 0, "skipped": 0}
+    with scopes_disabled():
+        stuck = list(
+            InboundMessage.objects.filter(
+                Q(status=Status.RECEIVED) & (Q(claimed_at__lt=stale_before)
+                                             | Q(claimed_at__isnull=True, received_at__lt=stale_before))
+                | Q(status=Status.PROCESSING) & (Q(claimed_at__lt=dead_before)
+                                                 | Q(claimed_at__isnull=True, received_at__lt=dead_before)))
+            .order_by("received_at", "id")
+            .values("id", "channel", "status", "claimed_at", "attempts", "received_at")[:limit])
+        for row in stuck:
+            unchanged = InboundMessage.objects.filter(pk=row["id"], status=row["status"],
+                                                      claimed_at=row["claimed_at"])
+            if row["received_at"] < retry_since or row["attempts"] >= max_attempts:
+                if row["received_at"] < retry_since:
+                    why = f"not answered within {RETRY_WITHIN.total_seconds() / 3600:g} hours of arrival"
+                else:
+                    why = f"gave up after {row['attempts']} attempts (the worker stopped each time)"
+                changed = unchanged.update(status=Status.FAILED, outcome="abandoned", processed_at=now,
+                                           error=f"abandoned: {why}; it was stuck {row['status']}.")
+                counts["abandoned" if changed else "skipped"] += 1
+                continue
+            if unchanged.update(status=Status.RECEIVED, claimed_at=now):
+                inbound_enqueue(row["id"], channel=row["channel"])
+                counts["requeued"] += 1
+            else:
+                counts["skipped"] += 1
+    return counts

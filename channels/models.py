@@ -91,6 +91,10 @@ class InboundMessage(TenantOwned):
     received_at = models.DateTimeField(auto_now_add=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED)
     attempts = models.PositiveIntegerField(default=0)
+    claimed_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a worker last took it (processing), or when the recoverer last put it back on the "
+                  "queue (received). channels.tasks.inbound_recover retries or abandons rows stuck past it.")
     outcome = models.CharField(max_length=64, blank=True,
                                help_text="replied, handoff, silent_human, media_reply, … or the failure code.")
     error = models.TextField(blank=True)
@@ -108,6 +112,9 @@ class InboundMessage(TenantOwned):
         indexes = [
             # the WhatsApp 24-hour window: this user's latest message
             models.Index(fields=["tenant", "channel", "user_id", "-sent_at"], name="inbound_user_latest"),
+            # the recoverer's per-minute scan: only unfinished rows (few) are indexed
+            models.Index(fields=["received_at"], name="inbound_unfinished",
+                         condition=Q(status__in=["received", "processing"])),
         ]
 
     def __str__(self) -> str:
