@@ -21,13 +21,12 @@ that arrived is kept in ``requests`` (and every accepted message in ``sent``) in
 from __future__ import annotations
 
 import itertools
-import json
 import re
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from agent_project.testing.fakehttp import FakeHTTPServer, Request, Response
 
 
 @dataclass
@@ -35,63 +34,30 @@ class Recorded:
     method: str
     path: str
     headers: dict
-    body: object
+    body: object  # the JSON body, or the raw bytes when it is not JSON
 
 
-class _FakeBase:
+def _body(request: Request):
+    return request.body if request.body is not None else request.raw or None
+
+
+class _FakeBase(FakeHTTPServer):
     def __init__(self):
-        self.requests: list[Recorded] = []
+        super().__init__(self._answer)
         self.sent: list[dict] = []
         self.failures: list[tuple[int, dict]] = []
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):  # noqa: N802
-                self._answer(*fake._not_found())
-
-            def do_POST(self):  # noqa: N802
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = raw
-                with fake.lock:
-                    fake.requests.append(Recorded("POST", self.path, dict(self.headers), body))
-                    scripted = fake.failures.pop(0) if fake.failures else None
-                status, answer = scripted if scripted else fake.handle(self.path, dict(self.headers), body)
-                self._answer(status, answer)
-
-            def _answer(self, status, answer):
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+    def requests(self) -> list[Recorded]:
+        return [Recorded(r.method, r.target, r.headers, _body(r)) for r in super().requests if r.method == "POST"]
 
-    def start(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _not_found(self):
-        return 404, {"error": "not found"}
+    def _answer(self, request: Request) -> Response:
+        if request.method != "POST":
+            return Response(404, {"error": "not found"})
+        with self.lock:
+            scripted = self.failures.pop(0) if self.failures else None
+        status, answer = scripted or self.handle(request.target, request.headers, _body(request))
+        return Response(status, answer)
 
 
 # --- WhatsApp Cloud API -----------------------------------------------------------

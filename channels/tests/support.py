@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
+from agent_project.testing.fakehttp import FakeHTTPServer, Response
 from channels import whatsapp
 
 BASE_DIR = Path(__file__).resolve().parents[2]
@@ -132,42 +133,21 @@ def wait_for(predicate, *, timeout: float, cluster: Cluster | None = None, what:
     raise AssertionError(f"timed out waiting for {what}\n{cluster.output() if cluster else ''}")
 
 
-class EventReceiver:
+class EventReceiver(FakeHTTPServer):
     """The tenant's own webhook endpoint on 127.0.0.1; answers ``status`` and keeps what came."""
 
     def __init__(self, status: int = 200):
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
+        super().__init__(lambda request: Response(self.status))
         self.status = status
-        self.received: list[tuple[dict, bytes]] = []
-        receiver = self
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.received.append((dict(self.headers), body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"{}")
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def received(self) -> list[tuple[dict, bytes]]:
+        return [(r.headers, r.raw) for r in self.requests]
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/layan-events"
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        return super().url + "/layan-events"
 
 
 def signature_ok(secret: str, headers: dict, body: bytes) -> bool:

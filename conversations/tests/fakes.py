@@ -10,108 +10,47 @@ script of responses in order and records every request it received.
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 
-
-@dataclass
-class Reply:
-    status: int = 200
-    body: dict | None = None
-    events: list[dict | str] | None = None  # SSE: each dict is one "data:" JSON line, a str is sent as is
-    headers: dict = field(default_factory=dict)
-    delay: float = 0.0  # seconds before answering (to provoke a client timeout)
+from agent_project.testing.fakehttp import FakeHTTPServer, Request
+from agent_project.testing.fakehttp import Response as Reply  # status, body, events (SSE), headers, delay
 
 
 @dataclass
 class Recorded:
     method: str
-    path: str
+    path: str  # with the query string (``?alt=sse`` for a stream)
     headers: dict
     body: dict | None
 
 
-class FakeServer:
+def _recorded(request: Request) -> Recorded:
+    return Recorded(request.method, request.target, request.headers, request.body)
+
+
+class FakeServer(FakeHTTPServer):
     def __init__(self):
+        super().__init__(self._reply)
         self.script: list[Reply] = []
         self.default: Reply | None = None
-        self.requests: list[Recorded] = []
         self.on_request = None  # optional callable(Recorded), run in the server thread before answering
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = None
-                with server._lock:
-                    server.requests.append(Recorded("POST", self.path, dict(self.headers), body))
-                    reply = server.script.pop(0) if server.script else server.default
-                if server.on_request is not None:
-                    server.on_request(server.requests[-1])
-                if reply is None:
-                    reply = Reply(500, {"error": {"code": 500, "message": "no scripted reply", "status": "INTERNAL"}})
-                if reply.delay:
-                    time.sleep(reply.delay)
-                try:
-                    self._answer(reply)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (a timeout test)
-
-            def _answer(self, reply: Reply):
-                if reply.events is not None:
-                    payload = b"".join(
-                        (f"data: {json.dumps(e)}\r\n\r\n" if isinstance(e, dict) else e).encode()
-                        for e in reply.events)
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for key, value in reply.headers.items():
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
-                    return
-                payload = json.dumps(reply.body or {}).encode()
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(payload)))
-                for key, value in reply.headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
+    def requests(self) -> list[Recorded]:
+        return [_recorded(r) for r in super().requests]
 
     def play(self, *replies: Reply) -> None:
-        with self._lock:
+        with self.lock:
             self.script.extend(replies)
+
+    def _reply(self, request: Request) -> Reply:
+        with self.lock:
+            reply = self.script.pop(0) if self.script else self.default
+        if self.on_request is not None:
+            self.on_request(_recorded(request))
+        if reply is None:
+            reply = Reply(500, {"error": {"code": 500, "message": "no scripted reply", "status": "INTERNAL"}})
+        return reply
 
 
 # --- Gemini (ai.google.dev/api/generate-content) ---------------------------------

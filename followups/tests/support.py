@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import signal
 import subprocess
@@ -15,9 +14,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
+
+from agent_project.testing.fakehttp import FakeHTTPServer, Request, Response
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -41,11 +41,11 @@ class Receiver:
     respond: object = None
     deliveries: list[Delivery] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    server: ThreadingHTTPServer | None = None
+    server: FakeHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/layan"
+        return f"{self.server.url}/hooks/layan"
 
     def keys(self) -> Counter:
         with self.lock:
@@ -59,6 +59,16 @@ class Receiver:
                 seen.setdefault(d.key, d)
             return seen
 
+    def answer(self, request: Request) -> Response:
+        payload = request.body if request.body is not None else {}
+        delivery = Delivery(request.headers.get("Idempotency-Key", ""), request.headers, request.raw, payload,
+                            verify(self.secret, request.headers, request.raw), time.time())
+        with self.lock:
+            self.deliveries.append(delivery)
+            n = sum(1 for d in self.deliveries if d.key == delivery.key)
+        status, extra, text = self.respond(delivery, n) if self.respond else (200, {}, b'{"ok":true}')
+        return Response(status, raw=text, headers=extra)
+
 
 def verify(secret: str, headers: dict, body: bytes) -> bool:
     """Checked here independently of followups.senders: HMAC-SHA256 over "<timestamp>." + body."""
@@ -69,49 +79,12 @@ def verify(secret: str, headers: dict, body: bytes) -> bool:
 
 def start_receiver(secret: str, respond=None) -> Receiver:
     receiver = Receiver(secret=secret, respond=respond)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as a real endpoint would
-        # http.server writes the head and the body separately: without TCP_NODELAY, Nagle's
-        # algorithm meets the client's delayed ACK and every response stalls ~40 ms.
-        disable_nagle_algorithm = True
-
-        def do_POST(self):  # noqa: N802 - http.server's naming
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            headers = dict(self.headers.items())
-            try:
-                payload = json.loads(body)
-            except ValueError:
-                payload = {}
-            delivery = Delivery(headers.get("Idempotency-Key", ""), headers, body, payload,
-                                verify(receiver.secret, headers, body), time.time())
-            with receiver.lock:
-                receiver.deliveries.append(delivery)
-                n = sum(1 for d in receiver.deliveries if d.key == delivery.key)
-            status, extra, text = (receiver.respond(delivery, n) if receiver.respond else (200, {}, b'{"ok":true}'))
-            self.send_response(status)
-            for k, v in extra.items():
-                self.send_header(k, v)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(text)))
-            self.end_headers()
-            try:
-                self.wfile.write(text)
-            except OSError:  # the sender is gone (a test killed it mid-send)
-                pass
-
-        def log_message(self, *args):
-            pass
-
-    receiver.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    receiver.server.daemon_threads = True
-    threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
+    receiver.server = FakeHTTPServer(receiver.answer).start()
     return receiver
 
 
-def stop_server(server) -> None:
-    server.shutdown()
-    server.server_close()
+def stop_server(server: FakeHTTPServer) -> None:
+    server.stop()
 
 
 @dataclass
@@ -120,42 +93,28 @@ class FakeGemini:
     Gemini's documented GenerateContentResponse, and records what it was asked."""
 
     text: str
-    requests: list[dict] = field(default_factory=list)
-    server: ThreadingHTTPServer | None = None
+    server: FakeHTTPServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
+
+    @property
+    def requests(self) -> list[dict]:
+        return [{"path": r.target, "body": r.body or {}} for r in self.server.requests]
+
+    def answer(self, request: Request) -> Response:
+        return Response(body={
+            "candidates": [{"content": {"role": "model", "parts": [{"text": self.text}]},
+                            "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 24, "totalTokenCount": 144},
+            "modelVersion": "gemini-2.5-flash",
+        })
 
 
 def start_fake_gemini(text: str) -> FakeGemini:
     fake = FakeGemini(text=text)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def do_POST(self):  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            fake.requests.append({"path": self.path, "body": body})
-            answer = json.dumps({
-                "candidates": [{"content": {"role": "model", "parts": [{"text": fake.text}]},
-                                "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 24, "totalTokenCount": 144},
-                "modelVersion": "gemini-2.5-flash",
-            }).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(answer)))
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args):
-            pass
-
-    fake.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    fake.server.daemon_threads = True
-    threading.Thread(target=fake.server.serve_forever, daemon=True).start()
+    fake.server = FakeHTTPServer(fake.answer).start()
     return fake
 
 

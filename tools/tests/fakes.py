@@ -4,105 +4,23 @@ a script of replies in order (GET and POST alike) and records every request."""
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from agent_project.testing.fakehttp import FakeHTTPServer
+from agent_project.testing.fakehttp import Request as Seen  # method, path, query, headers, body
+from agent_project.testing.fakehttp import Response as Answer  # status, body, raw, headers, delay, chunked
 
 
-@dataclass
-class Answer:
-    status: int = 200
-    body: dict | list | None = None
-    raw: bytes | None = None  # sent as is (e.g. an oversized or non-JSON answer)
-    headers: dict = field(default_factory=dict)
-    delay: float = 0.0
-    chunked: bool = False  # no Content-Length: the size is only known while reading
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: str
-    headers: dict
-    body: dict | None
-
-
-class FakeHTTP:
+class FakeHTTP(FakeHTTPServer):
     def __init__(self):
+        super().__init__(self._answer)
         self.script: list[Answer] = []
-        self.requests: list[Seen] = []
-        self._lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                try:
-                    body = json.loads(raw) if raw else None
-                except ValueError:
-                    body = None
-                parts = urlsplit(self.path)
-                with server._lock:
-                    server.requests.append(Seen(self.command, parts.path, parts.query, dict(self.headers), body))
-                    answer = server.script.pop(0) if server.script else Answer(500, {"error": "no scripted answer"})
-                if answer.delay:
-                    time.sleep(answer.delay)
-                payload = answer.raw if answer.raw is not None else json.dumps(answer.body or {}).encode()
-                try:
-                    self.send_response(answer.status)
-                    self.send_header("Content-Type", "application/json")
-                    for key, value in answer.headers.items():
-                        self.send_header(key, value)
-                    if answer.chunked:
-                        self.send_header("Transfer-Encoding", "chunked")
-                        self.end_headers()
-                        for start in range(0, len(payload), 65536):
-                            piece = payload[start:start + 65536]
-                            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
-                        self.wfile.write(b"0\r\n\r\n")
-                    else:
-                        self.send_header("Content-Length", str(len(payload)))
-                        self.end_headers()
-                        self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout or size limit)
-
-            do_GET = do_POST = _handle
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    @property
-    def port(self) -> int:
-        return self._httpd.server_address[1]
-
-    def start(self) -> FakeHTTP:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
 
     def play(self, *answers: Answer) -> None:
-        with self._lock:
+        with self.lock:
             self.script.extend(answers)
+
+    def _answer(self, request: Seen) -> Answer:
+        with self.lock:
+            return self.script.pop(0) if self.script else Answer(500, {"error": "no scripted answer"})
 
 
 # --- Biteship (biteship.com/id/docs/api/trackings: "Retrieve Public Tracking") -----
