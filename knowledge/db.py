@@ -4,7 +4,10 @@ registered per cursor so the ORM's own handling of VectorField is untouched)."""
 
 from __future__ import annotations
 
+import atexit
+import threading
 import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import psycopg
@@ -37,6 +40,91 @@ def vector_cursor():
         with _VectorCursor(pg_conn) as raw:
             register_vector_info(raw, info)
             yield raw
+
+
+#: libpq connection keywords taken over from Django's connection parameters.
+_CONNECT_KEYS = ("dbname", "user", "password", "host", "port", "sslmode", "sslrootcert", "sslcert", "sslkey",
+                 "options", "client_encoding", "connect_timeout", "target_session_attrs")
+
+
+class _Beside:
+    """One extra connection with a thread of its own: a big tenant's vector search runs
+    on it while the keyword search runs on Django's connection (two PostgreSQL backends,
+    two cores). Autocommit, so it sees what is committed; callers inside a transaction
+    must not use it (it would not see their writes)."""
+
+    def __init__(self):
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-beside")
+        self.conn: psycopg.Connection | None = None
+        self.info = None
+
+    def _connect(self) -> psycopg.Connection:
+        if self.conn is None or self.conn.closed or self.conn.broken:
+            params = connection.get_connection_params()
+            self.conn = psycopg.connect(**{k: v for k, v in params.items() if k in _CONNECT_KEYS and v},
+                                        autocommit=True)
+            self.info = TypeInfo.fetch(self.conn, "vector")
+        return self.conn
+
+    def run(self, fn, done) -> Future:
+        def work():
+            try:
+                conn = self._connect()
+                try:
+                    with _VectorCursor(conn) as cur:
+                        register_vector_info(cur, self.info)
+                        return fn(cur)
+                except psycopg.OperationalError:
+                    conn.close()  # reconnect next time
+                    raise
+            finally:
+                done()  # back in the pool before the caller sees the result
+
+        return self.executor.submit(work)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.executor.shutdown(wait=False)
+
+
+#: At most this many extra connections per process; a search finding all of them busy
+#: (a threaded server under load, where both cores are busy anyway) runs serially.
+MAX_BESIDE_CONNECTIONS = 4
+_idle: list[_Beside] = []
+_all_beside: list[_Beside] = []
+_beside_lock = threading.Lock()
+
+
+def run_beside(fn) -> Future | None:
+    """Run ``fn(cursor)`` on an idle extra connection of this process, in that connection's
+    thread; None when all ``MAX_BESIDE_CONNECTIONS`` are busy. The connection is made on
+    first use and goes back to the pool when ``fn`` is done."""
+    with _beside_lock:
+        if _idle:
+            helper = _idle.pop()
+        elif len(_all_beside) < MAX_BESIDE_CONNECTIONS:
+            helper = _Beside()
+            _all_beside.append(helper)
+        else:
+            return None
+
+    def release():
+        with _beside_lock:
+            if helper in _all_beside:
+                _idle.append(helper)
+
+    return helper.run(fn, release)
+
+
+@atexit.register
+def close_beside_connections() -> None:
+    """Close every extra connection (at exit, and before a test database is dropped)."""
+    with _beside_lock:
+        for helper in _all_beside:
+            helper.close()
+        _all_beside.clear()
+        _idle.clear()
 
 
 CHUNK_COPY_COLUMNS = ("tenant_id", "document_id", "position", "text", "token_count", "provenance",

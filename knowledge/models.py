@@ -114,13 +114,27 @@ class Term(TenantOwned):
                             gin_pending_list_limit=64)]
 
 
+class NextCorpusVersion(models.Func):
+    """``nextval`` of the sequence every change to a tenant's chunks draws from."""
+
+    template = "nextval('knowledge_corpus_version_seq')"
+    output_field = models.BigIntegerField()
+
+    def __init__(self):
+        super().__init__()
+
+
 class CorpusStats(TenantOwned):
     """One row per tenant: chunk count and total length, for BM25's N and avgdl,
-    and to choose the vector plan (exact scan for small tenants, HNSW for big)."""
+    and to choose the vector plan (exact scan for small tenants, HNSW for big).
+    ``version`` changes (from a sequence, so never back to an earlier value, even for
+    a deleted and re-created tenant) whenever the tenant's chunks or their vectors
+    do: processes that keep a tenant's vectors in memory compare it on every search."""
 
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+", primary_key=True)
     chunk_count = models.BigIntegerField(default=0)
     token_total = models.BigIntegerField(default=0)
+    version = models.BigIntegerField(db_default=NextCorpusVersion(), editable=False)
 
     class Meta:
         verbose_name_plural = "corpus stats"

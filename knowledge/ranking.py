@@ -89,6 +89,32 @@ def term_counts(search_text: str, terms) -> dict[str, int]:
     return {t: padded.count(f" {t} ") for t in terms}
 
 
+class Bm25Scorer:
+    """BM25 of stored search_texts for one query: the same numbers as
+    ``bm25_counts(weights, term_counts(text, weights), ...)``, ~2x faster (a search
+    scores up to 300 candidates). Counting " t " in the singly padded text is exact
+    unless a term follows itself ("t t" shares the space between them), which the
+    ``" t t "`` check sends to the doubly padded count."""
+
+    def __init__(self, term_weights: dict[str, float], avgdl: float, k1: float = BM25_K1, b: float = BM25_B):
+        self._terms = [(w, f" {t} ", f" {t} {t} ") for t, w in term_weights.items()]
+        self._k1, self._b, self._avgdl = k1, b, max(avgdl, 1e-9)
+
+    def __call__(self, search_text: str, length: int) -> float:
+        if not self._terms:
+            return 0.0
+        padded = f" {search_text} "
+        norm = self._k1 * (1.0 - self._b + self._b * length / self._avgdl)
+        score = 0.0
+        for weight, once, twice in self._terms:
+            n = padded.count(once)
+            if n:
+                if twice in padded:
+                    n = f" {search_text.replace(' ', '  ')} ".count(once)
+                score += weight * n * (self._k1 + 1.0) / (n + norm)
+        return score
+
+
 def keyword_score(raw_bm25: float, query_idf_mass: float) -> float:
     """BM25 as a share of what a chunk containing every query term once would score."""
     return 0.0 if query_idf_mass <= 0 else min(1.0, raw_bm25 / query_idf_mass)

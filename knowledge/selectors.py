@@ -10,7 +10,9 @@
    on the ``simple`` tsvector, asking for the rarest terms first so that a common
    word cannot drag in half the tenant; BM25 is then computed over them.
 2. **Vector.** Plan by tenant size (MEASURED.md): a tenant with at most
-   ``EXACT_SCAN_MAX_CHUNKS`` chunks is scanned exactly through the tenant b-tree
+   ``EXACT_SCAN_MAX_CHUNKS`` chunks is searched exactly, over its vectors held in
+   process memory (``knowledge.vector_cache``, keyed by the corpus version) or,
+   with filters or the cache off, by a scan through the tenant b-tree
    (the ``+ 0`` in ORDER BY keeps the planner off the HNSW index, whose global
    graph returns short or empty results for a small tenant); a bigger tenant goes
    through HNSW with ``iterative_scan = relaxed_order`` and a larger ``ef_search``.
@@ -26,15 +28,21 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
-from django.db import transaction
+import psycopg
+from django.conf import settings
+from django.db import connection
 
 from agent_project.lib.embeddings import get_embedder
-from knowledge import analysis, ranking
-from knowledge.db import vector_cursor
+from knowledge import analysis, ranking, vector_cache
+from knowledge.db import run_beside, vector_cursor
+
+logger = logging.getLogger(__name__)
 
 #: Hits whose fused score is below this are "not relevant": the agent should say it
 #: does not know rather than answer from them. Chosen on FacQA with MiniLM: 97.8% of
@@ -45,6 +53,11 @@ RELEVANCE_THRESHOLD: float = 0.4
 EXACT_SCAN_MAX_CHUNKS = 10_000  # above this a tenant's vector search goes through HNSW
 HNSW_EF_SEARCH = 200
 KEYWORD_CANDIDATE_BUDGET = 300  # at most this many chunks are BM25-scored per query
+# A term in more chunks than this never picks candidates: the GIN scan builds the whole
+# posting list before LIMIT applies (2 ms at 3k postings, 6-16 ms at 10k-56k in a 100k
+# tenant), and the budget's 300 of them would be an arbitrary sample anyway. A query made
+# only of such words is ranked over the vector side's candidates (BM25 still scores them).
+KEYWORD_SCAN_MAX_POSTINGS = 3_000
 COMMON_TERM_SHARE = 0.1  # a term in more than this share of chunks scores but does not pick candidates
 TYPO_MIN_LENGTH = 4
 TYPO_MIN_SIMILARITY = 0.4
@@ -90,20 +103,23 @@ def _from_sql(filter_sql: str) -> str:
     return f"knowledge_chunk c{join}"
 
 
-def _corpus_stats(cur, tenant_id: str, terms: list[str], ef_search: int) -> tuple[int, float, dict[str, int]]:
-    """N, avgdl and the query terms' document frequencies, in one round trip, which also
-    sets this transaction's HNSW scan settings (used only if the tenant is big enough)."""
+def _corpus_stats(cur, tenant_id: str, terms: list[str],
+                  ef_search: int) -> tuple[int, float, dict[str, int], int]:
+    """N, avgdl, the query terms' document frequencies and the corpus version, in one round trip, which also
+    sets the session's HNSW scan settings (used only if the tenant is big enough). Set for
+    the session, not the transaction: only HNSW scans read them, every search sets them
+    first, and a transaction of its own would cost two round trips (BEGIN, COMMIT)."""
     cur.execute(
-        "SELECT s.chunk_count, s.token_total, (SELECT coalesce(json_object_agg(t.term, t.df), '{}') "
+        "SELECT s.chunk_count, s.token_total, s.version, (SELECT coalesce(json_object_agg(t.term, t.df), '{}') "
         "FROM knowledge_term t WHERE t.tenant_id = s.tenant_id AND t.term = ANY(%s) AND t.df > 0)::text, "
-        "set_config('hnsw.iterative_scan', 'relaxed_order', true), set_config('hnsw.ef_search', %s, true) "
+        "set_config('hnsw.iterative_scan', 'relaxed_order', false), set_config('hnsw.ef_search', %s, false) "
         "FROM knowledge_corpusstats s WHERE s.tenant_id = %s",
         [terms, str(ef_search), tenant_id],
     )
     row = cur.fetchone()
     if not row or not row[0]:
-        return 0, 0.0, {}
-    return int(row[0]), row[1] / row[0], json.loads(row[2])
+        return 0, 0.0, {}, 0
+    return int(row[0]), row[1] / row[0], json.loads(row[3]), int(row[2])
 
 
 def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
@@ -136,8 +152,8 @@ def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
     return weights, known, mass
 
 
-def _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params) -> dict[int, tuple]:
-    """{chunk id: (search_text, token_count)}."""
+def _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params, qvec=None) -> dict[int, tuple]:
+    """{chunk id: (search_text, token_count, cosine to ``qvec`` or None)}."""
     if not weights:
         return {}
     # Rarest terms first (highest idf); stop adding terms once their postings exceed
@@ -146,68 +162,146 @@ def _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_para
     chosen, postings = [], 0
     for term in by_rarity:
         df = dfs[term]
-        if chosen and (postings + df > KEYWORD_CANDIDATE_BUDGET or df > COMMON_TERM_SHARE * n):
+        if df > KEYWORD_SCAN_MAX_POSTINGS or (
+                chosen and (postings + df > KEYWORD_CANDIDATE_BUDGET or df > COMMON_TERM_SHARE * n)):
             continue
         chosen.append(term)
         postings += df
+    if not chosen:
+        return {}
     # The tenant's own lexeme (see Chunk.search_vector) makes the GIN index do the tenant filter.
     tenant_lexeme = "tenant" + hashlib.md5(tenant_id.encode()).hexdigest()
     tsquery = f"'{tenant_lexeme}' & (" + " | ".join("'" + t + "'" for t in chosen) + ")"
     # No ts_rank ordering when even the rarest term exceeds the budget: ranking all its
     # postings cost up to 90 ms p95 on a 100k-chunk tenant. Such a query has no
     # distinctive word; the vector side carries it.
+    # The tenant_id test is a recheck only ("|| ''" keeps it off the b-tree): ANDing the
+    # GIN bitmap with the tenant's b-tree bitmap read all of a 100k-chunk tenant's
+    # entries (5.5 ms) to filter what the tenant lexeme had already filtered.
+    cosine_sql, cosine_params = (", 1 - (c.embedding <=> %b)", [qvec]) if qvec is not None else (", NULL", [])
     cur.execute(
-        f"SELECT c.id, c.search_text, c.token_count FROM {_from_sql(filter_sql)}, to_tsquery('simple', %s) q "
-        f"WHERE c.tenant_id = %s AND c.search_vector @@ q{filter_sql} LIMIT %s",
-        [tsquery, tenant_id, *filter_params, KEYWORD_CANDIDATE_BUDGET],
+        f"SELECT c.id, c.search_text, c.token_count{cosine_sql} FROM {_from_sql(filter_sql)}, "
+        f"to_tsquery('simple', %s) q WHERE (c.tenant_id || '') = %s AND c.search_vector @@ q{filter_sql} LIMIT %s",
+        [*cosine_params, tsquery, tenant_id, *filter_params, KEYWORD_CANDIDATE_BUDGET],
     )
     return {row[0]: row[1:] for row in cur.fetchall()}
 
 
-def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> tuple[list, dict[int, float]]:
-    """Run a nearest-neighbour query (rows: id, cosine, search_text, token_count) and, in
-    the same round trip, the cosines of the chunks ``also`` names (keyword candidates)."""
-    if also:
-        sql = (f"(SELECT *, true FROM ({sql}) nn) UNION ALL (SELECT id, 1 - (embedding <=> %b), NULL, NULL, false "
-               f"FROM knowledge_chunk WHERE tenant_id = %s AND id = ANY(%s))")
-        params = [*params, qvec, tenant_id, also]
+#: What a hit shows besides its scores, fetched with the vector query for every candidate.
+_DETAIL_COLUMNS = "c.document_id, c.text, c.provenance"
+
+
+def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> tuple[list, dict[int, float], dict]:
+    """Run a nearest-neighbour query (rows: id, cosine, search_text, token_count, then the
+    detail columns) and, in the same round trip, the cosines of the chunks ``also`` names
+    (keyword candidates), with every row's details and document title: every candidate
+    of the fusion is one or the other, so no query for the winners' text follows."""
+    sql = (f"SELECT u.*, d.title FROM ((SELECT *, true AS nearest FROM ({sql}) nn) UNION ALL "
+           f"(SELECT c.id, 1 - (c.embedding <=> %b), NULL, NULL, {_DETAIL_COLUMNS}, false FROM knowledge_chunk c "
+           f"WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s))) u "
+           f"JOIN knowledge_document d ON d.id = u.document_id AND d.tenant_id = %s")
+    params = [*params, qvec, tenant_id, also, tenant_id]
     cur.execute(sql, params)
-    rows, extra = [], {}
-    for row in cur.fetchall():
-        if not also or row[4]:
-            rows.append(row[:4])
+    rows, extra, details = [], {}, {}
+    for cid, cosine, search_text, length, document_id, text, provenance, nearest, title in cur.fetchall():
+        details[cid] = (document_id, title, text, provenance)
+        if nearest:
+            rows.append((cid, cosine, search_text, length))
         else:
-            extra[row[0]] = float(row[1])
+            extra[cid] = float(cosine)
     rows.sort(key=lambda r: -r[1])  # relaxed_order (HNSW) may return slightly out of order
-    return rows, extra
+    return rows, extra, details
 
 
-def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
+def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict, dict]:
     # The distance once per row (OFFSET 0 keeps the subquery from being flattened into
-    # two evaluations); "+ 0" keeps the planner off the HNSW index.
-    sql = (f"SELECT id, 1 - distance, search_text, token_count FROM (SELECT c.id, c.embedding <=> %b AS distance, "
-           f"c.search_text, c.token_count FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} OFFSET 0) s "
-           f"ORDER BY distance + 0 LIMIT %s")
+    # two evaluations); "+ 0" keeps the planner off the HNSW index; equal distances go
+    # to the lower id, as in memory.
+    sql = (f"SELECT id, 1 - distance, search_text, token_count, document_id, text, provenance FROM ("
+           f"SELECT c.id, c.embedding <=> %b AS distance, c.search_text, c.token_count, {_DETAIL_COLUMNS} "
+           f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} OFFSET 0) s "
+           f"ORDER BY distance + 0, id LIMIT %s")
     return _nearest(cur, sql, [qvec, tenant_id, *filter_params, limit], tenant_id, qvec, also)
 
 
-def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
-    # iterative_scan and ef_search were set by _corpus_stats, in this transaction
-    sql = (f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count FROM {_from_sql(filter_sql)} "
-           f"WHERE c.tenant_id = %s{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s")
+def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict, dict]:
+    # iterative_scan and ef_search were set by _corpus_stats, for this session
+    sql = (f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count, {_DETAIL_COLUMNS} "
+           f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s")
     return _nearest(cur, sql, [qvec, tenant_id, *filter_params, qvec, limit], tenant_id, qvec, also)
 
 
+def _memory_vector(cur, tenant_id, qvec, limit, version, cache, also) -> tuple[list, dict, dict]:
+    """The exact search over the tenant's vectors held in this process (``vector_cache``),
+    then the rows of the nearest chunks and of ``also`` in one query."""
+    entry = cache.get(tenant_id, version)
+    if entry is None:
+        entry = vector_cache.load(cur, tenant_id)
+        cache.put(tenant_id, entry)
+    nearest, extra = entry.nearest(qvec, limit, also)
+    cur.execute(  # by primary key ("|| ''": the tenant b-tree plan read all of a tenant's chunks)
+        f"SELECT c.id, c.search_text, c.token_count, {_DETAIL_COLUMNS}, d.title FROM knowledge_chunk c "
+        "JOIN knowledge_document d ON d.id = c.document_id AND d.tenant_id = c.tenant_id "
+        "WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)",
+        [tenant_id, list({cid for cid, _ in nearest} | set(extra))],
+    )
+    found = {row[0]: row for row in cur.fetchall()}
+    details = {cid: (document_id, title, text, provenance)
+               for cid, _, _, document_id, text, provenance, title in found.values()}
+    # A chunk deleted since the version was read is simply not among the rows.
+    rows = [(cid, cosine, found[cid][1], found[cid][2]) for cid, cosine in nearest if cid in found]
+    return rows, {cid: cos for cid, cos in extra.items() if cid in found}, details
+
+
 def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params,
-                       also: list[int]) -> tuple[list, dict[int, float], str]:
-    """The tenant's ``limit`` nearest chunks, the cosines of ``also``, and the plan used."""
+                       also: list[int], version: int = 0) -> tuple[list, dict[int, float], dict, str]:
+    """The tenant's ``limit`` nearest chunks, the cosines of ``also``, every row's details
+    and the plan used: in memory or an exact scan for a small tenant, HNSW for a big one."""
+    if n <= EXACT_SCAN_MAX_CHUNKS and not filter_sql and (cache := vector_cache.get_cache()) is not None:
+        return *_memory_vector(cur, tenant_id, qvec, limit, version, cache, also), "memory"
     if n <= EXACT_SCAN_MAX_CHUNKS:
         return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact"
-    rows, extra = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also)
+    rows, extra, details = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also)
     if len(rows) < limit:
         # The index ran out (a very selective filter): the exact scan knows the truth.
         return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact-fallback"
-    return rows, extra, "hnsw"
+    return rows, extra, details, "hnsw"
+
+
+#: Chunk counts seen by this process's last search of each tenant: a big tenant's HNSW
+#: search starts before its statistics are read (they are checked when they arrive).
+_tenant_sizes: dict[str, int] = {}
+
+
+def _details(cur, tenant_id: str, ids: list[int]) -> dict[int, tuple]:
+    """{chunk id: (document id, document title, text, provenance)}, by primary key ("|| ''":
+    a plan through the tenant b-tree read all of a tenant's chunks)."""
+    if not ids:
+        return {}
+    cur.execute(
+        f"SELECT c.id, {_DETAIL_COLUMNS}, d.title FROM knowledge_chunk c "
+        "JOIN knowledge_document d ON d.id = c.document_id AND d.tenant_id = c.tenant_id "
+        "WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)",
+        [tenant_id, ids],
+    )
+    return {cid: (document_id, title, text, provenance) for cid, document_id, text, provenance, title in cur.fetchall()}
+
+
+def _parallel(n: int, use_keyword: bool, use_vector: bool, filter_sql: str) -> bool:
+    """Run a big tenant's HNSW search on a second connection while the keyword side runs
+    on this one (``KB_PARALLEL_VECTOR_SEARCH``). Not inside a transaction: the second
+    connection would not see its writes."""
+    return (use_keyword and use_vector and n > EXACT_SCAN_MAX_CHUNKS and not filter_sql
+            and getattr(settings, "KB_PARALLEL_VECTOR_SEARCH", True) and not connection.in_atomic_block)
+
+
+def _hnsw_beside(tenant_id, qvec, limit, ef_search, filter_sql, filter_params) -> Future | None:
+    def search(cur):
+        cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
+                    "set_config('hnsw.ef_search', %s, false)", [str(ef_search)])
+        return _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also=[])
+
+    return run_beside(search)
 
 
 def _query_vector(query: str):
@@ -256,29 +350,55 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
         qvec = _query_vector(query) if query_vector is None else np.asarray(query_vector, dtype=np.float32)
     pool = max(30, 4 * k)
 
+    ef_search = max(HNSW_EF_SEARCH, pool)
+    beside = None
+    if _parallel(_tenant_sizes.get(tenant_id, 0), use_keyword, use_vector, filter_sql):
+        beside = _hnsw_beside(tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
     terms = analysis.query_terms(query) if use_keyword else []
-    with transaction.atomic(), vector_cursor() as cur:  # atomic: the HNSW settings are SET LOCAL
-        n, avgdl, known = _corpus_stats(cur, tenant_id, terms, max(HNSW_EF_SEARCH, pool))
+    with vector_cursor() as cur:
+        n, avgdl, known, version = _corpus_stats(cur, tenant_id, terms, ef_search)
+        if len(_tenant_sizes) > 100_000:
+            _tenant_sizes.clear()
+        _tenant_sizes[tenant_id] = n
         if n == 0:
             return []
+        if beside is None and _parallel(n, use_keyword, use_vector, filter_sql):
+            beside = _hnsw_beside(tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
+        elif beside is not None and n <= EXACT_SCAN_MAX_CHUNKS:
+            beside = None  # the tenant has shrunk: the exact plan below, not the HNSW result
         weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n)
-        keyword_rows = _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params)
+        keyword_rows = _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params,
+                                           qvec=qvec if beside is not None else None)
         # Both scores for every candidate of either retriever: BM25 from the stored terms,
-        # cosine from the vector query, which also returns those of the keyword candidates.
-        bm25 = {cid: ranking.bm25_counts(weights, ranking.term_counts(text, weights), length, avgdl)
-                for cid, (text, length) in keyword_rows.items()}
+        # cosine from the vector query, which also returns those of the keyword candidates
+        # (or, when it runs beside, from the keyword query itself).
+        score_bm25 = ranking.Bm25Scorer(weights, avgdl)
+        bm25 = {cid: score_bm25(text, length) for cid, (text, length, _) in keyword_rows.items()}
         keyword_top = sorted(bm25, key=lambda cid: -bm25[cid])[:pool]
-        cosine: dict[int, float | None] = {cid: None for cid in keyword_top}
-        vector_rows, plan = [], "none"
-        if use_vector:
-            vector_rows, extra, plan = _vector_candidates(cur, tenant_id, qvec, pool, n, filter_sql, filter_params,
-                                                          also=keyword_top)
+        cosine: dict[int, float | None] = {cid: keyword_rows[cid][2] for cid in keyword_top}
+        vector_rows, details, prefetched, plan = [], {}, {}, "none"
+        if beside is not None:
+            # While the other connection searches, this one fetches what the keyword side's
+            # best k would show (most hits of a lexical query are among them).
+            prefetched = _details(cur, tenant_id, keyword_top[:k])
+            try:
+                vector_rows, _, details = beside.result()
+                plan = "hnsw"
+            except psycopg.Error as exc:  # the second connection failed: do it here
+                logger.warning("vector search beside failed (%s); searching serially", exc)
+                beside = None
+            if beside is not None and len(vector_rows) < pool:
+                vector_rows, _, details = _exact_vector(cur, tenant_id, qvec, pool, filter_sql, filter_params, [])
+                plan = "exact-fallback"
+        if use_vector and beside is None:
+            vector_rows, extra, details, plan = _vector_candidates(cur, tenant_id, qvec, pool, n, filter_sql,
+                                                                   filter_params, also=keyword_top,
+                                                                   version=version)
             cosine.update(extra)
         for cid, sim, text, length in vector_rows:
             cosine[cid] = float(sim)
             if cid not in bm25:
-                bm25[cid] = (ranking.bm25_counts(weights, ranking.term_counts(text, weights), length, avgdl)
-                             if weights else 0.0)
+                bm25[cid] = score_bm25(text, length)
         keyword_rank = {cid: i + 1 for i, cid in enumerate(keyword_top)}
         vector_rank = {row[0]: i + 1 for i, row in enumerate(vector_rows)}
         candidates = sorted(set(keyword_top) | set(vector_rank))  # sorted: deterministic ties
@@ -298,12 +418,10 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             ranked = [(i, scored[i][2] if use_keyword else scored[i][4]) for i in order]
         ranked = ranked[:k]
 
-        cur.execute(
-            "SELECT c.id, c.document_id, d.title, c.text, c.provenance FROM knowledge_chunk c "
-            "JOIN knowledge_document d ON d.id = c.document_id WHERE c.tenant_id = %s AND c.id = ANY(%s)",
-            [tenant_id, [scored[i][0] for i, _ in ranked]],
-        )
-        details = {row[0]: row[1:] for row in cur.fetchall()}
+        details = {**prefetched, **details}
+        missing = [scored[i][0] for i, _ in ranked if scored[i][0] not in details]
+        if missing:  # keyword only: the vector query did not bring them
+            details.update(_details(cur, tenant_id, missing))
 
     hits = []
     for index, fused in ranked:

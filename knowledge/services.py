@@ -100,7 +100,8 @@ def _apply_stats(cur, tenant_id: str, analysed_texts, sign: int) -> None:
     cur.execute(
         "INSERT INTO knowledge_corpusstats (tenant_id, chunk_count, token_total) VALUES (%s, %s, %s) "
         "ON CONFLICT (tenant_id) DO UPDATE SET chunk_count = knowledge_corpusstats.chunk_count + EXCLUDED.chunk_count,"
-        " token_total = knowledge_corpusstats.token_total + EXCLUDED.token_total",
+        " token_total = knowledge_corpusstats.token_total + EXCLUDED.token_total,"
+        " version = nextval('knowledge_corpus_version_seq')",
         [tenant_id, sign * count, sign * tokens],
     )
 
@@ -393,6 +394,10 @@ def chunks_reembed(*, tenant=None, force: bool = False, batch_size: int = 256, p
                     copy.write_row((chunk_id, vector))
             cur.execute("UPDATE knowledge_chunk c SET embedding = r.embedding, embedding_model = %s "
                         "FROM kb_reembed r WHERE c.id = r.id", [embedder.name])
+            # New vectors: processes holding the tenants' vectors in memory must reload them.
+            cur.execute("UPDATE knowledge_corpusstats SET version = nextval('knowledge_corpus_version_seq') "
+                        "WHERE tenant_id IN (SELECT DISTINCT c.tenant_id FROM knowledge_chunk c "
+                        "JOIN kb_reembed r ON r.id = c.id)")
         done += len(rows)
         last_id = rows[-1][0]
         if progress:

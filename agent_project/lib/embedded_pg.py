@@ -24,14 +24,31 @@ logger = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 # Vector indexes want far more than PostgreSQL's 128 MB default (see MEASURED.md:
-# HNSW queries ran ~3x slower with it). Applied once, when the data folder is new.
-SERVER_SETTINGS = {
-    "shared_buffers": "512MB",
-    "maintenance_work_mem": "512MB",
-    "max_connections": "200",
-    "work_mem": "16MB",
-    "fsync": "on",
-}
+# HNSW queries ran ~3x slower with it). shared_buffers is an eighth of the machine's
+# memory, between 256 MB and 2 GB: 200k chunks are ~850 MB of heap, HNSW and GIN
+# index, and with 512 MB a 100k-chunk tenant's HNSW search read ~150 of its ~2,500
+# pages from the OS cache on every query. Memory is taken as pages are used.
+MIN_SHARED_BUFFERS_MB, MAX_SHARED_BUFFERS_MB = 256, 2048
+
+
+def _memory_mb() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not a POSIX system
+        return 2048
+
+
+def server_settings(memory_mb: int | None = None) -> dict[str, str]:
+    memory_mb = _memory_mb() if memory_mb is None else memory_mb
+    shared = max(MIN_SHARED_BUFFERS_MB, min(MAX_SHARED_BUFFERS_MB, memory_mb // 8))
+    return {
+        "shared_buffers": f"{shared}MB",
+        "effective_cache_size": f"{max(shared, memory_mb // 2)}MB",
+        "maintenance_work_mem": "512MB",
+        "max_connections": "200",
+        "work_mem": "16MB",
+        "fsync": "on",
+    }
 
 
 @dataclass(frozen=True)
@@ -71,15 +88,35 @@ def ensure_server(pgdata: str | os.PathLike) -> EmbeddedServer:
         fresh = not (pgdata / "PG_VERSION").exists()
         started_here = fresh or not _running(pgdata)
         server = get_server(pgdata, cleanup_mode=None)
-        if fresh:
+        if started_here and _settings_differ(pgdata):
+            # A new cluster, or one tuned for another machine: nobody can have joined yet.
             _apply_settings(server)
         info = server.get_postmaster_info()
     return EmbeddedServer(pgdata=pgdata, socket_dir=str(info.socket_dir), started_here=started_here)
 
 
+def _auto_conf(pgdata: Path) -> dict[str, str]:
+    """What ALTER SYSTEM has set in this cluster (postgresql.auto.conf)."""
+    try:
+        lines = (pgdata / "postgresql.auto.conf").read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    settings = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#"):
+            settings[key.strip()] = value.strip().strip("'")
+    return settings
+
+
+def _settings_differ(pgdata: Path) -> bool:
+    current = _auto_conf(pgdata)
+    return any(current.get(k) != v for k, v in server_settings().items())
+
+
 def _apply_settings(server) -> None:
-    # A new cluster: tune it once and restart while nobody else can be connected yet.
-    statements = "".join(f"ALTER SYSTEM SET {k} = '{v}';\n" for k, v in SERVER_SETTINGS.items())
+    # Tune and restart while we hold the start lock and nobody else is connected.
+    statements = "".join(f"ALTER SYSTEM SET {k} = '{v}';\n" for k, v in server_settings().items())
     server.psql(statements)
     _pg_ctl(server.pgdata, ["-w", "-m", "fast", "restart", "-l", str(server.pgdata / "log")])
     server._postmaster_info = None

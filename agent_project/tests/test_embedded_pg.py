@@ -5,8 +5,9 @@ import sys
 import textwrap
 
 import psycopg
+import pytest
 
-from agent_project.lib.embedded_pg import EmbeddedServer, other_clients, stop_server
+from agent_project.lib.embedded_pg import EmbeddedServer, _auto_conf, other_clients, server_settings, stop_server
 
 JOIN = textwrap.dedent("""
     import sys, json
@@ -14,7 +15,8 @@ JOIN = textwrap.dedent("""
     s = ensure_server(sys.argv[1])
     import psycopg
     with psycopg.connect(host=s.socket_dir, user="postgres", dbname="postgres") as c:
-        pid = c.execute("SELECT pg_postmaster_start_time()::text, current_setting('shared_buffers')").fetchone()
+        pid = c.execute("SELECT pg_postmaster_start_time()::text, "
+                        "(SELECT setting::bigint * 8 / 1024 FROM pg_settings WHERE name = 'shared_buffers')").fetchone()
     print(json.dumps({"socket": s.socket_dir, "started_here": s.started_here, "postmaster": pid[0], "sb": pid[1]}))
 """)
 
@@ -31,7 +33,8 @@ def test_concurrent_processes_share_one_server(tmp_path):
         assert len({r["socket"] for r in results}) == 1
         assert len({r["postmaster"] for r in results}) == 1  # one server, joined by all
         assert sum(r["started_here"] for r in results) >= 1
-        assert {r["sb"] for r in results} == {"512MB"}  # tuned once, on creation
+        # tuned once, on creation, before anyone joined
+        assert {f'{r["sb"]}MB' for r in results} == {server_settings()["shared_buffers"]}
         server = EmbeddedServer(pgdata=pgdata.resolve(), socket_dir=results[0]["socket"], started_here=False)
         assert other_clients(server) == 0
         with psycopg.connect(host=server.socket_dir, user="postgres", dbname="postgres") as conn:
@@ -45,3 +48,36 @@ def test_concurrent_processes_share_one_server(tmp_path):
     except psycopg.OperationalError:
         reachable = False
     assert reachable is False
+
+
+@pytest.mark.parametrize("memory_mb, shared, cache", [
+    (1024, "256MB", "512MB"),  # a small machine: the floor
+    (8192, "1024MB", "4096MB"),  # an eighth
+    (24576, "2048MB", "12288MB"),  # capped
+])
+def test_server_settings_follow_the_machines_memory(memory_mb, shared, cache):
+    settings = server_settings(memory_mb)
+    assert (settings["shared_buffers"], settings["effective_cache_size"]) == (shared, cache)
+
+
+def test_a_cluster_tuned_elsewhere_is_retuned_when_started(tmp_path):
+    pgdata = tmp_path / "pg"
+    first = subprocess.run([sys.executable, "-c", JOIN, str(pgdata)], capture_output=True, text=True, timeout=120,
+                           check=False)
+    assert first.returncode == 0, first.stderr
+    stop_server(pgdata)
+    conf = pgdata / "postgresql.auto.conf"
+    conf.write_text(conf.read_text().replace(server_settings()["shared_buffers"], "128MB"))
+    assert _auto_conf(pgdata.resolve())["shared_buffers"] == "128MB"
+    second = subprocess.run([sys.executable, "-c", JOIN, str(pgdata)], capture_output=True, text=True, timeout=120,
+                            check=False)
+    try:
+        assert second.returncode == 0, second.stderr
+        import json
+
+        result = json.loads(second.stdout.strip().splitlines()[-1])
+        assert result["started_here"] is True
+        assert f'{result["sb"]}MB' == server_settings()["shared_buffers"]
+        assert _auto_conf(pgdata.resolve())["shared_buffers"] == server_settings()["shared_buffers"]
+    finally:
+        stop_server(pgdata)

@@ -84,6 +84,33 @@ def test_analysis(text, expected):
     assert analysis.tokens(text) == expected
 
 
+def test_words_skipped_by_the_affix_check_are_the_words_sastrawi_leaves_alone():
+    """``stem`` skips Sastrawi for words no rule of it can change; checked word by word
+    against Sastrawi itself on real Indonesian (FacQA), its root dictionary, affixed forms
+    of those roots, and random letter strings."""
+    import csv
+    import random
+
+    from knowledge.tests.conftest import CORPUS
+
+    sastrawi = analysis._stemmer()
+    with open(CORPUS / "facqa" / "valid.csv", encoding="utf-8") as handle:
+        text = " ".join(row["passage"] + " " + row["question"] for row in csv.DictReader(handle))
+    real = {w for w in analysis._TOKEN.findall(text.lower()) if len(w) > 3 and w.isascii() and w.isalpha()}
+    rng = random.Random(7)
+    roots = rng.sample(sorted(w for w in sastrawi.dictionary.words if w.isalpha() and len(w) > 3), 1500)
+    affixed = [p + w + s for w in roots[:500] for p, s in [("me", "kan"), ("di", "i"), ("ber", "an"), ("pe", "an"),
+                                                         ("ter", ""), ("", "nya"), ("ke", "an"), ("", "lah")]]
+    noise = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 10))) for _ in range(4000)]
+    skipped = 0
+    for word in [*sorted(real), *roots, *affixed, *noise]:
+        if not analysis.may_have_affix(word):
+            skipped += 1
+            assert sastrawi.stem_word(word) == word, word
+    assert skipped > 3000  # the check does skip a good share
+    assert analysis.stem("pengiriman") == "kirim" and analysis.stem("telunjuk") == sastrawi.stem_word("telunjuk")
+
+
 def test_query_terms_are_distinct():
     assert analysis.query_terms("kirim dikirim pengiriman ongkir") == ["kirim", "ongkir"]
 
@@ -148,3 +175,14 @@ def test_fusion_profiles_cover_every_embedder():
 def test_term_counts(text, terms, expected):
     assert ranking.term_counts(text, terms) == expected
     assert ranking.bm25_counts({"a": 1.0}, {"a": 2}, 3, 3.0) == ranking.bm25({"a": 1.0}, ["a", "a", "b"], 3.0)
+
+
+@pytest.mark.parametrize("text", [
+    "a a b", "b a a a c a", "a", "", "aa a ab ba a", "c b", "kirim kirimkan kirim kirim", "a b a b a",
+])
+def test_bm25_scorer_agrees_with_counting_terms(text):
+    weights = {"a": 1.3, "b": 0.4, "kirim": 2.0, "zz": 5.0}
+    terms = text.split()
+    scorer = ranking.Bm25Scorer(weights, avgdl=4.0)
+    assert scorer(text, len(terms)) == pytest.approx(ranking.bm25(weights, terms, 4.0), abs=1e-12)
+    assert ranking.Bm25Scorer({}, avgdl=4.0)(text, len(terms)) == 0.0

@@ -31,7 +31,7 @@ def test_finds_the_answering_chunk_with_scores(tenant_a, scoped):
     assert hits[0].title == "Garansi produk"
     top = hits[0]
     assert 0 <= top.score <= 1 and top.score >= selectors.RELEVANCE_THRESHOLD
-    assert top.scores["keyword"] > 0 and top.scores["vector"] is not None and top.scores["plan"] == "exact"
+    assert top.scores["keyword"] > 0 and top.scores["vector"] is not None and top.scores["plan"] == "memory"
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
@@ -147,3 +147,158 @@ def test_gin_indexes_keep_a_small_pending_list():
         cur.execute("SELECT relname, reloptions FROM pg_class WHERE relname IN ('kb_chunk_search_gin', 'kb_term_trgm')")
         options = dict(cur.fetchall())
     assert options == {"kb_chunk_search_gin": ["gin_pending_list_limit=64"], "kb_term_trgm": ["gin_pending_list_limit=64"]}
+
+
+def _ranked(hits):
+    return [(h.chunk_id, h.text, h.title, h.provenance, h.scores["keyword_rank"], h.scores["vector_rank"])
+            for h in hits]
+
+
+@pytest.mark.parametrize("query", ["berapa lama garansi elektronik?", "how do I send back merchandise?", "qris cod"])
+def test_vectors_in_memory_rank_as_the_database_scan_does(tenant_a, scoped, settings, local_embedder, query):
+    # The real embedder: the fake one's near-orthogonal vectors tie within float error.
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        in_memory = selectors.chunk_search(tenant=tenant_a, query=query, k=5)
+        settings.KB_VECTOR_CACHE_MB = 0
+        scanned = selectors.chunk_search(tenant=tenant_a, query=query, k=5)
+    assert {h.scores["plan"] for h in in_memory} == {"memory"} and {h.scores["plan"] for h in scanned} == {"exact"}
+    assert _ranked(in_memory) == _ranked(scanned)
+    for a, b in zip(in_memory, scanned):
+        assert a.score == pytest.approx(b.score, abs=1e-5)
+        assert a.scores["vector"] == pytest.approx(b.scores["vector"], abs=1e-5)
+
+
+def test_vectors_in_memory_follow_every_change_to_the_tenants_chunks(tenant_a, tenant_b, scoped):
+    from knowledge import vector_cache
+    from knowledge.models import CorpusStats
+    from knowledge.services import chunks_reembed, document_delete
+
+    cache = vector_cache.get_cache()
+    _load(tenant_a, scoped)
+    _load(tenant_b, scoped, entries=[("Kupon B", "Kode kupon toko B adalah ZEBRA-777.")])
+    with scoped(tenant_a):
+        query = "kode kupon zebra"
+        assert "ZEBRA" not in selectors.chunk_search(tenant=tenant_a, query=query, k=1)[0].text
+        first = CorpusStats.objects.get().version
+        assert cache.get(tenant_a.pk, first) is not None  # the search loaded it
+        entries_upsert(tenant=tenant_a, entries=[{"title": "Kupon A", "content": "Kupon ZEBRA-777 juga berlaku."}])
+        added = CorpusStats.objects.get().version
+        assert added != first
+        hits = selectors.chunk_search(tenant=tenant_a, query=query, k=1, methods=("vector",))
+        assert hits[0].title == "Kupon A" and hits[0].scores["plan"] == "memory"
+        assert cache.get(tenant_a.pk, first) is None and cache.get(tenant_a.pk, added) is not None
+
+        document_delete(document=Document.objects.get(title="Kupon A"))
+        removed = CorpusStats.objects.get().version
+        assert removed not in {first, added}
+        hits = selectors.chunk_search(tenant=tenant_a, query=query, k=10, methods=("vector",))
+        assert "Kupon A" not in {h.title for h in hits} and len(hits) == len(FAQ)
+
+        chunks_reembed(tenant=tenant_a, force=True)
+        assert CorpusStats.objects.get().version not in {first, added, removed}
+        selectors.chunk_search(tenant=tenant_a, query=query, k=1)
+        assert cache.get(tenant_a.pk, CorpusStats.objects.get().version) is not None
+    with scoped(tenant_b):  # the other tenant's entry is its own
+        assert selectors.chunk_search(tenant=tenant_b, query=query, k=5)[0].title == "Kupon B"
+        assert len(selectors.chunk_search(tenant=tenant_b, query=query, k=5)) == 1
+
+
+def test_filtered_searches_scan_in_the_database(tenant_a, scoped):
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        doc = Document.objects.get(title="Garansi produk")
+        hits = selectors.chunk_search(tenant=tenant_a, query="garansi", k=5, filters={"document_id": doc.pk})
+    assert [h.scores["plan"] for h in hits] == ["exact"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_big_tenants_vector_search_runs_beside_the_keyword_search(tenant_a, tenant_b, scoped, settings, monkeypatch):
+    """Outside a transaction, a big tenant's HNSW search runs on a second connection while
+    the keyword side runs on Django's: the same hits as the serial search, the tenant's own."""
+    from knowledge import db
+
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    # more chunks than the search's candidate pool (30), so HNSW itself answers
+    fillers = [(f"Produk {i}", f"Produk nomor {i} tersedia dalam warna {c}.") for i, c in
+               enumerate(["merah", "biru", "hijau", "hitam", "putih", "kuning"] * 6)]
+    _load(tenant_a, scoped, entries=FAQ + fillers)
+    _load(tenant_b, scoped, entries=[("Garansi B", "Garansi elektronik toko B berlaku 24 bulan.")])
+    beside_calls = []
+    real_run_beside = selectors.run_beside
+    monkeypatch.setattr(selectors, "run_beside", lambda fn: beside_calls.append(fn) or real_run_beside(fn))
+    queries = ["berapa lama garansi elektronik?", "bayar pakai QRIS", "return within 30 days"]
+    with scoped(tenant_a):
+        settings.KB_PARALLEL_VECTOR_SEARCH = True
+        parallel = [selectors.chunk_search(tenant=tenant_a, query=q, k=5) for q in queries]
+        assert len(beside_calls) == len(queries)
+        settings.KB_PARALLEL_VECTOR_SEARCH = False
+        serial = [selectors.chunk_search(tenant=tenant_a, query=q, k=5) for q in queries]
+        assert len(beside_calls) == len(queries)
+    for p, s in zip(parallel, serial):
+        assert _ranked(p) == _ranked(s)
+        assert [h.score for h in p] == pytest.approx([h.score for h in s], abs=1e-6)
+        assert {h.scores["plan"] for h in p} == {h.scores["plan"] for h in s} == {"hnsw"}
+        assert "Garansi B" not in {h.title for h in p}
+    assert parallel[0][0].title == "Garansi produk"
+    # Inside a transaction the second connection would not see uncommitted chunks: serial.
+    from django.db import transaction
+
+    with transaction.atomic(), scoped(tenant_a):
+        entries_upsert(tenant=tenant_a, entries=[{"title": "Baru", "content": "Garansi baru khusus anggota emas."}])
+        hits = selectors.chunk_search(tenant=tenant_a, query="garansi anggota emas", k=3)
+        assert hits[0].title == "Baru"
+        transaction.set_rollback(True)
+    assert len(beside_calls) == len(queries)
+    assert db._all_beside and all(h.conn is not None and not h.conn.closed for h in db._all_beside)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_extra_connections_are_a_bounded_pool(monkeypatch):
+    """A threaded server must not open a connection per request thread: at most
+    MAX_BESIDE_CONNECTIONS, reused; when all are busy the caller searches serially."""
+    import threading
+
+    from knowledge import db
+
+    db.close_beside_connections()
+    monkeypatch.setattr(db, "MAX_BESIDE_CONNECTIONS", 1)
+    started, release = threading.Event(), threading.Event()
+
+    def slow(cur):
+        started.set()
+        release.wait(10)
+        cur.execute("SELECT pg_backend_pid()")
+        return cur.fetchone()[0]
+
+    first = db.run_beside(slow)
+    assert started.wait(10)
+    assert db.run_beside(lambda cur: None) is None  # the only one is busy
+    release.set()
+    pid = first.result(10)
+    second = db.run_beside(lambda cur: cur.execute("SELECT pg_backend_pid()").fetchone()[0])
+    assert second.result(10) == pid  # the same connection, reused
+    assert len(db._all_beside) == 1
+    db.close_beside_connections()
+    assert db._all_beside == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_second_connection_falls_back_to_the_serial_search(tenant_a, scoped, settings, monkeypatch):
+    from concurrent.futures import Future
+
+    import psycopg
+
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    _load(tenant_a, scoped)
+
+    def broken(fn):
+        future = Future()
+        future.set_exception(psycopg.OperationalError("server closed the connection unexpectedly"))
+        return future
+
+    monkeypatch.setattr(selectors, "run_beside", broken)
+    settings.KB_PARALLEL_VECTOR_SEARCH = True
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="berapa lama garansi elektronik?", k=3)
+    assert hits[0].title == "Garansi produk" and hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
