@@ -87,3 +87,79 @@ def test_reembed_after_a_model_change(tenant_a, tenant_b, scoped, client_a, clie
     assert "re-embedded 2 chunk(s)" in out.getvalue()
     with pytest.raises(CommandError):
         call_command("kb_reembed")
+
+
+def _reindex(*args):
+    out = StringIO()
+    try:
+        call_command("kb_reindex", *args, "--no-progress", stdout=out)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue()
+
+
+def test_kb_reindex_checks_and_rebuilds_the_keyword_statistics(tenant_a, tenant_b, scoped):
+    from django.db import connection
+
+    from knowledge import selectors
+    from knowledge.models import CorpusStats, Term
+    from knowledge.services import entries_upsert
+
+    for tenant, text in ((tenant_a, "Garansi elektronik 12 bulan, klaim garansi dengan nota."),
+                         (tenant_b, "Pengiriman gratis ke seluruh Jawa.")):
+        with scoped(tenant):
+            entries_upsert(tenant=tenant, entries=[{"title": "Info", "content": text},
+                                                   {"title": "Jam", "content": "Buka jam sembilan pagi."}])
+    assert _reindex("--all-tenants", "--check")[0] == 0
+    with scoped(tenant_a):
+        good = {t.term: t.df for t in Term.objects.all()}
+        stats = CorpusStats.objects.get()
+        good_stats = (stats.chunk_count, stats.token_total)
+    # Statistics drift (an edit in SQL, a bug): a wrong df, a missing term, a stray term, a wrong count.
+    with connection.cursor() as cur:
+        cur.execute("UPDATE knowledge_term SET df = df + 5 WHERE tenant_id = %s AND term = 'garansi'", [tenant_a.pk])
+        cur.execute("DELETE FROM knowledge_term WHERE tenant_id = %s AND term = 'nota'", [tenant_a.pk])
+        cur.execute("INSERT INTO knowledge_term (tenant_id, term, df) VALUES (%s, 'hantu', 3)", [tenant_a.pk])
+        cur.execute("UPDATE knowledge_corpusstats SET chunk_count = 9 WHERE tenant_id = %s", [tenant_a.pk])
+    code, out = _reindex("--all-tenants", "--check")
+    assert code == 1
+    assert f"{tenant_a.pk}: keyword statistics differs: chunks 9 stored / 2 actual" in out
+    assert "3 of" in out and f"{tenant_b.pk}: keyword statistics matches its chunks" in out
+    with scoped(tenant_a):
+        version = CorpusStats.objects.get().version
+    code, out = _reindex("--tenant", tenant_a.pk)
+    assert code == 0 and "differed (rebuilt)" in out
+    with scoped(tenant_a):
+        assert {t.term: t.df for t in Term.objects.all()} == good
+        stats = CorpusStats.objects.get()
+        assert (stats.chunk_count, stats.token_total) == good_stats and stats.version != version
+        assert selectors.chunk_search(tenant=tenant_a, query="klaim garansi", k=1)[0].title == "Info"
+    assert _reindex("--all-tenants", "--check")[0] == 0
+    with scoped(tenant_b):  # the other tenant was not touched
+        assert Term.objects.filter(term="pengiriman").exists() or Term.objects.filter(term="kirim").exists()
+
+
+def test_kb_reindex_reanalyse_rewrites_stale_search_terms(tenant_a, scoped):
+    from django.db import connection
+
+    from knowledge import selectors
+    from knowledge.services import entries_upsert
+
+    with scoped(tenant_a):
+        entries_upsert(tenant=tenant_a, entries=[{"title": "Kirim", "content": "Pengiriman barang dilakukan besok."}])
+    # As if an older analyser had stored unstemmed words:
+    with connection.cursor() as cur:
+        cur.execute("UPDATE knowledge_chunk SET search_text = 'kirim pengiriman barang dilakukan besok', "
+                    "token_count = 6 WHERE tenant_id = %s", [tenant_a.pk])
+    assert _reindex("--tenant", tenant_a.pk, "--check")[0] == 1
+    code, out = _reindex("--tenant", tenant_a.pk, "--reanalyse")
+    assert code == 0 and "1 chunk(s) re-analysed" in out and "matches its chunks" in out
+    with scoped(tenant_a):
+        assert Chunk.objects.get().search_text == "kirim kirim barang laku besok"
+        assert selectors.chunk_search(tenant=tenant_a, query="dikirim", k=1, methods=("keyword",))
+    assert _reindex("--tenant", tenant_a.pk, "--check")[0] == 0
+    with pytest.raises(CommandError):
+        call_command("kb_reindex", "--tenant", tenant_a.pk, "--check", "--reanalyse")
+    with pytest.raises(CommandError):
+        call_command("kb_reindex", "--tenant", "nobody")

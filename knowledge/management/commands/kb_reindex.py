@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from knowledge.models import Chunk
+from knowledge.services import chunks_reanalyse, stats_check, stats_rebuild
+from tenants.models import Tenant
+from tenants.scoping import tenant_scope
+
+
+class Command(BaseCommand):
+    help = ("Check or rebuild a tenant's keyword index: the BM25 statistics (each term's document frequency, the "
+            "chunk count and total length) recomputed from its chunks, and with --reanalyse every chunk's stored "
+            "search terms re-derived from its text first (after a change to the analyser: stemmer, tokens). "
+            "--check changes nothing and exits 1 if the statistics differ from the chunks. Name a tenant with "
+            "--tenant, or pass --all-tenants (a cross-tenant job).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--tenant", help="The tenant's slug.")
+        parser.add_argument("--all-tenants", action="store_true", help="Every tenant (cross-tenant job).")
+        parser.add_argument("--check", action="store_true", help="Only report differences; exit 1 if there are any.")
+        parser.add_argument("--reanalyse", action="store_true", help="Re-derive the chunks' search terms first.")
+        parser.add_argument("--no-progress", action="store_true")
+
+    def handle(self, *args, **options):
+        if bool(options["tenant"]) == bool(options["all_tenants"]):
+            raise CommandError("Name exactly one of --tenant SLUG or --all-tenants.")
+        if options["check"] and options["reanalyse"]:
+            raise CommandError("--check changes nothing; --reanalyse rewrites the chunks. Choose one.")
+        tenants = ([Tenant.objects.filter(pk=options["tenant"]).first()] if options["tenant"]
+                   else list(Tenant.objects.order_by("pk")))
+        if tenants == [None]:
+            raise CommandError(f"No tenant '{options['tenant']}'.")
+        drifted = 0
+        for tenant in tenants:
+            with tenant_scope(tenant):
+                if options["check"]:
+                    check = stats_check(tenant=tenant)
+                elif options["reanalyse"]:
+                    with tqdm(total=Chunk.objects.count(), unit="chunk", desc=tenant.pk,
+                              disable=options["no_progress"], file=sys.stderr) as bar:
+                        changed = chunks_reanalyse(tenant=tenant, progress=bar.update)
+                    self.stdout.write(f"{tenant.pk}: {changed} chunk(s) re-analysed")
+                    check = stats_check(tenant=tenant)
+                else:
+                    check = stats_rebuild(tenant=tenant)
+            drifted += not check.ok
+            verb = "differs" if options["check"] else "differed (rebuilt)"
+            state = "matches its chunks" if check.ok else (
+                f"{verb}: chunks {check.chunk_count[0]} stored / {check.chunk_count[1]} actual, tokens "
+                f"{check.token_total[0]} / {check.token_total[1]}, {check.terms_wrong} of {check.terms_total} "
+                f"terms' frequencies")
+            self.stdout.write(f"{tenant.pk}: keyword statistics {state}")
+        if options["check"] and drifted:
+            sys.exit(1)
