@@ -128,6 +128,28 @@ _OFFER_RE = re.compile(
     r"customer service|representative|operator)\b")
 
 
+# A short yes ("iya boleh", "ok kak", "yes please") to the assistant's last message. Thanks
+# words are left out on purpose: "oke makasih" after an offer usually means "no need".
+_YES = (r"ya+|iya+h?|iy|y|yup|yes|yeah|yep|boleh|mau|ok+|oke+|okay|okey|baik|silakan|silahkan|tolong|bisa|"
+        r"sure|please|tentu|setuju|lanjut")
+_YES_RE = re.compile(rf"^(?:{_YES})(?: (?:{_YES}|dong|donk|deh|kak|min|aja|saja|segera|sekarang|saya|sih|nih))*$")
+_SENTENCE_END = re.compile(r"(?<=[.!?\n])\s+|\n+")
+
+
+def is_short_yes(text: str) -> bool:
+    return bool(_YES_RE.match(normalize(text)))
+
+
+def offered_person(reply: str) -> bool:
+    """Did the assistant *ask* whether to connect the customer with a person? (A question
+    with the offer: "Apakah Anda ingin saya hubungkan dengan tim kami?"; "hubungi admin di
+    0812…" is information, not an offer.) A short yes to such a question is as good as
+    asking for a person, whatever the tenant's ``handoff_on_unanswered``: otherwise the bot
+    would have offered something that does not happen."""
+    return any(sentence.rstrip().endswith("?") and _OFFER_RE.search(normalize(sentence))
+               for sentence in _SENTENCE_END.split(reply or ""))
+
+
 def model_cannot_help(reply: str) -> bool:
     """The assistant said it does not know *and* offered a person (the prompt's rule for
     questions the knowledge base does not cover). Either alone is not enough: "we do not
@@ -418,7 +440,9 @@ def chat_handoff_before(prepared) -> dict | None:
     back to the bot, which answers this message. Only a ``human`` (or ``closed``)
     conversation costs queries here."""
     conversation = prepared.conversation
-    asks_for_person = wants_human(prepared.user_message.content)
+    text = prepared.user_message.content
+    asks_for_person = wants_human(text) or (is_short_yes(text)
+                                            and offered_person(_last_reply(prepared.prompt.messages[:-1])))
     if conversation.status == Conversation.Status.CLOSED:
         conversation_status_set(conversation=conversation, status=Conversation.Status.BOT,
                                 reason=HandoffEvent.Reason.CUSTOMER_MESSAGE, actor="customer", notify=False)
@@ -433,6 +457,16 @@ def chat_handoff_before(prepared) -> dict | None:
         notice = notice_text(locale=prepared.locale, kind="human", is_open=prepared.opening.is_open)
         return _chat_answer(prepared, reply=notice, finish_reason="handoff")
     return None
+
+
+def _last_reply(turns) -> str:
+    return next((turn.content for turn in reversed(turns) if turn.role == "assistant"), "")
+
+
+def last_assistant_reply(conversation: Conversation) -> str:
+    """The newest thing the bot said in the conversation (one indexed query)."""
+    return (conversation.messages.filter(role=Message.Role.ASSISTANT).order_by("-created_at", "-id")
+            .values_list("content", flat=True).first() or "")
 
 
 def chat_handoff_after(prepared, reply: str) -> str:

@@ -139,7 +139,9 @@ def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
                                            at=inbound.sent_at, external_message_id=inbound.external_id)
         return _finish(inbound, outcome="silent_human", conversation=conversation)
 
-    if handoff.wants_human(inbound.text):
+    # Asking for a person, or a short yes to the bot's offer of one (one query, only for a short yes).
+    said_yes = handoff.is_short_yes(inbound.text) and handoff.offered_person(handoff.last_assistant_reply(conversation))
+    if said_yes or handoff.wants_human(inbound.text):
         handoff.conversation_message_store(conversation=conversation, role=Message.Role.USER, text=inbound.text,
                                            at=inbound.sent_at, external_message_id=inbound.external_id)
         event = handoff.conversation_status_set(conversation=conversation, status=Conversation.Status.HUMAN,

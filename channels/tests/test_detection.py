@@ -78,6 +78,28 @@ def test_model_cannot_help(reply, expected):
     assert handoff.model_cannot_help(reply) is expected
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("iya", True), ("Iya boleh kak", True), ("ok", True), ("oke dong", True), ("yes please", True),
+    ("boleh, tolong ya", True), ("mau", True), ("y", True),
+    ("oke makasih", False),  # after an offer this usually means "no need"
+    ("tidak usah", False), ("ya tapi harganya berapa?", False), ("", False), ("nanti saja", False),
+])
+def test_short_yes(text, expected):
+    assert handoff.is_short_yes(text) is expected
+
+
+@pytest.mark.parametrize("reply,expected", [
+    ("Maaf, saya belum bisa menjawab itu sekarang. Apakah Anda ingin saya hubungkan dengan tim kami?", True),
+    ("Sorry, I cannot answer that right now. Would you like me to connect you with our team?", True),
+    ("Mau saya teruskan ke admin kami, Kak?\nAtau ada yang lain?", True),
+    ("Silakan hubungi admin kami di 0812-3456-7890.", False),  # information, not a question
+    ("Toko buka jam 08.00 sampai 20.00. Ada lagi yang bisa dibantu?", False),  # a question, no person
+    ("", False),
+])
+def test_offered_person(reply, expected):
+    assert handoff.offered_person(reply) is expected
+
+
 @pytest.mark.parametrize("locale,kind,is_open,contains", [
     ("id-ID", "human", True, "sambungkan Anda dengan tim kami"),
     ("id-ID", "human", False, "di luar jam kerja"),

@@ -91,6 +91,17 @@ def test_an_unanswered_question_hands_over_only_when_the_tenant_says_so(client_a
         assert follow_up["status"] == "bot" and "08.00" in follow_up["reply"]
 
 
+def test_yes_to_the_offer_of_a_person_hands_over_even_when_unanswered_questions_do_not(client_a, kb, tenant_a):
+    kb(_policy(tenant_a, handoff_on_unanswered=False))
+    assert "tim kami" in _chat(client_a, UNKNOWN)["reply"] and _conversation(tenant_a).status == "bot"
+    body = _chat(client_a, "iya boleh kak")
+    assert body["status"] == "human" and body["reply"]  # the hand-over notice, not the model
+    assert _events(tenant_a) == [("bot", "human", "customer_request", "customer")]
+    # A yes to an ordinary answer is only a message: another customer, a known question first.
+    assert "08.00" in _chat(client_a, KNOWN, user_id="web-2")["reply"]
+    assert _chat(client_a, "ok", user_id="web-2")["status"] == "bot"
+
+
 def test_the_default_policy_is_todays_behaviour(tenant_a):
     assert (tenant_a.handoff_on_unanswered, tenant_a.handoff_resume_minutes) == (True, 30)
 

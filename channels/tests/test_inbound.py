@@ -165,6 +165,37 @@ def test_a_tenant_that_does_not_hand_over_unanswered_questions_keeps_answering(w
         assert not HandoffEvent.objects.exists()
 
 
+@pytest.mark.parametrize("hand_over", [False, True])
+def test_yes_to_the_bots_offer_of_a_person_hands_over(wa_a, fake_wa, say_wa, hand_over):
+    """The bot's "shall I connect you with our team?" must mean something: a short yes hands
+    the conversation to a person even for a tenant that does not hand unanswered questions
+    over (and, for one that does, the question already did)."""
+    from tenants.models import Tenant
+
+    Tenant.objects.filter(pk=wa_a.pk).update(handoff_on_unanswered=hand_over, handoff_resume_minutes=None)
+    say_wa("Apakah bisa pesan karangan bunga duka cita untuk besok pagi?")
+    if hand_over:
+        assert _conversation(wa_a).status == "human"
+        assert say_wa("iya boleh") == [("channels.tasks.inbound_process", "silent_human")]
+        return
+    assert _conversation(wa_a).status == "bot"
+    assert say_wa("Iya, boleh kak") == [("channels.tasks.inbound_process", "handoff")]
+    assert _conversation(wa_a).status == "human"
+    with scopes_disabled():
+        assert HandoffEvent.objects.get().reason == "customer_request"
+    assert "tim" in fake_wa.texts(WA_ID)[-1]  # the hand-over notice
+
+
+def test_yes_to_an_answer_is_just_a_message(kb, wa_a, fake_wa, say_wa):
+    from tenants.models import Tenant
+
+    Tenant.objects.filter(pk=wa_a.pk).update(handoff_on_unanswered=False)  # the offline model can't chat back
+    kb(wa_a)
+    assert say_wa("Jam buka toko?") == [("channels.tasks.inbound_process", "replied")]
+    assert say_wa("ok kak") == [("channels.tasks.inbound_process", "replied")]
+    assert _conversation(wa_a).status == "bot"
+
+
 @pytest.mark.parametrize("minutes_ago, outcome", [(45, "replied"), (10, "silent_human")])
 def test_a_conversation_no_operator_answered_goes_back_to_the_bot(kb, wa_a, fake_wa, say_wa, minutes_ago, outcome):
     from datetime import timedelta
