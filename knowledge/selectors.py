@@ -239,18 +239,11 @@ def _memory_vector(cur, tenant_id, qvec, limit, version, cache, also) -> tuple[l
         entry = vector_cache.load(cur, tenant_id)
         cache.put(tenant_id, entry)
     nearest, extra = entry.nearest(qvec, limit, also)
-    cur.execute(  # by primary key ("|| ''": the tenant b-tree plan read all of a tenant's chunks)
-        f"SELECT c.id, c.search_text, c.token_count, {_DETAIL_COLUMNS}, d.title FROM knowledge_chunk c "
-        "JOIN knowledge_document d ON d.id = c.document_id AND d.tenant_id = c.tenant_id "
-        "WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)",
-        [tenant_id, list({cid for cid, _ in nearest} | set(extra))],
-    )
-    found = {row[0]: row for row in cur.fetchall()}
-    details = {cid: (document_id, title, text, provenance)
-               for cid, _, _, document_id, text, provenance, title in found.values()}
+    terms: dict[int, tuple] = {}
+    details = _details(cur, tenant_id, list({cid for cid, _ in nearest} | set(extra)), terms=terms)
     # A chunk deleted since the version was read is simply not among the rows.
-    rows = [(cid, cosine, found[cid][1], found[cid][2]) for cid, cosine in nearest if cid in found]
-    return rows, {cid: cos for cid, cos in extra.items() if cid in found}, details
+    rows = [(cid, cosine, *terms[cid]) for cid, cosine in nearest if cid in terms]
+    return rows, {cid: cos for cid, cos in extra.items() if cid in terms}, details
 
 
 def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params,
@@ -273,18 +266,24 @@ def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params
 _tenant_sizes: dict[str, int] = {}
 
 
-def _details(cur, tenant_id: str, ids: list[int]) -> dict[int, tuple]:
+def _details(cur, tenant_id: str, ids: list[int], terms: dict | None = None) -> dict[int, tuple]:
     """{chunk id: (document id, document title, text, provenance)}, by primary key ("|| ''":
-    a plan through the tenant b-tree read all of a tenant's chunks)."""
+    a plan through the tenant b-tree read all of a tenant's chunks); ``terms``, if given,
+    receives {chunk id: (search_text, token_count)}."""
     if not ids:
         return {}
     cur.execute(
-        f"SELECT c.id, {_DETAIL_COLUMNS}, d.title FROM knowledge_chunk c "
+        f"SELECT c.id, {_DETAIL_COLUMNS}, d.title, c.search_text, c.token_count FROM knowledge_chunk c "
         "JOIN knowledge_document d ON d.id = c.document_id AND d.tenant_id = c.tenant_id "
         "WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)",
         [tenant_id, ids],
     )
-    return {cid: (document_id, title, text, provenance) for cid, document_id, text, provenance, title in cur.fetchall()}
+    details = {}
+    for cid, document_id, text, provenance, title, search_text, length in cur.fetchall():
+        details[cid] = (document_id, title, text, provenance)
+        if terms is not None:
+            terms[cid] = (search_text, length)
+    return details
 
 
 def _parallel(n: int, use_keyword: bool, use_vector: bool, filter_sql: str) -> bool:
