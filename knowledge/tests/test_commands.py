@@ -16,14 +16,19 @@ from .conftest import CORPUS
 pytestmark = pytest.mark.django_db
 
 
-def run_import(*args):
+def run_command(name, *args):
+    """(exit code, stdout) of a command that exits non-zero by SystemExit."""
     out = StringIO()
     try:
-        call_command("kb_import", *args, "--no-progress", stdout=out)
+        call_command(name, *args, "--no-progress", stdout=out)
         code = 0
     except SystemExit as exc:
         code = exc.code
     return code, out.getvalue()
+
+
+def run_import(*args):
+    return run_command("kb_import", *args)
 
 
 @pytest.fixture
@@ -90,13 +95,7 @@ def test_reembed_after_a_model_change(tenant_a, tenant_b, scoped, client_a, clie
 
 
 def _reindex(*args):
-    out = StringIO()
-    try:
-        call_command("kb_reindex", *args, "--no-progress", stdout=out)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, out.getvalue()
+    return run_command("kb_reindex", *args)
 
 
 def test_kb_reindex_checks_and_rebuilds_the_keyword_statistics(tenant_a, tenant_b, scoped):

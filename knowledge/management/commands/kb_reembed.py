@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from agent_project.lib.embeddings import get_embedder
+from knowledge.management.tenants import add_tenant_arguments, tenants_from_options
 from knowledge.models import Chunk
 from knowledge.services import chunks_reembed
-from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
 
@@ -20,19 +20,12 @@ class Command(BaseCommand):
             "a model with another EMBEDDING_DIMENSIONS needs a migration first.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--tenant", help="The tenant's slug.")
-        parser.add_argument("--all-tenants", action="store_true", help="Every tenant (cross-tenant job).")
+        add_tenant_arguments(parser)
         parser.add_argument("--force", action="store_true", help="Re-embed even chunks already on this model.")
         parser.add_argument("--batch-size", type=int, default=256)
-        parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
-        if bool(options["tenant"]) == bool(options["all_tenants"]):
-            raise CommandError("Name exactly one of --tenant SLUG or --all-tenants.")
-        tenants = ([Tenant.objects.filter(pk=options["tenant"]).first()] if options["tenant"]
-                   else list(Tenant.objects.all()))
-        if tenants == [None]:
-            raise CommandError(f"No tenant '{options['tenant']}'.")
+        tenants = tenants_from_options(options)
         embedder = get_embedder()
         total = 0
         for tenant in tenants:

@@ -5,9 +5,9 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from knowledge.management.tenants import add_tenant_arguments, tenants_from_options
 from knowledge.models import Chunk
 from knowledge.services import chunks_reanalyse, stats_check, stats_rebuild
-from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
 
@@ -19,21 +19,14 @@ class Command(BaseCommand):
             "--tenant, or pass --all-tenants (a cross-tenant job).")
 
     def add_arguments(self, parser):
-        parser.add_argument("--tenant", help="The tenant's slug.")
-        parser.add_argument("--all-tenants", action="store_true", help="Every tenant (cross-tenant job).")
+        add_tenant_arguments(parser)
         parser.add_argument("--check", action="store_true", help="Only report differences; exit 1 if there are any.")
         parser.add_argument("--reanalyse", action="store_true", help="Re-derive the chunks' search terms first.")
-        parser.add_argument("--no-progress", action="store_true")
 
     def handle(self, *args, **options):
-        if bool(options["tenant"]) == bool(options["all_tenants"]):
-            raise CommandError("Name exactly one of --tenant SLUG or --all-tenants.")
         if options["check"] and options["reanalyse"]:
             raise CommandError("--check changes nothing; --reanalyse rewrites the chunks. Choose one.")
-        tenants = ([Tenant.objects.filter(pk=options["tenant"]).first()] if options["tenant"]
-                   else list(Tenant.objects.order_by("pk")))
-        if tenants == [None]:
-            raise CommandError(f"No tenant '{options['tenant']}'.")
+        tenants = tenants_from_options(options)
         drifted = 0
         for tenant in tenants:
             with tenant_scope(tenant):
