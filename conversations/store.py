@@ -128,13 +128,20 @@ def user_turn(*, tenant, channel: str, user_id: str, content: str, name: str,
     row = _execute(sql, params)
     if row is None:
         return None
-    n_conv = len(_columns(Conversation))
-    conversation = _from_row(Conversation, row[2:2 + n_conv])
-    contact = _from_row(Contact, row[2 + n_conv:2 + n_conv + len(_columns(Contact))])
-    message.pk, message.conversation_id = row[0], conversation.pk
-    message._state.adding, message._state.db = False, connection.alias
+    conversation, contact = _stored(row, 2, message)
     turns = json.loads(row[1]) if isinstance(row[1], str) else row[1]
     return conversation, contact, message, [(role, text) for role, text in turns]
+
+
+def _stored(row, start: int, message: Message) -> tuple[Conversation, Contact]:
+    """The conversation and contact a turn statement returned from column ``start`` on
+    (its first column is the message id, which ``message`` takes, now saved)."""
+    n_conv = len(_columns(Conversation))
+    conversation = _from_row(Conversation, row[start:start + n_conv])
+    contact = _from_row(Contact, row[start + n_conv:start + n_conv + len(_columns(Contact))])
+    message.pk, message.conversation_id = row[0], conversation.pk
+    message._state.adding, message._state.db = False, connection.alias
+    return conversation, contact
 
 
 def first_turn(*, tenant, channel: str, user_id: str, content: str, name: str,
@@ -182,11 +189,7 @@ def first_turn(*, tenant, channel: str, user_id: str, content: str, name: str,
     row = _execute(sql, params)
     if row is None:
         return None
-    n_conv = len(_columns(Conversation))
-    conversation = _from_row(Conversation, row[1:1 + n_conv])
-    contact = _from_row(Contact, row[1 + n_conv:1 + n_conv + len(_columns(Contact))])
-    message.pk, message.conversation_id = row[0], conversation.pk
-    message._state.adding, message._state.db = False, connection.alias
+    conversation, contact = _stored(row, 1, message)
     return conversation, contact, message
 
 
