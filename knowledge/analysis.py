@@ -28,12 +28,66 @@ class _SetDictionary:
         return word in self.words
 
 
+# The literal letters a Sastrawi prefix rule's pattern opens with: r'^meng([aiueo])(.*)$'
+# -> "meng". Every one of its disambiguators starts by matching the word against one such
+# pattern and returns nothing when it fails.
+_RULE_PATTERN = re.compile(r"re\.match\(r'\^?([a-z]*)")
+
+
+class _PrefixGuard:
+    """A Sastrawi prefix visitor that is only consulted for words starting with one of
+    its rules' literal prefixes. Sastrawi tries all ~40 prefix visitors, one regex each,
+    up to three times per word; a visitor whose rules cannot match has no effect, so
+    skipping it changes nothing (the test compares with plain Sastrawi word by word)
+    and stemming runs ~1.8x faster."""
+
+    def __init__(self, visitor, prefixes: tuple[str, ...]):
+        self.visitor, self.prefixes = visitor, prefixes
+
+    def visit(self, context):
+        if context.current_word.startswith(self.prefixes):
+            self.visitor.visit(context)
+
+
+def _rule_prefix(disambiguator) -> str | None:
+    import inspect
+
+    try:
+        found = _RULE_PATTERN.search(inspect.getsource(type(disambiguator).disambiguate))
+    except (OSError, TypeError):  # no source: leave the visitor unguarded
+        return None
+    return found.group(1) if found and found.group(1) else None
+
+
+def _guard_prefix_visitors(visitors: list) -> list:
+    guarded = []
+    for visitor in visitors:
+        rules = getattr(visitor, "disambiguators", None)  # plain prefixes (di-, ke-, se-) have none
+        prefixes = [_rule_prefix(rule) for rule in rules or ()]
+        guarded.append(_PrefixGuard(visitor, tuple(prefixes)) if prefixes and all(prefixes) else visitor)
+    return guarded
+
+
 @lru_cache(maxsize=1)
-def _stemmer():
-    from Sastrawi.Stemmer.Stemmer import Stemmer
+def _dictionary() -> _SetDictionary:
     from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
 
-    return Stemmer(_SetDictionary(StemmerFactory().get_words()))
+    return _SetDictionary(StemmerFactory().get_words())
+
+
+def plain_stemmer():
+    """Sastrawi as it comes, on the set dictionary: the reference ``_stemmer`` is tested against."""
+    from Sastrawi.Stemmer.Stemmer import Stemmer
+
+    return Stemmer(_dictionary())
+
+
+@lru_cache(maxsize=1)
+def _stemmer():
+    stemmer = plain_stemmer()
+    visitors = stemmer.visitor_provider.prefix_pisitors  # (sic) this stemmer's own list
+    visitors[:] = _guard_prefix_visitors(visitors)
+    return stemmer
 
 
 # Every rule Sastrawi has removes one of these prefixes (plain, disambiguated, "kau"/"ku",

@@ -5,7 +5,8 @@ Ingestion reads top to bottom: parse (``ingestion.parsers``) → chunk
 that swaps the document's chunks (binary COPY), updates the tenant's term
 statistics and marks the document ready. Embedding, the slow part, happens
 before the transaction opens, so a failure leaves everything stored unchanged
-and no lock is held while the model runs.
+and no lock is held while the model runs. The bulk import (``documents_import``)
+embeds the next file on a worker thread while one is written.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import numpy as np
 from django.conf import settings
@@ -66,14 +69,21 @@ def chunk_drafts(sections: list[Section]) -> list[ChunkDraft]:
                           overlap_words=_setting("KB_CHUNK_OVERLAP_WORDS", 30))
 
 
-def prepare_chunks(drafts: list[ChunkDraft]) -> PreparedChunks:
-    """Embed (in batches) and analyse the drafts; no database access."""
+def prepare_chunks(drafts: list[ChunkDraft], analyse: bool = True) -> PreparedChunks:
+    """Embed (in batches) and analyse the drafts; no database access. Without
+    ``analyse`` the caller runs ``analyse_chunks`` later (the pipelined import
+    analyses on the thread that writes, beside the next file's embedding)."""
     embedder = get_embedder()
     texts = [d.text for d in drafts]
     parts = [embedder.embed_documents(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
     vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dimensions), dtype=np.float32)
-    return PreparedChunks(drafts=drafts, vectors=vectors, analysed=[analysis.search_text(t) for t in texts],
-                          embedding_model=embedder.name)
+    prepared = PreparedChunks(drafts=drafts, vectors=vectors, analysed=[], embedding_model=embedder.name)
+    return analyse_chunks(prepared) if analyse else prepared
+
+
+def analyse_chunks(prepared: PreparedChunks) -> PreparedChunks:
+    prepared.analysed = [analysis.search_text(d.text) for d in prepared.drafts]
+    return prepared
 
 
 def _apply_stats(cur, tenant_id: str, analysed_texts, sign: int) -> None:
@@ -216,28 +226,120 @@ def document_upload(*, tenant, filename: str, data: bytes, title: str = "", tags
 
 
 def document_import(*, tenant, name: str, data: bytes, tags: list[str] | None = None) -> UploadResult:
-    """Import one file synchronously (the bulk import command). ``name`` identifies
-    the file (its path): identical content already stored is ``skipped``; a file
-    imported before under the same name whose content changed is re-processed in
-    place (``updated``); otherwise ``created``. Raises ``DocumentError`` or
-    ``EmbeddingError`` and stores nothing when the file cannot be ingested."""
-    filename = PurePath(name).name
-    file_type = file_type_of(filename)
+    """Import one file synchronously. ``name`` identifies the file (its path):
+    identical content already stored is ``skipped``; a file imported before under
+    the same name whose content changed is re-processed in place (``updated``);
+    otherwise ``created``. Raises ``DocumentError`` or ``EmbeddingError`` and
+    stores nothing when the file cannot be ingested."""
+    file_type_of(PurePath(name).name)
     checksum = checksum_of(data)
-    existing = Document.objects.filter(tenant=tenant, checksum=checksum, status=Document.Status.READY).first()
+    existing = _stored_copy(tenant, checksum)
     if existing is not None:
         return UploadResult(existing, "skipped")
-    _, sections = parse_file(data, filename)
-    prepared = prepare_chunks(chunk_drafts(sections))
+    return _store_import(tenant=tenant, name=name, data=data, checksum=checksum,
+                         prepared=_prepare_file(name, data), tags=tags)
+
+
+@dataclass
+class FileImport:
+    path: Path
+    result: UploadResult | None = None
+    error: Exception | None = None  # DocumentError, EmbeddingError or OSError: nothing stored
+
+
+def documents_import(*, tenant, paths: Iterable[Path], tags: list[str] | None = None) -> Iterator[FileImport]:
+    """Import files in order, each as ``document_import`` would and in its own
+    transaction, yielding one ``FileImport`` per file as it is stored (the bulk
+    import command). While one file is written, the next is parsed and embedded on a
+    worker thread when the embedder allows it (``overlaps_writes``): the model leaves
+    part of the CPU idle and the writes run in the database server, so their time
+    overlaps instead of adding up. A file that cannot be read or ingested is
+    reported and the rest go on."""
+    try:
+        overlap = get_embedder().overlaps_writes
+    except EmbeddingError:  # misconfigured: every file reports the error below
+        overlap = False
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-import") if overlap else _InPlace()
+
+    def start(path: Path):
+        try:
+            data = path.read_bytes()
+            file_type_of(path.name)
+        except (OSError, DocumentError) as exc:
+            return FileImport(path, error=exc)
+        checksum = checksum_of(data)
+        existing = _stored_copy(tenant, checksum)
+        if existing is not None:  # unchanged files cost no embedding
+            return FileImport(path, UploadResult(existing, "skipped"))
+        return path, data, checksum, pool.submit(_prepare_file, str(path), data, analyse=False)
+
+    def finish(started) -> FileImport:
+        if isinstance(started, FileImport):
+            return started
+        path, data, checksum, future = started
+        try:
+            # Stemming is pure Python: here it overlaps the next file's embedding (measured:
+            # overhead 5.6-7.6% with it on the worker thread, 3.1-4.8% here).
+            prepared = analyse_chunks(future.result())
+        except (DocumentError, EmbeddingError) as exc:
+            return FileImport(path, error=exc)
+        return FileImport(path, _store_import(tenant=tenant, name=str(path), data=data, checksum=checksum,
+                                              prepared=prepared, tags=tags))
+
+    ahead = None
+    try:
+        for path in paths:
+            started = start(Path(path))
+            if ahead is not None:
+                yield finish(ahead)
+            ahead = started
+        if ahead is not None:
+            yield finish(ahead)
+    finally:  # interrupted: waits for the one file being embedded, stores nothing more
+        pool.shutdown(cancel_futures=True)
+
+
+class _InPlace:
+    """The executor interface, running each call at once (an embedder that should not
+    run beside the writes)."""
+
+    def submit(self, fn, *args, **kwargs) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, cancel_futures: bool = False) -> None:
+        pass
+
+
+def _stored_copy(tenant, checksum: str) -> Document | None:
+    return Document.objects.filter(tenant=tenant, checksum=checksum, status=Document.Status.READY).first()
+
+
+def _prepare_file(name: str, data: bytes, analyse: bool = True) -> PreparedChunks:
+    """Parse, chunk, embed (and analyse) a file: no database access (runs on import threads)."""
+    _, sections = parse_file(data, PurePath(name).name)
+    return prepare_chunks(chunk_drafts(sections), analyse=analyse)
+
+
+def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: PreparedChunks,
+                  tags: list[str] | None) -> UploadResult:
+    filename = PurePath(name).name
     external_id = f"import:{name}"[:200]
     with transaction.atomic():
+        existing = _stored_copy(tenant, checksum)  # the same content stored since it was checked
+        if existing is not None:
+            return UploadResult(existing, "skipped")
         document = Document.objects.select_for_update().filter(tenant=tenant, external_id=external_id).first()
         outcome = "updated" if document is not None else "created"
         if document is None:
             document = Document(tenant=tenant, external_id=external_id, source_kind=Document.Source.IMPORT,
                                 title=PurePath(filename).stem[:300], tags=list(tags or []))
         old_file = document.source_file.name if document.source_file else ""
-        document.file_type, document.original_name, document.checksum = file_type, filename, checksum
+        document.file_type, document.original_name, document.checksum = file_type_of(filename), filename, checksum
         document.source_file.save(f"{checksum[:16]}-{filename}", ContentFile(data), save=False)
         document.save()
         _store_chunks(document, prepared)

@@ -84,31 +84,50 @@ def test_analysis(text, expected):
     assert analysis.tokens(text) == expected
 
 
-def test_words_skipped_by_the_affix_check_are_the_words_sastrawi_leaves_alone():
-    """``stem`` skips Sastrawi for words no rule of it can change; checked word by word
-    against Sastrawi itself on real Indonesian (FacQA), its root dictionary, affixed forms
-    of those roots, and random letter strings."""
+def _sastrawi_test_words() -> list[str]:
+    """Real Indonesian (FacQA), Sastrawi's root dictionary, affixed forms of those roots
+    (every prefix its rules know, with suffixes) and random letter strings."""
     import csv
     import random
 
     from knowledge.tests.conftest import CORPUS
 
-    sastrawi = analysis._stemmer()
     with open(CORPUS / "facqa" / "valid.csv", encoding="utf-8") as handle:
         text = " ".join(row["passage"] + " " + row["question"] for row in csv.DictReader(handle))
     real = {w for w in analysis._TOKEN.findall(text.lower()) if len(w) > 3 and w.isascii() and w.isalpha()}
     rng = random.Random(7)
-    roots = rng.sample(sorted(w for w in sastrawi.dictionary.words if w.isalpha() and len(w) > 3), 1500)
+    roots = rng.sample(sorted(w for w in analysis._dictionary().words if w.isalpha() and len(w) > 3), 1500)
     affixed = [p + w + s for w in roots[:500] for p, s in [("me", "kan"), ("di", "i"), ("ber", "an"), ("pe", "an"),
                                                          ("ter", ""), ("", "nya"), ("ke", "an"), ("", "lah")]]
+    prefixes = ["mem", "men", "meng", "meny", "be", "pem", "pen", "peng", "peny", "per", "te", "se", "ku", "kau",
+                "memper", "diper", "menge", "penge", "mempe"]
+    affixed += [rng.choice(prefixes) + w + rng.choice(["", "kan", "an", "i", "nya", "kah", "annya"]) for w in roots]
     noise = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 10))) for _ in range(4000)]
+    return [*sorted(real), *roots, *affixed, *noise]
+
+
+def test_words_skipped_by_the_affix_check_are_the_words_sastrawi_leaves_alone():
+    """``stem`` skips Sastrawi for words no rule of it can change; checked word by word
+    against Sastrawi itself."""
+    sastrawi = analysis.plain_stemmer()
     skipped = 0
-    for word in [*sorted(real), *roots, *affixed, *noise]:
+    for word in _sastrawi_test_words():
         if not analysis.may_have_affix(word):
             skipped += 1
             assert sastrawi.stem_word(word) == word, word
     assert skipped > 3000  # the check does skip a good share
     assert analysis.stem("pengiriman") == "kirim" and analysis.stem("telunjuk") == sastrawi.stem_word("telunjuk")
+
+
+def test_guarded_prefix_rules_stem_every_word_as_sastrawi_does():
+    """The stemmer consults a prefix rule only for words starting with its literal
+    prefix; the result must be Sastrawi's own, word by word, and most rules guarded."""
+    plain, guarded = analysis.plain_stemmer(), analysis._stemmer()
+    words = _sastrawi_test_words()
+    assert [guarded.stem_word(w) for w in words] == [plain.stem_word(w) for w in words]
+    visitors = guarded.visitor_provider.get_prefix_visitors()
+    assert sum(isinstance(v, analysis._PrefixGuard) for v in visitors) >= len(visitors) - 8
+    assert analysis._rule_prefix(plain.visitor_provider.get_prefix_visitors()[1].disambiguators[0]) == "ber"
 
 
 def test_query_terms_are_distinct():

@@ -67,6 +67,60 @@ def test_failures_are_reported_and_exit_non_zero_but_the_rest_is_imported(folder
         assert Document.objects.filter(status="ready").count() == 3
 
 
+@pytest.mark.parametrize("overlap", [True, False], ids=["beside-the-writes", "in-place"])
+def test_identical_files_in_one_run_are_stored_once(folder, tenant_a, scoped, monkeypatch, overlap):
+    """The next file is prepared while one is written (on a worker thread when the
+    embedder allows it): a copy of a file not yet stored when the copy was checked is
+    still caught, inside the copy's transaction."""
+    import threading
+
+    from agent_project.lib.embeddings import get_embedder
+    from knowledge import services
+
+    monkeypatch.setattr(type(get_embedder()), "overlaps_writes", overlap)
+    prepare, threads = services._prepare_file, set()
+
+    def recording(*args, **kwargs):
+        threads.add(threading.current_thread().name.split("_")[0])
+        return prepare(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_prepare_file", recording)
+    (folder / "faq-copy.md").write_bytes((folder / "faq.md").read_bytes())
+    code, out = run_import("--tenant", tenant_a.id, str(folder))
+    assert code == 0 and "imported 2 (created 2, updated 0), skipped 1 unchanged" in out
+    assert threads == ({"kb-import"} if overlap else {"MainThread"})
+    with scoped(tenant_a):
+        assert Document.objects.count() == 2
+        faq = Document.objects.get(title__startswith="faq")  # the first of the two in path order
+        assert faq.title == "faq-copy" and faq.chunk_count > 0
+        assert Chunk.objects.filter(document__title__startswith="faq").count() == faq.chunk_count
+
+
+def test_an_interrupted_import_keeps_the_files_it_finished(folder, tenant_a, scoped, monkeypatch):
+    from knowledge import services
+
+    for i in range(3):
+        (folder / f"extra-{i}.md").write_text(f"# Info {i}\nToko cabang {i} buka jam {9 + i}.")
+    store, calls = services._store_import, []
+
+    def ctrl_c_on_the_third_file(**kwargs):
+        calls.append(kwargs["name"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return store(**kwargs)
+
+    monkeypatch.setattr(services, "_store_import", ctrl_c_on_the_third_file)
+    code, out = run_import("--tenant", tenant_a.id, str(folder))
+    assert code == 130 and "interrupted after 2 of 5 files" in out
+    with scoped(tenant_a):
+        assert sorted(Document.objects.values_list("original_name", flat=True)) == sorted(
+            p.rsplit("/", 1)[-1] for p in calls[:2])
+        assert all(d.chunk_count == d.chunks.count() > 0 for d in Document.objects.all())
+    monkeypatch.setattr(services, "_store_import", store)
+    code, out = run_import("--tenant", tenant_a.id, str(folder))  # a re-run finishes the job
+    assert code == 0 and "imported 3 (created 3, updated 0), skipped 2 unchanged" in out
+
+
 def test_import_needs_an_existing_tenant_and_paths(folder, tenant_a):
     with pytest.raises(CommandError, match="No tenant"):
         call_command("kb_import", "--tenant", "nobody", str(folder))

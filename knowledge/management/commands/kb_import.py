@@ -6,9 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from agent_project.lib.embeddings import EmbeddingError
 from knowledge.ingestion.parsers import PARSERS, DocumentError
-from knowledge.services import document_import
+from knowledge.services import documents_import
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
@@ -28,7 +27,7 @@ class Command(BaseCommand):
     help = ("Import every supported file (pdf, xlsx, csv, tsv, md, txt) under the given paths into one tenant's "
             "knowledge base. Files whose content is already stored are skipped (checksum); a file imported "
             "before whose content changed is re-processed in place. Each file is its own transaction, so an "
-            "interrupted import keeps what it finished. Prints a summary; exits 1 if any file failed.")
+            "interrupted import keeps what it finished; the next file is embedded while one is written. Prints a summary; exits 1 if any file failed.")
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", metavar="PATH", help="Files or folders (walked recursively).")
@@ -44,18 +43,18 @@ class Command(BaseCommand):
         tags = [t.strip() for t in options["tags"].split(",") if t.strip()]
         rows: list[tuple[str, str, int, str]] = []  # file, outcome, chunks, reason
         interrupted = False
-        bar = tqdm(files, unit="file", disable=options["no_progress"], file=sys.stderr)
+        bar = tqdm(total=len(files), unit="file", disable=options["no_progress"], file=sys.stderr)
         try:
             with tenant_scope(tenant):
-                for path in bar:
-                    bar.set_postfix_str(path.name[-40:])
-                    try:
-                        result = document_import(tenant=tenant, name=str(path), data=path.read_bytes(), tags=tags)
-                        rows.append((str(path), result.outcome, result.document.chunk_count, ""))
-                    except DocumentError as exc:
-                        rows.append((str(path), "failed", 0, f"{exc.code}: {exc.message}"))
-                    except (EmbeddingError, OSError) as exc:
-                        rows.append((str(path), "failed", 0, f"{exc.__class__.__name__}: {exc}"))
+                for done in documents_import(tenant=tenant, paths=files, tags=tags):
+                    bar.set_postfix_str(done.path.name[-40:])
+                    bar.update()
+                    if done.result is not None:
+                        rows.append((str(done.path), done.result.outcome, done.result.document.chunk_count, ""))
+                    elif isinstance(done.error, DocumentError):
+                        rows.append((str(done.path), "failed", 0, f"{done.error.code}: {done.error.message}"))
+                    else:
+                        rows.append((str(done.path), "failed", 0, f"{done.error.__class__.__name__}: {done.error}"))
         except KeyboardInterrupt:
             interrupted = True
         finally:
