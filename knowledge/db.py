@@ -145,3 +145,19 @@ def copy_chunks(rows) -> int:
                 copy.write_row(row)
                 count += 1
     return count
+
+
+#: pgvector's limit for an HNSW index on ``vector`` columns.
+HNSW_MAX_DIMENSIONS = 2000
+
+
+def stored_dimensions(cur=None) -> int:
+    """The size of the chunk vectors the database holds: the ``vector(n)`` column's n."""
+    sql = ("SELECT atttypmod FROM pg_attribute "
+           "WHERE attrelid = 'knowledge_chunk'::regclass AND attname = 'embedding'")
+    if cur is not None:
+        cur.execute(sql)
+        return int(cur.fetchone()[0])
+    with connection.cursor() as wrapper:
+        wrapper.execute(sql)
+        return int(wrapper.fetchone()[0])

@@ -64,6 +64,21 @@ class Document(TenantOwned):
         return self.title
 
 
+class EmbeddingField(VectorField):
+    """The chunk vector, ``vector(EMBEDDING_DIMENSIONS)``. Its size is a deployment's
+    setting, not part of the schema's history: migrations leave it out (0006), and
+    ``kb_reembed --all-tenants --resize`` changes the column when the setting changes."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("dimensions", settings.EMBEDDING_DIMENSIONS)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs.pop("dimensions", None)
+        return name, path, args, kwargs
+
+
 class Chunk(TenantOwned):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+", db_index=False)
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
@@ -71,7 +86,7 @@ class Chunk(TenantOwned):
     text = models.TextField()
     token_count = models.PositiveIntegerField(help_text="Analysed tokens (the BM25 document length).")
     provenance = models.JSONField(default=dict, blank=True)
-    embedding = VectorField(dimensions=settings.EMBEDDING_DIMENSIONS)
+    embedding = EmbeddingField()
     embedding_model = models.CharField(max_length=200)
     search_text = models.TextField(help_text="Lower-cased, stemmed tokens of the text.")
     # The terms plus one lexeme naming the tenant ("tenant" + md5 of its id): a keyword

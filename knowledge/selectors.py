@@ -38,7 +38,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
-from agent_project.lib.embeddings import get_embedder
+from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge import analysis, ranking, vector_cache
 from knowledge.db import run_beside, vector_cursor
 
@@ -352,8 +352,18 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
     profile = ranking.fusion_profile(embedder.name)
     use_keyword, use_vector = "keyword" in methods, "vector" in methods
     qvec = None
-    if use_vector:
-        qvec = _query_vector(query) if query_vector is None else np.asarray(query_vector, dtype=np.float32)
+    if use_vector and query_vector is not None:
+        qvec = np.asarray(query_vector, dtype=np.float32)
+    elif use_vector:
+        try:
+            qvec = _query_vector(query)
+        except EmbeddingError as exc:
+            if not use_keyword:
+                raise
+            # The provider is down (Gemini, after its retries): keyword search still answers,
+            # and the failure is counted in layan_embedding_calls{outcome="error"}.
+            logger.warning("query embedding failed, searching by keyword only: %s", exc)
+            use_vector = False
     pool = max(30, 4 * k)
 
     ef_search = max(HNSW_EF_SEARCH, pool)

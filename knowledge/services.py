@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 from agent_project.errors import ApiError
 from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge import analysis
-from knowledge.db import copy_chunks, vector_cursor
+from knowledge.db import HNSW_MAX_DIMENSIONS, copy_chunks, stored_dimensions, vector_cursor
 from knowledge.ingestion.chunking import ChunkDraft, chunk_sections
 from knowledge.ingestion.parsers import DocumentError, Section, file_type_of, parse_file, split_markdown
 from knowledge.models import Document
@@ -75,10 +75,31 @@ def prepare_chunks(drafts: list[ChunkDraft], analyse: bool = True) -> PreparedCh
     analyses on the thread that writes, beside the next file's embedding)."""
     embedder = get_embedder()
     texts = [d.text for d in drafts]
+    if texts:
+        _check_dimensions(embedder)
     parts = [embedder.embed_documents(texts[i:i + EMBED_BATCH]) for i in range(0, len(texts), EMBED_BATCH)]
     vectors = np.vstack(parts) if parts else np.zeros((0, embedder.dimensions), dtype=np.float32)
     prepared = PreparedChunks(drafts=drafts, vectors=vectors, analysed=[], embedding_model=embedder.name)
     return analyse_chunks(prepared) if analyse else prepared
+
+
+_matching_dimensions: set[int] = set()  # sizes this process found the column to have
+
+
+def _check_dimensions(embedder) -> None:
+    """Refuse to embed for a column of another size: a clear error instead of the
+    database's "expected 384 dimensions, not 768" on the first insert. A match is
+    remembered for the process (``vectors_resize`` forgets it), so only the first
+    ingestion asks the database."""
+    if embedder.dimensions in _matching_dimensions:
+        return
+    stored = stored_dimensions()
+    if stored == embedder.dimensions:
+        _matching_dimensions.add(stored)
+    else:
+        raise EmbeddingError(
+            f"{embedder.name} makes {embedder.dimensions}-dim vectors (EMBEDDING_DIMENSIONS) but the knowledge base "
+            f"stores {stored}-dim vectors: run `manage.py kb_reembed --all-tenants --resize` once")
 
 
 def analyse_chunks(prepared: PreparedChunks) -> PreparedChunks:
@@ -256,7 +277,9 @@ def documents_import(*, tenant, paths: Iterable[Path], tags: list[str] | None = 
     overlaps instead of adding up. A file that cannot be read or ingested is
     reported and the rest go on."""
     try:
-        overlap = get_embedder().overlaps_writes
+        embedder = get_embedder()
+        _check_dimensions(embedder)  # here, so the worker thread never needs the database
+        overlap = embedder.overlaps_writes
     except EmbeddingError:  # misconfigured: every file reports the error below
         overlap = False
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-import") if overlap else _InPlace()
@@ -472,6 +495,7 @@ def chunks_reembed(*, tenant=None, force: bool = False, batch_size: int = 256, p
     Works in batches, each its own transaction: interrupting keeps what is done.
     New vectors go in by binary COPY into a temporary table and one UPDATE."""
     embedder = get_embedder()
+    _check_dimensions(embedder)
     done = 0
     last_id = 0
     while True:
@@ -506,6 +530,86 @@ def chunks_reembed(*, tenant=None, force: bool = False, batch_size: int = 256, p
             progress(len(rows))
 
 
+
+RESIZE_STAGING = "knowledge_reembed_staging"
+
+
+def vectors_resize(*, batch_size: int = 256, progress=None) -> tuple[int, int, int]:
+    """Give the vector column the current embedder's size and re-embed every chunk of
+    every tenant with it (after EMBEDDING_DIMENSIONS changed; a cross-tenant job).
+
+    New vectors are staged batch by batch (each batch commits, so an interrupted run
+    resumes where it stopped), then one transaction, holding the chunk table locked,
+    embeds whatever was added meanwhile, changes the column's type, moves the staged
+    vectors in, rebuilds the HNSW index and invalidates every process's cached
+    vectors. Searches and ingestion wait for that transaction. Returns (old size,
+    new size, chunks re-embedded)."""
+    embedder = get_embedder()
+    dims = embedder.dimensions
+    if dims > HNSW_MAX_DIMENSIONS:
+        raise EmbeddingError(f"{dims}-dim vectors cannot be indexed (pgvector's HNSW takes at most "
+                             f"{HNSW_MAX_DIMENSIONS}); choose a smaller EMBEDDING_DIMENSIONS")
+    old = stored_dimensions()
+    _matching_dimensions.clear()
+    with vector_cursor() as cur:
+        cur.execute(f"SELECT atttypmod FROM pg_attribute WHERE attrelid = to_regclass('{RESIZE_STAGING}') "
+                    "AND attname = 'embedding'")
+        staged = cur.fetchone()
+        if staged is not None and (staged[0] != dims or _staged_model(cur) not in (None, embedder.name)):
+            cur.execute(f"DROP TABLE {RESIZE_STAGING}")  # left by a run for another size or model
+        cur.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS {RESIZE_STAGING} "
+                    f"(id bigint PRIMARY KEY, embedding vector({dims}) NOT NULL, model varchar(200) NOT NULL)")
+    done = last_id = 0
+    while True:
+        with vector_cursor() as cur:
+            cur.execute(f"SELECT c.id, c.text FROM knowledge_chunk c LEFT JOIN {RESIZE_STAGING} s ON s.id = c.id "
+                        "WHERE c.id > %s AND s.id IS NULL ORDER BY c.id LIMIT %s", [last_id, batch_size])
+            rows = cur.fetchall()
+        if not rows:
+            break
+        last_id = rows[-1][0]
+        done += _stage(rows, embedder)
+        if progress:
+            progress(len(rows))
+    with transaction.atomic(), vector_cursor() as cur:
+        cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses to run with deferred checks pending
+        cur.execute("LOCK TABLE knowledge_chunk IN ACCESS EXCLUSIVE MODE")
+        cur.execute(f"SELECT c.id, c.text FROM knowledge_chunk c LEFT JOIN {RESIZE_STAGING} s ON s.id = c.id "
+                    "WHERE s.id IS NULL ORDER BY c.id")
+        late = cur.fetchall()  # chunks stored while the batches ran
+        done += _stage(late, embedder)
+        cur.execute("DROP INDEX IF EXISTS kb_chunk_embedding_hnsw")
+        cur.execute("ALTER TABLE knowledge_chunk ALTER COLUMN embedding DROP NOT NULL")
+        cur.execute(f"ALTER TABLE knowledge_chunk ALTER COLUMN embedding TYPE vector({dims}) USING NULL")
+        cur.execute(f"UPDATE knowledge_chunk c SET embedding = s.embedding, embedding_model = s.model "
+                    f"FROM {RESIZE_STAGING} s WHERE s.id = c.id")
+        cur.execute("ALTER TABLE knowledge_chunk ALTER COLUMN embedding SET NOT NULL")
+        cur.execute("ALTER TABLE knowledge_chunk ALTER COLUMN embedding SET STORAGE MAIN")  # as migration 0002
+        cur.execute("CREATE INDEX kb_chunk_embedding_hnsw ON knowledge_chunk USING hnsw (embedding vector_cosine_ops) "
+                    "WITH (m = 16, ef_construction = 64)")  # as the model's HnswIndex
+        cur.execute("UPDATE knowledge_corpusstats SET version = nextval('knowledge_corpus_version_seq')")
+        cur.execute(f"DROP TABLE {RESIZE_STAGING}")
+    _matching_dimensions.clear()
+    return old, dims, done
+
+
+def _staged_model(cur) -> str | None:
+    cur.execute(f"SELECT model FROM {RESIZE_STAGING} LIMIT 1")
+    row = cur.fetchone()
+    return row[0] if row else None
+
+
+def _stage(rows, embedder) -> int:
+    """Embed (id, text) rows into the staging table, in batches that commit one by one."""
+    for start in range(0, len(rows), EMBED_BATCH):
+        batch = rows[start:start + EMBED_BATCH]
+        vectors = embedder.embed_documents([text for _, text in batch])
+        with transaction.atomic(), vector_cursor() as cur:
+            with cur.copy(f"COPY {RESIZE_STAGING} (id, embedding, model) FROM STDIN WITH (FORMAT BINARY)") as copy:
+                copy.set_types(["int8", "vector", "varchar"])
+                for (chunk_id, _), vector in zip(batch, vectors):
+                    copy.write_row((chunk_id, vector, embedder.name))
+    return len(rows)
 
 # --- keyword index upkeep --------------------------------------------------------------
 

@@ -20,6 +20,7 @@ one per process (models load once) and query embeddings are cached.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -286,6 +287,10 @@ class GeminiEmbedder(_BaseEmbedder):
     model = "gemini-embedding-001"
     max_batch = 100  # the API's limit per batchEmbedContents call
     task_types = {"document": "RETRIEVAL_DOCUMENT", "query": "RETRIEVAL_QUERY"}
+    # A query embeds while a customer waits: two tries within ~10 s, then the search goes on
+    # by keyword (knowledge.selectors). Documents are background work: the full retry budget.
+    query_attempts = 2
+    query_timeout_ms = 10_000
 
     def __init__(self, *, api_key: str, dimensions: int, base_url: str = "", model: str = "",
                  attempts: int = 5, initial_delay: float = 1.0, timeout_ms: int = 60_000):
@@ -296,15 +301,19 @@ class GeminiEmbedder(_BaseEmbedder):
         if not api_key:
             raise EmbeddingError("EMBEDDING_PROVIDER=gemini needs GEMINI_API_KEY")
         self._types = types
-        http_options = types.HttpOptions(
-            base_url=base_url or None,
-            timeout=timeout_ms,
-            retry_options=types.HttpRetryOptions(
-                attempts=attempts, initial_delay=initial_delay, max_delay=30.0, exp_base=2.0,
-                http_status_codes=[408, 429, 500, 502, 503, 504],
-            ),
-        )
-        self.client = genai.Client(api_key=api_key, http_options=http_options)
+
+        def client(attempts: int, timeout: int):
+            return genai.Client(api_key=api_key, http_options=types.HttpOptions(
+                base_url=base_url or None,
+                timeout=timeout,
+                retry_options=types.HttpRetryOptions(
+                    attempts=attempts, initial_delay=initial_delay, max_delay=30.0, exp_base=2.0,
+                    http_status_codes=[408, 429, 500, 502, 503, 504],
+                ),
+            ))
+
+        self.client = client(attempts, timeout_ms)
+        self.query_client = client(min(attempts, self.query_attempts), min(timeout_ms, self.query_timeout_ms))
         self.model = model or self.model
         self.name = f"gemini:{self.model}:{dimensions}"
         self.dimensions = dimensions
@@ -313,18 +322,35 @@ class GeminiEmbedder(_BaseEmbedder):
         from google.genai import errors
 
         config = self._types.EmbedContentConfig(task_type=self.task_types[kind], output_dimensionality=self.dimensions)
+        client = self.query_client if kind == "query" else self.client
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.max_batch):
             batch = texts[start:start + self.max_batch]
             try:
-                response = self.client.models.embed_content(model=self.model, contents=batch, config=config)
+                response = client.models.embed_content(model=self.model, contents=batch, config=config)
             except errors.APIError as exc:
                 raise EmbeddingError(f"Gemini embedding failed: {exc.code} {exc.message}") from exc
+            except _transport_errors() as exc:  # unreachable, refused, timed out
+                raise EmbeddingError(f"Gemini embedding failed: {exc.__class__.__name__}: {exc}") from exc
             embeddings = response.embeddings or []
             if len(embeddings) != len(batch):
                 raise EmbeddingError(f"Gemini returned {len(embeddings)} embeddings for {len(batch)} texts")
             rows.extend(e.values for e in embeddings)
         return np.asarray(rows, dtype=np.float32)
+
+
+@functools.cache
+def _transport_errors() -> tuple[type[Exception], ...]:
+    """google-genai talks through httpx or its fork httpx2 (separate classes), whichever is installed."""
+    import importlib
+
+    found = []
+    for name in ("httpx", "httpx2"):
+        try:
+            found.append(importlib.import_module(name).HTTPError)
+        except ImportError:
+            pass
+    return tuple(found)
 
 
 _lock = threading.Lock()

@@ -9,6 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from conftest import assert_error
 from knowledge.models import Chunk, Document
 
 from .conftest import CORPUS
@@ -146,6 +147,69 @@ def test_reembed_after_a_model_change(tenant_a, tenant_b, scoped, client_a, clie
     assert "re-embedded 2 chunk(s)" in out.getvalue()
     with pytest.raises(CommandError):
         call_command("kb_reembed")
+
+
+def test_resize_gives_the_column_the_new_size_and_re_embeds_everything(
+        tenant_a, tenant_b, scoped, client_a, client_b, settings, monkeypatch):
+    from django.db import connection
+
+    from knowledge import services
+    from knowledge.db import stored_dimensions
+    from knowledge.selectors import chunk_search
+
+    monkeypatch.setattr(services, "_matching_dimensions", set())  # this test's column sizes stay in this test
+    client_a.post("/kb/upsert", {"entries": [{"title": "Garansi", "content": "Garansi servis laptop satu tahun."},
+                                             {"title": "Jam", "content": "Buka jam sembilan pagi."}]}, format="json")
+    client_b.post("/kb/upsert", {"title": "Garansi B", "content": "Garansi laptop dua tahun."}, format="json")
+    settings.EMBEDDING_DIMENSIONS = 512
+
+    # Ingestion and a plain re-embed refuse with the reason and store nothing.
+    assert_error(client_a.post("/kb/upsert", {"title": "Baru", "content": "Produk baru."}, format="json"), 503,
+                 "embedding_unavailable")
+    with scoped(tenant_a):
+        assert Chunk.objects.count() == 2
+    with pytest.raises(CommandError, match="512-dim vectors .* stores 384-dim vectors: run `manage.py kb_reembed"):
+        call_command("kb_reembed", "--all-tenants", "--no-progress")
+    with pytest.raises(CommandError, match="--all-tenants"):
+        call_command("kb_reembed", "--tenant", tenant_a.pk, "--resize", "--no-progress")
+
+    # An interrupted resize keeps its staged vectors; the next run embeds only the rest.
+    stage, calls = services._stage, []
+
+    def interrupted(rows, embedder):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return stage(rows, embedder)
+
+    monkeypatch.setattr(services, "_stage", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        call_command("kb_reembed", "--all-tenants", "--resize", "--batch-size", "1", "--no-progress")
+    assert stored_dimensions() == 384
+    monkeypatch.setattr(services, "_stage", stage)
+    out = StringIO()
+    call_command("kb_reembed", "--all-tenants", "--resize", "--no-progress", stdout=out)
+    assert "vector column 384 -> 512 dimensions; re-embedded 2 chunk(s) with fake-512" in out.getvalue()
+
+    assert stored_dimensions() == 512
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'kb_chunk_embedding_hnsw'")
+        assert "hnsw (embedding vector_cosine_ops)" in cur.fetchone()[0]
+        cur.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = 'knowledge_chunk'::regclass "
+                    "AND attname = 'embedding'")
+        assert cur.fetchone()[0] == "m"
+        cur.execute("SELECT to_regclass('knowledge_reembed_staging')")
+        assert cur.fetchone()[0] is None
+    for tenant, title in ((tenant_a, "Garansi"), (tenant_b, "Garansi B")):
+        with scoped(tenant):
+            assert set(Chunk.objects.values_list("embedding_model", flat=True)) == {"fake-512"}
+            hits = chunk_search(tenant=tenant, query="garansi laptop", k=5, methods=("vector",))
+            assert hits[0].title == title
+            assert {h.document_id for h in hits} <= set(Document.objects.values_list("pk", flat=True))
+    assert client_a.post("/kb/upsert", {"title": "Baru", "content": "Produk baru."}, format="json").status_code == 201
+    settings.EMBEDDING_DIMENSIONS = 2048
+    with pytest.raises(CommandError, match="at most 2000"):
+        call_command("kb_reembed", "--all-tenants", "--resize", "--no-progress")
 
 
 def _reindex(*args):

@@ -4,6 +4,7 @@ against a local HTTP server shaped like the Gemini API (no network)."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -106,6 +107,25 @@ def test_gemini_gives_up_with_a_clear_error(gemini_server):
     with pytest.raises(EmbeddingError, match="429"):
         embedder.embed_documents(["a"])
     assert len(server.requests) == 2
+
+
+def test_gemini_queries_give_up_sooner_and_network_errors_are_embedding_errors(gemini_server):
+    """A query waits for a customer: two tries, not the documents' five."""
+    server = gemini_server(failures=[503] * 10)
+    embedder = GeminiEmbedder(api_key="k", dimensions=8, base_url=server.url, attempts=3, initial_delay=0.01)
+    with pytest.raises(EmbeddingError, match="503"):
+        embedder.embed_query("ongkir ke bandung?")
+    assert len(server.requests) == 2
+    with pytest.raises(EmbeddingError, match="503"):
+        embedder.embed_documents(["a"])
+    assert len(server.requests) == 2 + 3
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    unreachable = GeminiEmbedder(api_key="k", dimensions=8, base_url=f"http://127.0.0.1:{port}", attempts=1)
+    with pytest.raises(EmbeddingError, match="ConnectError"):
+        unreachable.embed_query("halo")
 
 
 def test_gemini_wrong_dimensions_are_refused(gemini_server):

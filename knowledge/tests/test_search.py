@@ -35,6 +35,24 @@ def test_finds_the_answering_chunk_with_scores(tenant_a, scoped):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+def test_an_embedding_outage_leaves_keyword_search(tenant_a, scoped, monkeypatch, client_a):
+    from agent_project.lib.embeddings import EmbeddingError
+
+    _load(tenant_a, scoped)
+
+    def down(query):
+        raise EmbeddingError("Gemini embedding failed: 503 UNAVAILABLE")
+
+    monkeypatch.setattr(selectors, "_query_vector", down)
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="klaim garansi elektronik", k=3)
+        assert hits[0].title == "Garansi produk" and hits[0].scores["vector"] is None
+        with pytest.raises(EmbeddingError):
+            selectors.chunk_search(tenant=tenant_a, query="klaim garansi", k=3, methods=("vector",))
+    response = client_a.post("/kb/search", {"query": "klaim garansi elektronik", "k": 3}, format="json")
+    assert response.status_code == 200 and response.json()["hits"][0]["title"] == "Garansi produk"
+
+
 def test_stemming_matches_affixed_forms(tenant_a, scoped):
     _load(tenant_a, scoped)
     with scoped(tenant_a):

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import sys
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+from django_scopes import scopes_disabled
 from tqdm import tqdm
 
-from agent_project.lib.embeddings import get_embedder
+from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge.management.tenants import add_tenant_arguments, tenants_from_options
 from knowledge.models import Chunk
-from knowledge.services import chunks_reembed
+from knowledge.services import chunks_reembed, vectors_resize
 from tenants.scoping import tenant_scope
 
 
@@ -16,15 +17,20 @@ class Command(BaseCommand):
     help = ("Re-embed knowledge chunks with the current embedder (EMBEDDING_PROVIDER / EMBEDDING_MODEL_NAME) "
             "after the model changed. Only chunks embedded by another model are touched unless --force. "
             "Name a tenant with --tenant, or pass --all-tenants (a cross-tenant job). Batches commit one by one, "
-            "so it can be interrupted and run again. The vector column's dimension is fixed by the migration: "
-            "a model with another EMBEDDING_DIMENSIONS needs a migration first.")
+            "so it can be interrupted and run again. After EMBEDDING_DIMENSIONS changed, run it once with "
+            "--all-tenants --resize: it gives the vector column the new size and re-embeds everything.")
 
     def add_arguments(self, parser):
         add_tenant_arguments(parser)
         parser.add_argument("--force", action="store_true", help="Re-embed even chunks already on this model.")
         parser.add_argument("--batch-size", type=int, default=256)
+        parser.add_argument("--resize", action="store_true",
+                            help="Give the vector column EMBEDDING_DIMENSIONS and re-embed every chunk (needs "
+                                 "--all-tenants; the final swap locks the chunk table while the index is rebuilt).")
 
     def handle(self, *args, **options):
+        if options["resize"]:
+            return self._resize(options)
         tenants = tenants_from_options(options)
         embedder = get_embedder()
         total = 0
@@ -36,6 +42,22 @@ class Command(BaseCommand):
                     continue
                 with tqdm(total=count, unit="chunk", desc=tenant.pk, disable=options["no_progress"],
                           file=sys.stderr) as bar:
-                    total += chunks_reembed(tenant=tenant, force=options["force"], batch_size=options["batch_size"],
-                                            progress=bar.update)
+                    try:
+                        total += chunks_reembed(tenant=tenant, force=options["force"],
+                                                batch_size=options["batch_size"], progress=bar.update)
+                    except EmbeddingError as exc:
+                        raise CommandError(str(exc)) from None
         self.stdout.write(f"re-embedded {total} chunk(s) with {embedder.name}")
+
+    def _resize(self, options):
+        if not options["all_tenants"] or options["tenant"]:
+            raise CommandError("--resize changes the column every tenant shares: pass --all-tenants (no --tenant).")
+        embedder = get_embedder()
+        with scopes_disabled():  # a cross-tenant job, by design
+            total = Chunk.objects.count()
+        with tqdm(total=total, unit="chunk", disable=options["no_progress"], file=sys.stderr) as bar:
+            try:
+                old, new, done = vectors_resize(batch_size=options["batch_size"], progress=bar.update)
+            except EmbeddingError as exc:
+                raise CommandError(str(exc)) from None
+        self.stdout.write(f"vector column {old} -> {new} dimensions; re-embedded {done} chunk(s) with {embedder.name}")
