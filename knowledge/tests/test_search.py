@@ -167,6 +167,17 @@ def test_gin_indexes_keep_a_small_pending_list():
     assert options == {"kb_chunk_search_gin": ["gin_pending_list_limit=64"], "kb_term_trgm": ["gin_pending_list_limit=64"]}
 
 
+@pytest.mark.django_db
+def test_the_chunk_table_is_vacuumed_after_one_percent_dead_rows():
+    # dead rows stay in the HNSW graph until VACUUM, and searches walk past them (migration 0007)
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT reloptions FROM pg_class WHERE relname = 'knowledge_chunk'")
+        options = cur.fetchone()[0]
+    assert sorted(options) == ["autovacuum_vacuum_scale_factor=0.01", "autovacuum_vacuum_threshold=1000"]
+
+
 def _ranked(hits):
     return [(h.chunk_id, h.text, h.title, h.provenance, h.scores["keyword_rank"], h.scores["vector_rank"])
             for h in hits]
