@@ -555,6 +555,8 @@ def vectors_resize(*, batch_size: int = 256, progress=None) -> tuple[int, int, i
         cur.execute(f"SELECT atttypmod FROM pg_attribute WHERE attrelid = to_regclass('{RESIZE_STAGING}') "
                     "AND attname = 'embedding'")
         staged = cur.fetchone()
+        if old == dims and staged is None:
+            return old, dims, 0  # nothing to resize (a model change of the same size: chunks_reembed)
         if staged is not None and (staged[0] != dims or _staged_model(cur) not in (None, embedder.name)):
             cur.execute(f"DROP TABLE {RESIZE_STAGING}")  # left by a run for another size or model
         cur.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS {RESIZE_STAGING} "

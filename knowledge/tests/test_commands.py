@@ -207,6 +207,9 @@ def test_resize_gives_the_column_the_new_size_and_re_embeds_everything(
             assert hits[0].title == title
             assert {h.document_id for h in hits} <= set(Document.objects.values_list("pk", flat=True))
     assert client_a.post("/kb/upsert", {"title": "Baru", "content": "Produk baru."}, format="json").status_code == 201
+    out = StringIO()
+    call_command("kb_reembed", "--all-tenants", "--resize", "--no-progress", stdout=out)
+    assert "already has 512 dimensions; nothing to resize" in out.getvalue()
     settings.EMBEDDING_DIMENSIONS = 2048
     with pytest.raises(CommandError, match="at most 2000"):
         call_command("kb_reembed", "--all-tenants", "--resize", "--no-progress")

@@ -60,4 +60,7 @@ class Command(BaseCommand):
                 old, new, done = vectors_resize(batch_size=options["batch_size"], progress=bar.update)
             except EmbeddingError as exc:
                 raise CommandError(str(exc)) from None
+        if old == new and not done:
+            self.stdout.write(f"the vector column already has {new} dimensions; nothing to resize")
+            return
         self.stdout.write(f"vector column {old} -> {new} dimensions; re-embedded {done} chunk(s) with {embedder.name}")
