@@ -70,9 +70,10 @@ def chunk_drafts(sections: list[Section]) -> list[ChunkDraft]:
 
 
 def prepare_chunks(drafts: list[ChunkDraft], analyse: bool = True) -> PreparedChunks:
-    """Embed (in batches) and analyse the drafts; no database access. Without
-    ``analyse`` the caller runs ``analyse_chunks`` later (the pipelined import
-    analyses on the thread that writes, beside the next file's embedding)."""
+    """Embed (in batches) and analyse the drafts. No database access, except the
+    first time a process checks the vector column's size (``_check_dimensions``).
+    Without ``analyse`` the caller runs ``analyse_chunks`` later (the pipelined
+    import analyses on the thread that writes, beside the next file's embedding)."""
     embedder = get_embedder()
     texts = [d.text for d in drafts]
     if texts:
@@ -343,7 +344,8 @@ def _stored_copy(tenant, checksum: str) -> Document | None:
 
 
 def _prepare_file(name: str, data: bytes, analyse: bool = True) -> PreparedChunks:
-    """Parse, chunk, embed (and analyse) a file: no database access (runs on import threads)."""
+    """Parse, chunk, embed (and analyse) a file (on the import's worker thread: the column
+    size was checked before, so no database access)."""
     _, sections = parse_file(data, PurePath(name).name)
     return prepare_chunks(chunk_drafts(sections), analyse=analyse)
 

@@ -13,7 +13,9 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RunSQL(
-            "ALTER TABLE knowledge_chunk SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000)",
-            reverse_sql="ALTER TABLE knowledge_chunk RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold)",
+            "ALTER TABLE knowledge_chunk "
+            "SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000)",
+            reverse_sql="ALTER TABLE knowledge_chunk "
+                        "RESET (autovacuum_vacuum_scale_factor, autovacuum_vacuum_threshold)",
         ),
     ]

@@ -27,7 +27,8 @@ class Command(BaseCommand):
     help = ("Import every supported file (pdf, xlsx, csv, tsv, md, txt) under the given paths into one tenant's "
             "knowledge base. Files whose content is already stored are skipped (checksum); a file imported "
             "before whose content changed is re-processed in place. Each file is its own transaction, so an "
-            "interrupted import keeps what it finished; the next file is embedded while one is written. Prints a summary; exits 1 if any file failed.")
+            "interrupted import keeps what it finished; the next file is embedded while one is written. "
+            "Prints a summary; exits 1 if any file failed.")
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+", metavar="PATH", help="Files or folders (walked recursively).")
