@@ -15,7 +15,7 @@ GLOBAL_KEY = "test-global-key-0123456789abcdefghijklmnop"
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_search_connections(django_db_setup):
-    """The knowledge search's second connections (knowledge.db.run_beside) close before
+    """The knowledge search's second connections (knowledge.db.send_beside) close before
     the test database is dropped (set up after it, so torn down first)."""
     yield
     from knowledge.db import close_beside_connections

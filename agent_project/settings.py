@@ -258,7 +258,7 @@ KB_MAX_PDF_PAGES = env.int("KB_MAX_PDF_PAGES", default=500)
 # (knowledge.vector_cache); 0 turns it off and PostgreSQL scans them instead.
 KB_VECTOR_CACHE_MB = env.int("KB_VECTOR_CACHE_MB", default=256)
 # A big tenant's HNSW search runs on a second connection beside the keyword search
-# (knowledge.db.run_beside): one more PostgreSQL connection per web worker thread.
+# (knowledge.db.send_beside): one more PostgreSQL connection per web worker thread.
 KB_PARALLEL_VECTOR_SEARCH = env.bool("KB_PARALLEL_VECTOR_SEARCH", default=True)
 KB_MAX_XLSX_UNCOMPRESSED_BYTES = env.int("KB_MAX_XLSX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
 KB_MAX_TABLE_ROWS = env.int("KB_MAX_TABLE_ROWS", default=200_000)

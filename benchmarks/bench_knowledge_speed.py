@@ -5,9 +5,11 @@ The corpus is synthetic so that it can be big: chunks of ~80 words drawn from a
 Zipf-distributed vocabulary (so BM25 sees common and rare words), and 384-dim
 vectors clustered around 2,000 topic centroids (nearest-neighbour cosine ~0.65, the
 "structured test vectors" of MEASURED.md; real embeddings cluster at least as
-much). A query is five words of one chunk plus that chunk's vector with a little
-noise, passed as ``query_vector`` (no model runs here). Recall@10 compares the
-vector retriever with an exact numpy scan of the tenant. Loading uses the bulk path:
+much). A query is five words of one chunk plus that chunk's vector moved away from it
+as far as real questions sit from their nearest passage (``QUESTION_COSINES``),
+passed as ``query_vector`` (no model runs here). Recall@10 compares the vector
+retriever with an exact numpy scan of the tenant; "recall < 0.5" counts the queries
+whose search went mostly wrong (HNSW stuck in another part of the graph). Loading uses the bulk path:
 binary COPY with the HNSW index dropped, term statistics computed once, then the
 index built (as MEASURED.md advises). The data stays in var/pg-bench; later runs
 reuse it.
@@ -43,6 +45,21 @@ def word(i: int) -> str:
         i, r = divmod(i, 20)
         out += letters[r]
     return out
+
+
+#: Cosine of a question to its nearest passage, deciles 5..95%, measured on FacQA with
+#: MiniLM (311 questions; min 0.45, max 0.95). Queries close to a stored vector (an
+#: earlier version of this benchmark used cosine ~0.93) are easy for HNSW; far ones
+#: are where its recall drops (cosine 0.56: 0.95 at ef_search 200 on this data).
+QUESTION_COSINES = (0.56, 0.60, 0.64, 0.66, 0.68, 0.70, 0.72, 0.75, 0.78, 0.83)
+
+
+def question_like(vector: np.ndarray, rng) -> np.ndarray:
+    """``vector`` moved by Gaussian noise to a cosine drawn from ``QUESTION_COSINES``:
+    for a unit vector, noise of scale s per dimension gives cosine ~1/sqrt(1 + d s^2)."""
+    cosine = rng.choice(QUESTION_COSINES)
+    scale = np.sqrt((1 / cosine ** 2 - 1) / vector.shape[0])
+    return unit(vector + rng.normal(scale=scale, size=vector.shape[0]))
 
 
 CLUSTERS = 2_000
@@ -168,8 +185,8 @@ def main(argv=None) -> None:
             queries = []
             for _, text, vector in samples:
                 terms = text.split()
-                noisy = unit(vector.to_numpy() + rng.normal(scale=0.02, size=DIMS))
-                queries.append((" ".join(rng.choice(terms, size=5, replace=False)), noisy))
+                queries.append((" ".join(rng.choice(terms, size=5, replace=False)),
+                                question_like(vector.to_numpy(), rng)))
             # The exact answers first: numpy's BLAS threads keep spinning for a while after a
             # big matrix product, which would slow the timed searches that follow it.
             exact = [set(all_ids[np.argsort(-(matrix @ v))[:10]].tolist()) for _, v in queries]
@@ -188,10 +205,10 @@ def main(argv=None) -> None:
                 recalls.append(len(expected & {h.chunk_id for h in vhits}) / 10)
         rows.append([f"{label} ({n} chunks)", "/".join(sorted(plans)), percentile(hybrid_ms, 50),
                      percentile(hybrid_ms, 95), percentile(vector_ms, 50), percentile(vector_ms, 95),
-                     float(np.mean(recalls)), short])
+                     float(np.mean(recalls)), sum(r < 0.5 for r in recalls), short])
     print(f"{grand_total} chunks in the table, {args.queries} queries per tenant, k=10")
     print(table(["tenant", "vector plan", "hybrid p50 ms", "hybrid p95 ms", "vector p50 ms", "vector p95 ms",
-                 "vector recall@10", "short results"], rows))
+                 "vector recall@10", "recall < 0.5", "short results"], rows))
 
 
 if __name__ == "__main__":

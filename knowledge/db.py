@@ -5,15 +5,17 @@ registered per cursor so the ORM's own handling of VectorField is untouched)."""
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
 import psycopg
 from django.db import connection
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.types import TypeInfo
+
+logger = logging.getLogger(__name__)
 
 _type_info: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -26,6 +28,23 @@ class _VectorCursor(psycopg.Cursor):
 
     def execute(self, query, params=None, *, prepare=None, binary=None):
         return super().execute(query, params, prepare=False, binary=binary)
+
+
+#: Session settings each extra connection already has: {psycopg connection: {name: value}}.
+_session_settings: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def ensure_session_settings(cur, settings: dict[str, str]) -> None:
+    """Set ``settings`` for the session of ``cur``'s connection unless they are already
+    set: one round trip the first time, none after. Only for autocommit connections
+    (the extra ones below): inside a transaction that rolls back, a session setting
+    reverts without this memo knowing."""
+    have = _session_settings.setdefault(cur.connection, {})
+    changed = {name: value for name, value in settings.items() if have.get(name) != value}
+    if changed:
+        cur.execute("SELECT " + ", ".join("set_config(%s, %s, false)" for _ in changed),
+                    [item for pair in changed.items() for item in pair])
+        have.update(changed)
 
 
 @contextmanager
@@ -47,18 +66,15 @@ _CONNECT_KEYS = ("dbname", "user", "password", "host", "port", "sslmode", "sslro
                  "options", "client_encoding", "connect_timeout", "target_session_attrs")
 
 
-class _Beside:
-    """One extra connection with a thread of its own: a big tenant's vector search runs
-    on it while the keyword search runs on Django's connection (two PostgreSQL backends,
-    two cores). Autocommit, so it sees what is committed; callers inside a transaction
-    must not use it (it would not see their writes)."""
+class _Extra:
+    """One extra connection of this process (autocommit, so it sees what is committed;
+    callers inside a transaction must not use it: it would not see their writes)."""
 
     def __init__(self):
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-beside")
         self.conn: psycopg.Connection | None = None
         self.info = None
 
-    def _connect(self) -> psycopg.Connection:
+    def connect(self) -> psycopg.Connection:
         if self.conn is None or self.conn.closed or self.conn.broken:
             params = connection.get_connection_params()
             self.conn = psycopg.connect(**{k: v for k, v in params.items() if k in _CONNECT_KEYS and v},
@@ -66,63 +82,117 @@ class _Beside:
             self.info = TypeInfo.fetch(self.conn, "vector")
         return self.conn
 
-    def run(self, fn, done) -> Future:
-        def work():
-            try:
-                conn = self._connect()
-                try:
-                    with _VectorCursor(conn) as cur:
-                        register_vector_info(cur, self.info)
-                        return fn(cur)
-                except psycopg.OperationalError:
-                    conn.close()  # reconnect next time
-                    raise
-            finally:
-                done()  # back in the pool before the caller sees the result
-
-        return self.executor.submit(work)
-
     def close(self) -> None:
         if self.conn is not None:
             self.conn.close()
-        self.executor.shutdown(wait=False)
+
+
+class BesideQuery:
+    """A query running on an extra connection while the caller goes on with Django's: a
+    big tenant's HNSW search beside its keyword search (two PostgreSQL backends, two
+    cores). Sent in pipeline mode, so libpq hands it to the server and returns at once;
+    ``result()`` reads its rows. No thread: a helper thread waited ~0.4 ms for the GIL
+    before it could send (measured), and that was on the search's critical path.
+    ``close()`` (idempotent, also on ``with`` exit) drops an unread result and returns
+    the connection to the pool; a caller must close every query it sent."""
+
+    def __init__(self, extra: _Extra, cursor, pipeline):
+        self._extra, self._cursor, self._pipeline = extra, cursor, pipeline
+        self._rows: list[tuple] | None = None
+        self._open = True
+
+    def result(self) -> list[tuple]:
+        if self._rows is None:
+            if not self._open:
+                raise RuntimeError("the query was closed before its result was read")
+            try:
+                self._rows = self._cursor.fetchall()
+            except psycopg.Error:
+                self._finish(broken=True)
+                raise
+            self._finish()
+        return self._rows
+
+    def close(self) -> None:
+        if self._open:
+            self._finish()
+
+    def _finish(self, broken: bool = False) -> None:
+        self._open = False
+        try:
+            self._pipeline.__exit__(None, None, None)  # syncs: an unread result is read and dropped
+            self._cursor.close()
+        except psycopg.Error:
+            broken = True
+        if broken:
+            self._extra.close()  # reconnect next time
+        _check_in(self._extra)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 #: At most this many extra connections per process; a search finding all of them busy
 #: (a threaded server under load, where both cores are busy anyway) runs serially.
 MAX_BESIDE_CONNECTIONS = 4
-_idle: list[_Beside] = []
-_all_beside: list[_Beside] = []
+_idle: list[_Extra] = []
+_all_beside: list[_Extra] = []
 _beside_lock = threading.Lock()
 
 
-def run_beside(fn) -> Future | None:
-    """Run ``fn(cursor)`` on an idle extra connection of this process, in that connection's
-    thread; None when all ``MAX_BESIDE_CONNECTIONS`` are busy. The connection is made on
-    first use and goes back to the pool when ``fn`` is done."""
+def _check_in(extra: _Extra) -> None:
+    with _beside_lock:
+        if extra in _all_beside:
+            _idle.append(extra)
+
+
+def send_beside(sql: str, params: list, *, session: dict[str, str] | None = None) -> BesideQuery | None:
+    """Send ``sql`` on an idle extra connection of this process (made on first use), after
+    setting ``session`` there (``ensure_session_settings``); read it with ``result()``.
+    None when all ``MAX_BESIDE_CONNECTIONS`` are busy or the connection fails: the caller
+    then runs the query itself."""
     with _beside_lock:
         if _idle:
-            helper = _idle.pop()
+            extra = _idle.pop()
         elif len(_all_beside) < MAX_BESIDE_CONNECTIONS:
-            helper = _Beside()
-            _all_beside.append(helper)
+            extra = _Extra()
+            _all_beside.append(extra)
         else:
             return None
-
-    def release():
-        with _beside_lock:
-            if helper in _all_beside:
-                _idle.append(helper)
-
-    return helper.run(fn, release)
+    try:
+        conn = extra.connect()
+        cursor = _VectorCursor(conn)
+        register_vector_info(cursor, extra.info)
+        if session:
+            ensure_session_settings(cursor, session)
+        pipeline = conn.pipeline()
+        pipeline.__enter__()
+        try:
+            cursor.execute(sql, params)
+        except BaseException:
+            pipeline.__exit__(None, None, None)
+            raise
+    except psycopg.Error as exc:
+        logger.warning("extra connection failed (%s); the caller searches serially", exc)
+        extra.close()
+        _check_in(extra)
+        return None
+    except BaseException:
+        extra.close()
+        _check_in(extra)
+        raise
+    return BesideQuery(extra, cursor, pipeline)
 
 
 @atexit.register
 def close_beside_connections() -> None:
     """Close every extra connection (at exit, and before a test database is dropped)."""
     with _beside_lock:
-        for helper in _all_beside:
-            helper.close()
+        for extra in _all_beside:
+            extra.close()
         _all_beside.clear()
         _idle.clear()
 

@@ -25,12 +25,12 @@ stored terms, cosine from its stored vector) before fusion.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
 import time
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +40,7 @@ from django.db import connection
 
 from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge import analysis, ranking, vector_cache
-from knowledge.db import run_beside, vector_cursor
+from knowledge.db import BesideQuery, send_beside, vector_cursor
 
 logger = logging.getLogger(__name__)
 
@@ -294,20 +294,19 @@ def _parallel(n: int, use_keyword: bool, use_vector: bool, filter_sql: str) -> b
             and getattr(settings, "KB_PARALLEL_VECTOR_SEARCH", True) and not connection.in_atomic_block)
 
 
-def _hnsw_beside(tenant_id, qvec, limit, ef_search, filter_sql, filter_params) -> Future | None:
-    """The HNSW search on another connection: ids, cosines and search terms only (the text
-    of the winners comes from this connection: the detail columns and the documents join
-    cost the side query ~1 ms)."""
-    def search(cur):
-        cur.execute("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', false), "
-                    "set_config('hnsw.ef_search', %s, false)", [str(ef_search)])
-        cur.execute(f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count "
-                    f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} "
-                    f"ORDER BY c.embedding <=> %b LIMIT %s",
-                    [qvec, tenant_id, *filter_params, qvec, limit])
-        return sorted(cur.fetchall(), key=lambda r: -r[1])  # relaxed_order: re-sort
-
-    return run_beside(search)
+def _hnsw_beside(sent: contextlib.ExitStack, tenant_id, qvec, limit, ef_search, filter_sql,
+                 filter_params) -> BesideQuery | None:
+    """The HNSW search sent on another connection (closed with ``sent``): ids, cosines and
+    search terms only (the text of the winners comes from this connection: the detail
+    columns and the documents join cost the side query ~1 ms)."""
+    query = send_beside(
+        f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count "
+        f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s",
+        [qvec, tenant_id, *filter_params, qvec, limit],
+        # set once per connection (ef_search is the same for every k up to MAX_K)
+        session={"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": str(ef_search)},
+    )
+    return None if query is None else sent.enter_context(query)
 
 
 def _query_vector(query: str):
@@ -367,11 +366,12 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
     pool = max(30, 4 * k)
 
     ef_search = max(HNSW_EF_SEARCH, pool)
+    terms = analysis.query_terms(query) if use_keyword else []
+    sent = contextlib.ExitStack()  # the queries sent beside, closed however this search ends
     beside = None
     if _parallel(_tenant_sizes.get(tenant_id, 0), use_keyword, use_vector, filter_sql):
-        beside = _hnsw_beside(tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
-    terms = analysis.query_terms(query) if use_keyword else []
-    with vector_cursor() as cur:
+        beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
+    with sent, vector_cursor() as cur:
         n, avgdl, known, version = _corpus_stats(cur, tenant_id, terms, ef_search)
         if len(_tenant_sizes) > 100_000:
             _tenant_sizes.clear()
@@ -379,7 +379,7 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
         if n == 0:
             return []
         if beside is None and _parallel(n, use_keyword, use_vector, filter_sql):
-            beside = _hnsw_beside(tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
+            beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
         elif beside is not None and n <= EXACT_SCAN_MAX_CHUNKS:
             beside = None  # the tenant has shrunk: the exact plan below, not the HNSW result
         weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n)
@@ -398,7 +398,7 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             # best k would show (most hits of a lexical query are among them).
             prefetched = _details(cur, tenant_id, keyword_top[:k])
             try:
-                vector_rows = beside.result()
+                vector_rows = sorted(beside.result(), key=lambda r: -r[1])  # relaxed_order: re-sort
                 plan = "hnsw"
             except psycopg.Error as exc:  # the second connection failed: do it here
                 logger.warning("vector search beside failed (%s); searching serially", exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from knowledge import selectors
@@ -254,8 +255,8 @@ def test_a_big_tenants_vector_search_runs_beside_the_keyword_search(tenant_a, te
     _load(tenant_a, scoped, entries=FAQ + fillers)
     _load(tenant_b, scoped, entries=[("Garansi B", "Garansi elektronik toko B berlaku 24 bulan.")])
     beside_calls = []
-    real_run_beside = selectors.run_beside
-    monkeypatch.setattr(selectors, "run_beside", lambda fn: beside_calls.append(fn) or real_run_beside(fn))
+    real_send_beside = selectors.send_beside
+    monkeypatch.setattr(selectors, "send_beside", lambda *a, **kw: beside_calls.append(a) or real_send_beside(*a, **kw))
     queries = ["berapa lama garansi elektronik?", "bayar pakai QRIS", "return within 30 days"]
     with scoped(tenant_a):
         settings.KB_PARALLEL_VECTOR_SEARCH = True
@@ -280,54 +281,113 @@ def test_a_big_tenants_vector_search_runs_beside_the_keyword_search(tenant_a, te
         transaction.set_rollback(True)
     assert len(beside_calls) == len(queries)
     assert db._all_beside and all(h.conn is not None and not h.conn.closed for h in db._all_beside)
+    assert len(db._idle) == len(db._all_beside)  # every query sent was read and its connection returned
 
 
 @pytest.mark.django_db(transaction=True)
 def test_extra_connections_are_a_bounded_pool(monkeypatch):
     """A threaded server must not open a connection per request thread: at most
     MAX_BESIDE_CONNECTIONS, reused; when all are busy the caller searches serially."""
-    import threading
+    import time
 
     from knowledge import db
 
     db.close_beside_connections()
     monkeypatch.setattr(db, "MAX_BESIDE_CONNECTIONS", 1)
-    started, release = threading.Event(), threading.Event()
-
-    def slow(cur):
-        started.set()
-        release.wait(10)
-        cur.execute("SELECT pg_backend_pid()")
-        return cur.fetchone()[0]
-
-    first = db.run_beside(slow)
-    assert started.wait(10)
-    assert db.run_beside(lambda cur: None) is None  # the only one is busy
-    release.set()
-    pid = first.result(10)
-    second = db.run_beside(lambda cur: cur.execute("SELECT pg_backend_pid()").fetchone()[0])
-    assert second.result(10) == pid  # the same connection, reused
-    assert len(db._all_beside) == 1
+    started = time.monotonic()
+    first = db.send_beside("SELECT pg_backend_pid(), pg_sleep(0.3)", [])
+    assert time.monotonic() - started < 0.25  # sent, not waited for
+    assert db.send_beside("SELECT 1", []) is None  # the only one is busy
+    pid = first.result()[0][0]
+    assert time.monotonic() - started >= 0.3
+    assert first.result()[0][0] == pid  # read once, kept
+    second = db.send_beside("SELECT pg_backend_pid()", [])
+    assert second is not None and second.result() == [(pid,)]  # the same connection, reused
+    second.close()
+    assert len(db._all_beside) == 1 and db._idle == db._all_beside
     db.close_beside_connections()
     assert db._all_beside == []
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_failed_second_connection_falls_back_to_the_serial_search(tenant_a, scoped, settings, monkeypatch):
-    from concurrent.futures import Future
+def test_a_query_sent_beside_and_never_read_frees_its_connection():
+    from knowledge import db
 
-    import psycopg
+    db.close_beside_connections()
+    with db.send_beside("SELECT pg_backend_pid(), pg_sleep(0.1)", []) as unread:
+        pass
+    with pytest.raises(RuntimeError):
+        unread.result()
+    assert len(db._idle) == len(db._all_beside) == 1
+    again = db.send_beside("SELECT pg_backend_pid(), %s::int", [7])
+    pid = again.result()[0][0]
+    assert again.result() == [(pid, 7)]  # the dropped result did not leak into the next query
+    again.close()
+    with db.send_beside("SELECT 1/0", []) as failing:  # a query that fails: a new connection next time
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            failing.result()
+    with db.send_beside("SELECT pg_backend_pid()", []) as after:
+        assert after.result()[0][0] != pid
+    assert len(db._idle) == len(db._all_beside) == 1
+    db.close_beside_connections()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_second_connection_falls_back_to_the_serial_search(tenant_a, scoped, settings, monkeypatch):
+    from knowledge import db
 
     monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
     _load(tenant_a, scoped)
+    settings.KB_PARALLEL_VECTOR_SEARCH = True
 
-    def broken(fn):
-        future = Future()
-        future.set_exception(psycopg.OperationalError("server closed the connection unexpectedly"))
-        return future
+    class Broken:  # sent, then the server went away
+        closed = False
 
-    monkeypatch.setattr(selectors, "run_beside", broken)
+        def result(self):
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.closed = True
+
+    broken = Broken()
+    monkeypatch.setattr(selectors, "send_beside", lambda *a, **kw: broken)
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="berapa lama garansi elektronik?", k=3)
+    assert hits[0].title == "Garansi produk" and hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
+    assert broken.closed
+    # The extra connection cannot even be made: sent nothing, searched here.
+    monkeypatch.undo()
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    db.close_beside_connections()
+
+    def refuse(self):
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(db._Extra, "connect", refuse)
     settings.KB_PARALLEL_VECTOR_SEARCH = True
     with scoped(tenant_a):
         hits = selectors.chunk_search(tenant=tenant_a, query="berapa lama garansi elektronik?", k=3)
     assert hits[0].title == "Garansi produk" and hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
+    assert len(db._idle) == len(db._all_beside) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_search_that_fails_after_sending_beside_returns_the_connection(tenant_a, scoped, settings, monkeypatch):
+    from knowledge import db
+
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    _load(tenant_a, scoped)
+    settings.KB_PARALLEL_VECTOR_SEARCH = True
+    db.close_beside_connections()
+    with scoped(tenant_a):
+        selectors.chunk_search(tenant=tenant_a, query="garansi", k=3)  # learns the tenant is big
+        monkeypatch.setattr(selectors, "_keyword_candidates", lambda *a, **kw: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            selectors.chunk_search(tenant=tenant_a, query="garansi", k=3)
+    assert len(db._idle) == len(db._all_beside) == 1
+    with db.send_beside("SELECT 42", []) as after:
+        assert after.result() == [(42,)]
+    db.close_beside_connections()
