@@ -85,7 +85,11 @@ def main() -> int:
          "--timeout", "120", "--graceful-timeout", "5", "--access-logfile", "-"],
         cwd=BASE_DIR, env=env,
     )
-    worker = subprocess.Popen([python, "manage.py", "qcluster"], cwd=BASE_DIR, env=env)
+    worker_env = dict(env)
+    if settings.WORKER_METRICS_PORT and not worker_env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # the worker's own /metrics (docs/ops.md) needs a folder its processes write to
+        worker_env["PROMETHEUS_MULTIPROC_DIR"] = str(BASE_DIR / "var" / "prometheus-worker")
+    worker = subprocess.Popen([python, "manage.py", "run_worker"], cwd=BASE_DIR, env=worker_env)
     procs = [web, worker]
 
     def stop(*_):

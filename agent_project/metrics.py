@@ -14,14 +14,16 @@ summed on each scrape; without it each worker answers with its own.
 from __future__ import annotations
 
 import hmac
+import json
 import os
+from http import HTTPStatus
 
 from django.conf import settings
 from django.http import HttpResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
-from agent_project.errors import error_response
+from agent_project.errors import error_body, error_response
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -116,7 +118,10 @@ def followup_counts() -> list[tuple[str, int]]:
 
 class _Exposition:
     """What one scrape reports: this process's (or, in multiprocess mode, every
-    worker's) metrics plus the gauges read at scrape time."""
+    worker's) metrics plus, on the web side, the gauges read at scrape time."""
+
+    def __init__(self, queue_gauges: bool = True):
+        self.queue_gauges = queue_gauges
 
     def collect(self):
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -127,17 +132,68 @@ class _Exposition:
             yield from merged.collect()
         else:
             yield from REGISTRY.collect()
-        yield from QueueCollector().collect()
+        if self.queue_gauges:
+            yield from QueueCollector().collect()
+
+
+def _refusal(authorization: str) -> tuple[int, str, str] | None:
+    """Why a scrape is refused (status, code, message), or None: with ``METRICS_TOKEN``
+    the scraper must send it as a bearer token; without one, metrics are served only
+    with ``DEBUG`` on."""
+    token = settings.METRICS_TOKEN
+    if token:
+        if not hmac.compare_digest(authorization.encode(), f"Bearer {token}".encode()):
+            return 401, "metrics_unauthorized", "Send Authorization: Bearer <METRICS_TOKEN>."
+    elif not settings.DEBUG:
+        return 404, "not_found", "Metrics are disabled: set METRICS_TOKEN to enable them."
+    return None
 
 
 def metrics_view(request):
-    token = settings.METRICS_TOKEN
-    if token:
-        sent = request.META.get("HTTP_AUTHORIZATION", "")
-        if not hmac.compare_digest(sent.encode(), f"Bearer {token}".encode()):
-            response = error_response(401, "metrics_unauthorized", "Send Authorization: Bearer <METRICS_TOKEN>.")
+    refused = _refusal(request.META.get("HTTP_AUTHORIZATION", ""))
+    if refused:
+        response = error_response(*refused)
+        if refused[0] == 401:
             response["WWW-Authenticate"] = "Bearer"
-            return response
-    elif not settings.DEBUG:
-        return error_response(404, "not_found", "Metrics are disabled: set METRICS_TOKEN to enable them.")
+        return response
     return HttpResponse(generate_latest(_Exposition()), content_type=CONTENT_TYPE_LATEST)
+
+
+def worker_metrics_app(environ, start_response):
+    """``/metrics`` of a task worker (``manage.py run_worker``), as a WSGI app: the numbers
+    its worker processes recorded (follow-ups sent, embedding and model calls made by
+    tasks), which the web's ``/metrics`` cannot see: they are other processes, usually in
+    another container. Same protection as the web's; no queue gauges (the web has them)."""
+    if environ.get("PATH_INFO", "/") not in ("/", "/metrics"):
+        refused = (404, "not_found", "Worker metrics are at /metrics.")
+    else:
+        refused = _refusal(environ.get("HTTP_AUTHORIZATION", ""))
+    if refused:
+        status, code, message = refused
+        headers = [("Content-Type", "application/json")]
+        if status == 401:
+            headers.append(("WWW-Authenticate", "Bearer"))
+        start_response(f"{status} {HTTPStatus(status).phrase}", headers)
+        return [json.dumps(error_body(code, message)).encode()]
+    start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+    return [generate_latest(_Exposition(queue_gauges=False))]
+
+
+def serve_worker_metrics(port: int, host: str = "0.0.0.0"):
+    """Serve ``worker_metrics_app`` on a daemon thread of this process; returns the server
+    (``shutdown()`` stops it). Its worker processes must write to ``PROMETHEUS_MULTIPROC_DIR``,
+    or this process would only see its own, empty, registry."""
+    import threading
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format, *args):  # a scrape every few seconds is not news
+            pass
+
+    server = make_server(host, port, worker_metrics_app, server_class=Server, handler_class=Quiet)
+    threading.Thread(target=server.serve_forever, name="worker-metrics", daemon=True).start()
+    return server

@@ -335,6 +335,9 @@ CHAT_PATHS_REGEX = r"^/chat(/|$)"
 # State-changing requests that are conversation traffic or reads, not changes worth auditing.
 AUDIT_SKIP_PATHS_REGEX = env.str("AUDIT_SKIP_PATHS_REGEX", default=r"^/chat(/|$)|/search/?$")
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")  # /metrics wants "Authorization: Bearer <token>"
+# `manage.py run_worker` serves the task workers' own /metrics on this port (0 = not served);
+# it needs PROMETHEUS_MULTIPROC_DIR, where the worker processes write their numbers.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json")
 
 LOGGING = {

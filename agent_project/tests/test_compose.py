@@ -45,8 +45,12 @@ def test_web_is_gunicorn_sized_from_the_environment_with_a_health_check(compose)
     assert "/health" in " ".join(web["healthcheck"]["test"])
 
 
-def test_worker_runs_the_cluster(compose):
-    assert compose["services"]["worker"]["command"] == ["python", "manage.py", "qcluster"]
+def test_worker_runs_the_cluster_and_serves_its_metrics(compose):
+    worker = compose["services"]["worker"]
+    assert worker["command"] == ["python", "manage.py", "run_worker"]
+    port = worker["environment"]["WORKER_METRICS_PORT"]
+    assert worker["environment"]["PROMETHEUS_MULTIPROC_DIR"] and int(port) > 0
+    assert worker["expose"] == [port] and "ports" not in worker  # inside the compose network only
 
 
 def test_migrations_and_schedules_run_once_before_web_and_worker(compose):

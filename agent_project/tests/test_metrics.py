@@ -124,3 +124,14 @@ def test_a_real_chat_turn_moves_the_model_embedding_and_retrieval_series(tenant_
     assert grew("layan_llm_calls", "_total", provider="offline", outcome="ok")
     assert grew("layan_retrieval_duration_seconds", "_count", method="hybrid")
     assert grew("layan_embedding_texts", "_total", provider="fake-384")
+
+
+def test_run_worker_will_not_serve_metrics_its_workers_cannot_write(monkeypatch):
+    """Without PROMETHEUS_MULTIPROC_DIR the forked worker processes would count in memory of
+    their own and the worker's /metrics would stay empty: refused before the cluster starts
+    (the worker processes reporting to it are tested in followups/tests/test_workers.py)."""
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    with pytest.raises(CommandError, match="PROMETHEUS_MULTIPROC_DIR"):
+        call_command("run_worker", metrics_port=9)

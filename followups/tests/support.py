@@ -137,7 +137,8 @@ class Cluster:
     process (``Q_CLUSTER["name"]``, unique per test run, so runs sharing a Redis never take each
     other's tasks; it is also the salt task packages are signed with, so both sides must agree)."""
 
-    def __init__(self, *, label: str, workers: int = 1, env: dict | None = None, log_dir: Path | None = None):
+    def __init__(self, *, label: str, workers: int = 1, env: dict | None = None, log_dir: Path | None = None,
+                 command: str = "qcluster"):
         from django.conf import settings
 
         self.label = label
@@ -154,7 +155,7 @@ class Cluster:
             **(env or {}),
         })
         self.log = open(log_dir / f"qcluster-{label}-{uuid.uuid4().hex[:6]}.log", "w+") if log_dir else None
-        self.proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR, env=child_env,
+        self.proc = subprocess.Popen([sys.executable, "manage.py", command], cwd=BASE_DIR, env=child_env,
                                      stdout=self.log or subprocess.DEVNULL, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 

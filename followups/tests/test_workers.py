@@ -149,3 +149,59 @@ def test_a_worker_killed_mid_send_is_recovered_after_its_lease(tenant_a, receive
     assert row.attempts == 2 and row.claimed_by != first.claimed_by
     assert receiver.keys() == {followup.idempotency_key: 2}  # at least once on the wire ...
     assert list(receiver.first_seen()) == [followup.idempotency_key]  # ... exactly once for the receiver
+
+
+def test_what_the_worker_processes_count_is_on_the_workers_own_metrics(tenant_a, receiver, hooked, make_contact,
+                                                                       make_followup, clusters, tmp_path):
+    """A follow-up sent by a worker process moves layan_followups_total on the worker's
+    /metrics (``manage.py run_worker``): the web's /metrics runs in another process (in
+    production another container) and cannot see it. Protected like the web's."""
+    import json
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    tenant = hooked(tenant_a, receiver)
+    make_followup(tenant, make_contact(tenant))
+    folder = tmp_path / "prometheus"
+    folder.mkdir()
+    (folder / "counter_999999.db").write_bytes(b"a previous run")  # unreadable: the scrape fails unless removed
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    worker = clusters("metrics", command="run_worker",
+                      env={"PROMETHEUS_MULTIPROC_DIR": str(folder), "WORKER_METRICS_PORT": str(port),
+                           "METRICS_TOKEN": "worker-secret"})
+    wait_clusters_ready([worker])
+
+    def scrape(token: str | None, path: str = "/metrics") -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if token:
+            request.add_header("Authorization", f"Bearer {token}")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def sent() -> float | None:
+        status, body = scrape("worker-secret")
+        assert status == 200, body
+        families = {f.name: f for f in text_string_to_metric_families(body)}
+        assert "layan_followup_queue_depth" not in families  # the web's gauges stay on the web
+        samples = families["layan_followups"].samples if "layan_followups" in families else []
+        return next((s.value for s in samples if s.name == "layan_followups_total"
+                     and s.labels == {"outcome": "sent"}), None)
+
+    assert sent() is None  # nothing sent yet, and the previous run's file is gone
+    assert not (folder / "counter_999999.db").exists()
+    enqueue("followups.tasks.dispatch_drain")
+    assert wait_for(sent, timeout=120, clusters=[worker], what="the worker to count the follow-up it sent") == 1.0
+    assert len(receiver.deliveries) == 1
+    for token in (None, "wrong"):
+        status, body = scrape(token)
+        assert status == 401 and json.loads(body)["error"]["code"] == "metrics_unauthorized"
+    status, body = scrape("worker-secret", path="/other")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
