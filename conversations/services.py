@@ -291,25 +291,59 @@ def _model_kwargs(prepared: PreparedChat) -> dict:
             "passages": prepared.prompt.passages, "purpose": "reply"}
 
 
-def _complete_with_tools(prepared: PreparedChat, calls: list[dict]) -> Completion:
+def _rounds(prepared: PreparedChat, calls: list[dict], *, stream: bool) -> Iterator[str | Completion]:
     """Model → tools → model, at most ``TOOLS_MAX_ROUNDS`` rounds of calls; the last call
-    offers no tools, so the model has to answer in words. Every call is appended to
-    ``calls`` as it finishes (so a model failure later still leaves them on record).
-    Token counts are summed over all the model calls of the turn."""
+    offers no tools, so the model has to answer in words. Yields the reply's text as it
+    comes (``stream``: as the model streams it; otherwise each call's text at once), then
+    the final Completion. Text a model says before asking for a tool ("Sebentar, saya cek
+    dulu ya") is part of the reply, a paragraph before what follows. Every call is
+    appended to ``calls`` as it finishes (so a model failure later still leaves them on
+    record). Token counts are summed over all the model calls of the turn."""
     specs = [t.spec() for t in prepared.tools]
     kwargs = _model_kwargs(prepared)
     messages = list(kwargs.pop("messages"))
     max_rounds = max(int(getattr(settings, "TOOLS_MAX_ROUNDS", 3)), 0)
     prompt_tokens = completion_tokens = 0
+    said = ""
+    completion: Completion | None = None
     for round_no in range(1, max_rounds + 2):
         offer = specs if round_no <= max_rounds else []
-        completion = prepared.model.complete(messages=messages, tools=offer, **kwargs)
+        call_kwargs = {**kwargs, "messages": messages, **({"tools": offer} if offer else {})}
+        if stream:
+            completion, this_round = None, ""
+            for item in prepared.model.stream(**call_kwargs):
+                if isinstance(item, Completion):
+                    completion = item
+                    break
+                if not this_round:
+                    item = item.lstrip()
+                    if not item:
+                        continue
+                    if said.strip() and not said.endswith("\n\n"):
+                        item = "\n\n" + item
+                this_round += item
+                said += item
+                yield item
+            if completion is None:
+                raise LLMError("The stream ended without a final answer", provider=prepared.model.provider,
+                               model=prepared.model.model)
+        else:
+            completion = prepared.model.complete(**call_kwargs)
+            if completion.text.strip():
+                piece = ("\n\n" if said.strip() else "") + completion.text.strip()
+                said += piece
+                yield piece
         prompt_tokens += completion.prompt_tokens
         completion_tokens += completion.completion_tokens
         # A model may ask for a tool it was not offered (or another tenant's): the call is
         # looked up among this tenant's tools only, so it is recorded as unknown_tool, never run.
         if not completion.tool_requests or round_no > max_rounds:
             break
+        if stream and this_round.strip() and not said.endswith("\n\n"):
+            # What it said before asking ("Sebentar, saya cek dulu ya") is a finished paragraph:
+            # the customer gets that bubble now, while the tools run.
+            said += "\n\n"
+            yield "\n\n"
         records = tool_calls_run(tools=prepared.tools, requests=completion.tool_requests)
         messages.append(ChatTurn("assistant", completion.text, tool_calls=completion.tool_requests,
                                  raw=completion.raw))
@@ -318,10 +352,19 @@ def _complete_with_tools(prepared: PreparedChat, calls: list[dict]) -> Completio
             messages.append(ChatTurn("tool", result_for_model(record), tool_call_id=request.id, name=request.name))
     completion.prompt_tokens, completion.completion_tokens = prompt_tokens, completion_tokens
     if completion.tool_requests and not completion.text.strip():
-        completion.text = prompts.no_answer_reply(prepared.locale)
+        # still asking after the last round: the customer hears that a person will help
+        piece = ("\n\n" if said.strip() else "") + prompts.no_answer_reply(prepared.locale)
+        said += piece
+        yield piece
         completion.finish_reason = "tool_rounds_exhausted"
+    completion.text = said.strip()
     completion.tool_requests = []
-    return completion
+    yield completion
+
+
+def _complete_with_tools(prepared: PreparedChat, calls: list[dict]) -> Completion:
+    """``_rounds`` without streaming: the final Completion, its text the whole reply."""
+    return next(item for item in _rounds(prepared, calls, stream=False) if isinstance(item, Completion))
 
 
 def _generate(prepared: PreparedChat, calls: list[dict]) -> Completion:
@@ -363,28 +406,14 @@ def chat_stream(prepared: PreparedChat) -> Iterator[tuple[str, dict]]:
     t = time.perf_counter()
     completion: Completion | None = None
     calls: list[dict] = []
-    if prepared.tools:
-        # With tools, the turn may need model → tools → model before any word is final:
-        # run the rounds, then send the answer's bubbles (still one event per bubble).
-        try:
-            completion = _complete_with_tools(prepared, calls)
-        except LLMBlocked as exc:
-            completion = _blocked_completion(prepared, exc)
-        except LLMError as exc:
-            api_error = _fail(prepared, exc)
-            yield "error", {**error_body(api_error.code, api_error.message, api_error.details), "status": exc.status}
-            return
-        yield from emit(splitter.feed(completion.text.strip()))
-        yield from emit(splitter.finish())
-        result = _store_reply(prepared, completion, splitter.text.strip(), sent, _ms(t), tool_calls=calls)
-        yield "done", result.as_dict()
-        return
     try:
-        for item in prepared.model.stream(**_model_kwargs(prepared)):
+        # Token by token, tools or not: a tenant with tools gets its first bubble as soon as the
+        # model's first paragraph is final, and the rounds of tool calls happen in between.
+        for item in _rounds(prepared, calls, stream=True):
             if isinstance(item, Completion):
                 completion = item
                 break
-            yield from emit(splitter.feed(item.lstrip() if not splitter.text else item))
+            yield from emit(splitter.feed(item))
     except LLMBlocked as exc:
         completion = _blocked_completion(prepared, exc)
         yield from emit(splitter.feed(("\n\n" if splitter.text.strip() else "") + completion.text))
@@ -392,13 +421,8 @@ def chat_stream(prepared: PreparedChat) -> Iterator[tuple[str, dict]]:
         api_error = _fail(prepared, exc)
         yield "error", {**error_body(api_error.code, api_error.message, api_error.details), "status": exc.status}
         return
-    if completion is None:
-        api_error = _fail(prepared, LLMError("The stream ended without a final answer",
-                                             provider=prepared.model.provider, model=prepared.model.model))
-        yield "error", {**error_body(api_error.code, api_error.message, api_error.details), "status": 502}
-        return
     yield from emit(splitter.finish())
-    result = _store_reply(prepared, completion, splitter.text.strip(), sent, _ms(t))
+    result = _store_reply(prepared, completion, splitter.text.strip(), sent, _ms(t), tool_calls=calls)
     yield "done", result.as_dict()
 
 

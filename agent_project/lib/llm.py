@@ -12,7 +12,8 @@
 ``system`` (``conversations.prompts`` renders them there, fenced as data); they
 are passed separately too because the offline provider answers from them directly.
 
-``stream()`` yields text deltas and, last, the :class:`Completion`.
+``stream()`` yields text deltas and, last, the :class:`Completion`; offered tools, it may
+end with ``tool_requests`` instead of (or after some) text, as ``complete`` does.
 
 Tools (function calling): ``complete(..., tools=[ToolSpec...])`` offers the tenant's
 tools; a model that wants one answers with ``Completion.tool_requests`` instead of
@@ -156,7 +157,7 @@ class ChatModel(Protocol):
 
     def stream(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
                purpose: str = "reply", max_output_tokens: int | None = None,
-               temperature: float | None = None) -> Iterator[str | Completion]: ...
+               temperature: float | None = None, tools: Sequence[ToolSpec] = ()) -> Iterator[str | Completion]: ...
 
 
 def estimate_tokens(text: str) -> int:
@@ -440,14 +441,15 @@ class GeminiChatModel:
         return contents
 
     @staticmethod
-    def _function_calls(response) -> list[ToolRequest]:
+    def _function_calls(response, first: int = 1) -> list[ToolRequest]:
+        """The response's functionCall parts; one without an id gets ``call-<n>``, counted from ``first``."""
         candidate = (response.candidates or [None])[0]
         parts = (candidate.content.parts if candidate and candidate.content and candidate.content.parts else [])
         calls = []
         for i, part in enumerate(p for p in parts if p.function_call):
             call = part.function_call
             meta = {"thought_signature": part.thought_signature} if part.thought_signature else {}
-            calls.append(ToolRequest(id=call.id or f"call-{i + 1}", name=call.name or "", arguments=dict(call.args or {}),
+            calls.append(ToolRequest(id=call.id or f"call-{first + i}", name=call.name or "", arguments=dict(call.args or {}),
                                      meta=meta))
         return calls
 
@@ -539,11 +541,13 @@ class GeminiChatModel:
 
     def stream(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
                purpose: str = "reply", max_output_tokens: int | None = None,
-               temperature: float | None = None) -> Iterator[str | Completion]:
+               temperature: float | None = None, tools: Sequence[ToolSpec] = ()) -> Iterator[str | Completion]:
+        from google.genai import types
+
         contents = self._contents(messages)
 
         def open_stream(model: str):
-            config = self._config(system, max_output_tokens, temperature, model)
+            config = self._config(system, max_output_tokens, temperature, model, tools)
             iterator = self._call(model, lambda: iter(self._client.models.generate_content_stream(
                 model=model, contents=contents, config=config)))
             # The request is sent on the first next(): fetch it here so that a 429 or a
@@ -552,7 +556,7 @@ class GeminiChatModel:
             return model, first, iterator
 
         model, first, iterator = self._with_fallback(open_stream)
-        text, last = "", None
+        text, last, calls, parts = "", None, [], []
         chunk = first
         while chunk is not None:
             self._check_blocked(chunk, model, partial=text)
@@ -560,8 +564,20 @@ class GeminiChatModel:
             if piece:
                 text += piece
                 yield piece
+            candidate = (chunk.candidates or [None])[0]
+            if candidate and candidate.content and candidate.content.parts:
+                parts.extend(candidate.content.parts)
+            # a functionCall part arrives whole, in one chunk (with its thought signature)
+            calls.extend(self._function_calls(chunk, first=len(calls) + 1))
             last = chunk
             chunk = self._call(model, lambda: next(iterator, None))
+        if last is not None and calls:
+            completion = self._completion(last, model, text)
+            completion.tool_requests = calls
+            completion.raw = types.Content(role="model", parts=parts)  # replayed as sent, signatures included
+            completion.finish_reason = "tool_calls"
+            yield completion
+            return
         if last is None or not text.strip():
             raise LLMError("Gemini returned an empty reply", provider=self.provider, model=model)
         yield self._completion(last, model, text)
@@ -705,11 +721,11 @@ class OpenAICompatibleChatModel:
 
     def stream(self, *, system: str, messages: list[ChatTurn], passages: Sequence[Passage] = (),
                purpose: str = "reply", max_output_tokens: int | None = None,
-               temperature: float | None = None) -> Iterator[str | Completion]:
+               temperature: float | None = None, tools: Sequence[ToolSpec] = ()) -> Iterator[str | Completion]:
         with self._client() as client:
             response, model, last = None, self.model, None
             for model in self._models():
-                body = self._body(model, system, messages, max_output_tokens, temperature, stream=True)
+                body = self._body(model, system, messages, max_output_tokens, temperature, stream=True, tools=tools)
                 try:
                     response = self._send(client, body, model, stream=True)
                     break
@@ -719,6 +735,7 @@ class OpenAICompatibleChatModel:
                 assert last is not None
                 raise last
             text, finish, usage, served_model = "", "stop", {}, model
+            calls: dict[int, dict] = {}  # tool calls by index, their arguments arriving in fragments
             try:
                 for line in response.iter_lines():
                     if not line.startswith("data:"):
@@ -734,15 +751,33 @@ class OpenAICompatibleChatModel:
                     served_model = event.get("model") or served_model
                     usage = event.get("usage") or usage
                     for choice in event.get("choices") or []:
-                        piece = (choice.get("delta") or {}).get("content") or ""
+                        delta = choice.get("delta") or {}
+                        piece = delta.get("content") or ""
                         if piece:
                             text += piece
                             yield piece
+                        for fragment in delta.get("tool_calls") or []:
+                            call = calls.setdefault(int(fragment.get("index") or 0), {"id": "", "name": "", "arguments": ""})
+                            function = fragment.get("function") or {}
+                            call["id"] = fragment.get("id") or call["id"]
+                            call["name"] += function.get("name") or ""
+                            arguments = function.get("arguments")
+                            call["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments or {})
                         finish = choice.get("finish_reason") or finish
             except httpx.TimeoutException as exc:
                 raise LLMTimeout("The model server stopped streaming", provider=self.provider, model=model) from exc
+            except (ValueError, TypeError) as exc:
+                raise LLMError("The model server sent a malformed stream", provider=self.provider, model=model) from exc
             finally:
                 response.close()
+        if calls:
+            yield Completion(text=text, provider=self.provider, model=served_model,
+                             prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                             completion_tokens=int(usage.get("completion_tokens") or 0), finish_reason="tool_calls",
+                             tool_requests=[ToolRequest(id=c["id"] or f"call-{i + 1}", name=c["name"],
+                                                        arguments=_json_arguments(c["arguments"]))
+                                            for i, (_, c) in enumerate(sorted(calls.items()))])
+            return
         if finish == "content_filter":
             raise LLMBlocked("The model server filtered the reply", reason=finish, provider=self.provider, model=model,
                              partial_text=text)

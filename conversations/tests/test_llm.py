@@ -252,3 +252,47 @@ def test_health_labels_the_offline_provider(anon_client, settings):
     body = anon_client.get("/health").json()
     assert body["llm"]["provider"] == "offline" and body["llm"]["model"] == "offline-extractive"
     assert "no generative model" in body["llm"]["note"]
+
+
+# --- streaming with tools -------------------------------------------------------------
+
+ORDER_TOOL = llm.ToolSpec(name="cek_pesanan", description="Cek status pesanan.",
+                          parameters={"type": "object", "properties": {"order_id": {"type": "string"}}})
+
+
+def test_openai_stream_assembles_parallel_tool_calls_from_fragments(fake_openai):
+    base = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "llama3.1:8b"}
+
+    def delta(calls):
+        return {**base, "choices": [{"index": 0, "delta": {"tool_calls": calls}, "finish_reason": None}]}
+
+    fake_openai.play(Reply(events=[
+        delta([{"index": 0, "id": "call_a", "type": "function", "function": {"name": "cek_pesanan", "arguments": ""}}]),
+        delta([{"index": 1, "id": "call_b", "type": "function", "function": {"name": "cek_pesanan", "arguments": ""}}]),
+        delta([{"index": 0, "function": {"arguments": '{"order_id": "A'}}]),
+        delta([{"index": 1, "function": {"arguments": '{"order_id": "B'}}]),
+        delta([{"index": 1, "function": {"arguments": '-2"}'}}]),
+        delta([{"index": 0, "function": {"arguments": '-1"}'}}]),
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        "data: [DONE]\r\n\r\n"]))
+    pieces, final = stream_all(tools=[ORDER_TOOL])
+    assert pieces == [] and final.finish_reason == "tool_calls" and final.text == ""
+    assert [(c.id, c.name, c.arguments) for c in final.tool_requests] == [
+        ("call_a", "cek_pesanan", {"order_id": "A-1"}), ("call_b", "cek_pesanan", {"order_id": "B-2"})]
+    assert fake_openai.requests[0].body["tools"][0]["function"]["name"] == "cek_pesanan"
+
+
+def test_gemini_stream_with_text_then_a_function_call(fake_gemini):
+    text_chunk = {"candidates": [{"content": {"parts": [{"text": "Sebentar, saya cek dulu."}], "role": "model"},
+                                  "index": 0}], "modelVersion": "gemini-2.5-flash"}
+    call_chunk = {"candidates": [{"content": {"parts": [{"functionCall": {"name": "cek_pesanan",
+                                                                          "args": {"order_id": "A-1"}}}],
+                                              "role": "model"}, "finishReason": "STOP", "index": 0}],
+                  "usageMetadata": {"promptTokenCount": 90, "candidatesTokenCount": 9, "totalTokenCount": 99},
+                  "modelVersion": "gemini-2.5-flash"}
+    fake_gemini.play(Reply(events=[text_chunk, call_chunk]))
+    pieces, final = stream_all(tools=[ORDER_TOOL])
+    assert pieces == ["Sebentar, saya cek dulu."] and final.finish_reason == "tool_calls"
+    assert [(c.id, c.name, c.arguments) for c in final.tool_requests] == [("call-1", "cek_pesanan", {"order_id": "A-1"})]
+    assert [bool(p.text) for p in final.raw.parts] == [True, False]  # both parts kept, to be sent back as they came
+    assert final.prompt_tokens == 90

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from conversations.models import Message
-from conversations.tests.fakes import Reply, gemini_text, openai_completion
+from conversations.tests.fakes import Reply, gemini_stream, gemini_text, openai_completion, openai_stream
 from tools.tests.fakes import Answer, biteship_error, biteship_tracking, shop_order
 
 pytestmark = pytest.mark.django_db
@@ -310,3 +310,103 @@ def test_gemini_thought_signatures_are_replayed_with_the_results(client_a, mock_
     part = model_turn["parts"][0]
     assert part["functionCall"]["id"] == "fc-9"
     assert (part.get("thoughtSignature") or part.get("thought_signature")) == "c2lnbmF0dXJlLWJ5dGVz"
+
+
+# --- streaming with tools: token by token, the tool rounds in between ------------------------
+
+def sse_events(chunks):
+    """(event, data) pairs from an SSE byte stream, yielded as soon as each is complete."""
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk.decode()
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            lines = dict(line.split(": ", 1) for line in block.split("\n") if ": " in line)
+            yield lines["event"], json.loads(lines["data"])
+
+
+def gemini_stream_call(name: str, args: dict, call_id: str, signature: str) -> Reply:
+    """streamGenerateContent (SSE) whose one chunk is a functionCall with its thought signature."""
+    part = {"functionCall": {"name": name, "args": args, "id": call_id}, "thoughtSignature": signature}
+    return Reply(events=[{"candidates": [{"content": {"parts": [part], "role": "model"}, "finishReason": "STOP",
+                                          "index": 0}],
+                          "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 12, "totalTokenCount": 312},
+                          "modelVersion": "gemini-2.5-flash"}])
+
+
+def openai_stream_call(name: str, fragments: list[str], *, said: list[str] = (), call_id: str = "call_abc123") -> Reply:
+    """chat.completion.chunk SSE: optional text, then a tool call whose arguments arrive in fragments."""
+    base = {"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1741569952, "model": "llama3.1:8b"}
+    events: list = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+                                          "finish_reason": None}]}]
+    events += [{**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in said]
+    events.append({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+        {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}}]})
+    events += [{**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+        {"index": 0, "function": {"arguments": fragment}}]}}]} for fragment in fragments]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    events.append({**base, "choices": [], "usage": {"prompt_tokens": 210, "completion_tokens": 18, "total_tokens": 228}})
+    events.append("data: [DONE]\r\n\r\n")
+    return Reply(events=events)
+
+
+def test_gemini_streams_the_answer_that_follows_a_tool_call(client_a, tenant_a, mock_shipping_a, fake_gemini, scoped):
+    fake_gemini.play(gemini_stream_call("track_shipment", {"waybill": "1234567890"}, "fc-7", "c2lnbmF0dXJl"),
+                     gemini_stream(["Paket 1234567890 ", "sedang dalam perjalanan, Kak.\n\n", "Ada lagi?"]))
+    events = list(sse_events(ask(client_a, "cek resi 1234567890", stream=True).streaming_content))
+    assert [d["text"] for n, d in events if n == "bubble"] == ["Paket 1234567890 sedang dalam perjalanan, Kak.",
+                                                              "Ada lagi?"]
+    done = events[-1][1]
+    assert done["reply"] == "Paket 1234567890 sedang dalam perjalanan, Kak.\n\nAda lagi?"
+    assert [(c["name"], c["arguments"], c["error"]) for c in done["tool_calls"]] == [
+        ("track_shipment", {"waybill": "1234567890"}, None)]
+    assert done["usage"]["prompt_tokens"] == 300 + 700  # both model calls of the turn
+    first, second = fake_gemini.requests
+    assert "alt=sse" in first.path and "alt=sse" in second.path  # both calls streamed
+    assert "track_shipment" in json.dumps(first.body["tools"])
+    call_turn, results = second.body["contents"][-2:]
+    assert call_turn["parts"][0]["functionCall"]["id"] == "fc-7"
+    assert (call_turn["parts"][0].get("thoughtSignature") or call_turn["parts"][0].get("thought_signature")) \
+        == "c2lnbmF0dXJl"
+    assert results["parts"][0]["functionResponse"]["name"] == "track_shipment"
+    with scoped(tenant_a):
+        stored = Message.objects.get(pk=done["message_id"])
+    assert stored.content == done["reply"] and stored.tool_calls[0]["name"] == "track_shipment"
+
+
+def test_openai_stream_says_it_is_checking_before_the_tool_runs(client_a, tenant_a, shop_api, order_tool, fake_openai):
+    """The words before the call reach the customer as a bubble while the shop's endpoint is
+    still to be asked; the call's arguments, streamed in fragments, arrive whole."""
+    order_tool(tenant_a, shop_api)
+    shop_api.play(Answer(body=shop_order("INV-2002", "DIPROSES")))
+    fake_openai.play(openai_stream_call("cek_pesanan", ['{"order_', 'id": "INV-', '2002"}'],
+                                        said=["Sebentar ya Kak, ", "saya cek dulu."]),
+                     openai_stream(["Pesanan INV-2002 ", "sedang DIPROSES ya, Kak."]))
+    events = sse_events(ask(client_a, "status pesanan INV-2002?", stream=True).streaming_content)
+    assert next(events)[0] == "start"
+    assert next(events) == ("bubble", {"index": 0, "text": "Sebentar ya Kak, saya cek dulu."})
+    assert shop_api.requests == []  # the customer has that bubble before the tool is even called
+    rest = list(events)
+    assert rest[0] == ("bubble", {"index": 1, "text": "Pesanan INV-2002 sedang DIPROSES ya, Kak."})
+    done = rest[-1][1]
+    assert done["reply"] == "Sebentar ya Kak, saya cek dulu.\n\nPesanan INV-2002 sedang DIPROSES ya, Kak."
+    assert done["tool_calls"][0]["arguments"] == {"order_id": "INV-2002"}
+    assert done["tool_calls"][0]["result"]["status"] == "DIPROSES"
+    assert [r.path for r in shop_api.requests] == ["/api/orders/INV-2002"]
+    messages = fake_openai.requests[1].body["messages"]
+    assert messages[-2]["content"] == "Sebentar ya Kak, saya cek dulu." and messages[-2]["tool_calls"][0]["function"] \
+        == {"name": "cek_pesanan", "arguments": json.dumps({"order_id": "INV-2002"})}
+    assert messages[-1]["role"] == "tool" and messages[-1]["tool_call_id"] == "call_abc123"
+
+
+def test_without_streaming_the_words_before_a_call_are_in_the_reply_too(client_a, tenant_a, shop_api, order_tool,
+                                                                       fake_openai):
+    """The same turn as JSON: the same reply and bubbles as the stream gives."""
+    order_tool(tenant_a, shop_api)
+    shop_api.play(Answer(body=shop_order("INV-2002", "DIPROSES")))
+    asking = openai_tool_call("cek_pesanan", {"order_id": "INV-2002"})
+    asking["choices"][0]["message"]["content"] = "Sebentar ya Kak, saya cek dulu."
+    fake_openai.play(Reply(body=asking), Reply(body=openai_completion("Pesanan INV-2002 sedang DIPROSES ya, Kak.")))
+    body = ask(client_a, "status pesanan INV-2002?").json()
+    assert body["bubbles"] == ["Sebentar ya Kak, saya cek dulu.", "Pesanan INV-2002 sedang DIPROSES ya, Kak."]
+    assert body["usage"]["prompt_tokens"] == 210 + 519
