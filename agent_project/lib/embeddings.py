@@ -208,7 +208,8 @@ class OnnxEmbedder(_BaseEmbedder):
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.max_length)
-        self.tokenizer.enable_padding()
+        self.tokenizer.no_padding()  # padded per batch below, after sorting by length
+        self.pad_id = self.tokenizer.token_to_id("[PAD]") or 0
         got = self.session.get_outputs()[0].shape[-1]
         if got != dimensions:
             raise EmbeddingError(f"model {model_dir} makes {got}-dim vectors but EMBEDDING_DIMENSIONS={dimensions}")
@@ -216,16 +217,26 @@ class OnnxEmbedder(_BaseEmbedder):
         self.dimensions = dimensions
 
     def _embed(self, texts: list[str], kind: str) -> np.ndarray:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            encodings = self.tokenizer.encode_batch(texts[start:start + self.batch_size])
-            ids = np.array([e.ids for e in encodings], dtype=np.int64)
-            mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        """Texts are run in batches of similar length (as sentence-transformers does): a batch is
+        padded to its longest text, and unsorted batches of passages spent much of their time on
+        padding (FacQA chunks, batches of 64 in file order: 41-47 chunks/s against 52-55 in
+        batches of 16). Masked padding does not change a text's vector."""
+        encodings = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        out = np.empty((len(texts), self.dimensions), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in rows)
+            ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for row, i in enumerate(rows):
+                ids[row, :len(encodings[i].ids)] = encodings[i].ids
+                mask[row, :len(encodings[i].ids)] = 1
             feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             hidden = self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0]
             weights = mask[..., None].astype(np.float32)
-            out.append((hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9))
-        return np.vstack(out)
+            out[rows] = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        return out
 
 
 def _dir_digest(model_dir: str) -> str:

@@ -215,6 +215,12 @@ def test_onnx_int8_export_agrees_with_torch_and_is_reused(settings, tmp_path, lo
     a, b = onnx.embed_documents(texts), local_embedder.embed_documents(texts)
     assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
     assert (a * b).sum(axis=1).min() > 0.98  # int8 per-channel: close to the torch model
+    # Texts run in batches sorted by length; every vector still comes back in its text's place,
+    # also across batches (40 texts, batches of 32, lengths shuffled).
+    singles = np.vstack([onnx.embed_documents([t]) for t in texts])
+    assert ((a @ singles.T).argmax(axis=1) == [0, 1, 2]).all()
+    many = [texts[i % 3] + " Info" * (i * 7 % 11) for i in range(40)]
+    assert ((onnx.embed_documents(many) @ singles.T).argmax(axis=1) == [i % 3 for i in range(40)]).all()
     # A second process (a new embedder) loads the export instead of exporting again.
     mtime = exported[0].stat().st_mtime_ns
     again = embeddings.build_embedder("onnx")
