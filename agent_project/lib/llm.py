@@ -449,7 +449,8 @@ class GeminiChatModel:
         for i, part in enumerate(p for p in parts if p.function_call):
             call = part.function_call
             meta = {"thought_signature": part.thought_signature} if part.thought_signature else {}
-            calls.append(ToolRequest(id=call.id or f"call-{first + i}", name=call.name or "", arguments=dict(call.args or {}),
+            calls.append(ToolRequest(id=call.id or f"call-{first + i}", name=call.name or "",
+                                     arguments=dict(call.args or {}),
                                      meta=meta))
         return calls
 
@@ -757,12 +758,14 @@ class OpenAICompatibleChatModel:
                             text += piece
                             yield piece
                         for fragment in delta.get("tool_calls") or []:
-                            call = calls.setdefault(int(fragment.get("index") or 0), {"id": "", "name": "", "arguments": ""})
+                            call = calls.setdefault(int(fragment.get("index") or 0),
+                                                    {"id": "", "name": "", "arguments": ""})
                             function = fragment.get("function") or {}
                             call["id"] = fragment.get("id") or call["id"]
                             call["name"] += function.get("name") or ""
-                            arguments = function.get("arguments")
-                            call["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments or {})
+                            arguments = function.get("arguments")  # a string fragment; some servers send an object
+                            if arguments is not None:
+                                call["arguments"] += arguments if isinstance(arguments, str) else json.dumps(arguments)
                         finish = choice.get("finish_reason") or finish
             except httpx.TimeoutException as exc:
                 raise LLMTimeout("The model server stopped streaming", provider=self.provider, model=model) from exc

@@ -268,7 +268,8 @@ def test_openai_stream_assembles_parallel_tool_calls_from_fragments(fake_openai)
 
     fake_openai.play(Reply(events=[
         delta([{"index": 0, "id": "call_a", "type": "function", "function": {"name": "cek_pesanan", "arguments": ""}}]),
-        delta([{"index": 1, "id": "call_b", "type": "function", "function": {"name": "cek_pesanan", "arguments": ""}}]),
+        # Ollama-style: the first fragment carries no "arguments" at all
+        delta([{"index": 1, "id": "call_b", "type": "function", "function": {"name": "cek_pesanan"}}]),
         delta([{"index": 0, "function": {"arguments": '{"order_id": "A'}}]),
         delta([{"index": 1, "function": {"arguments": '{"order_id": "B'}}]),
         delta([{"index": 1, "function": {"arguments": '-2"}'}}]),
@@ -293,6 +294,7 @@ def test_gemini_stream_with_text_then_a_function_call(fake_gemini):
     fake_gemini.play(Reply(events=[text_chunk, call_chunk]))
     pieces, final = stream_all(tools=[ORDER_TOOL])
     assert pieces == ["Sebentar, saya cek dulu."] and final.finish_reason == "tool_calls"
-    assert [(c.id, c.name, c.arguments) for c in final.tool_requests] == [("call-1", "cek_pesanan", {"order_id": "A-1"})]
+    assert [(c.id, c.name, c.arguments) for c in final.tool_requests] == [
+        ("call-1", "cek_pesanan", {"order_id": "A-1"})]
     assert [bool(p.text) for p in final.raw.parts] == [True, False]  # both parts kept, to be sent back as they came
     assert final.prompt_tokens == 90

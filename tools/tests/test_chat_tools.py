@@ -330,7 +330,8 @@ def gemini_stream_call(name: str, args: dict, call_id: str, signature: str) -> R
     part = {"functionCall": {"name": name, "args": args, "id": call_id}, "thoughtSignature": signature}
     return Reply(events=[{"candidates": [{"content": {"parts": [part], "role": "model"}, "finishReason": "STOP",
                                           "index": 0}],
-                          "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 12, "totalTokenCount": 312},
+                          "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 12,
+                                            "totalTokenCount": 312},
                           "modelVersion": "gemini-2.5-flash"}])
 
 
@@ -339,13 +340,15 @@ def openai_stream_call(name: str, fragments: list[str], *, said: list[str] = (),
     base = {"id": "chatcmpl-tool", "object": "chat.completion.chunk", "created": 1741569952, "model": "llama3.1:8b"}
     events: list = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                           "finish_reason": None}]}]
-    events += [{**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]} for piece in said]
+    events += [{**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+               for piece in said]
     events.append({**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
         {"index": 0, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}}]})
     events += [{**base, "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
         {"index": 0, "function": {"arguments": fragment}}]}}]} for fragment in fragments]
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
-    events.append({**base, "choices": [], "usage": {"prompt_tokens": 210, "completion_tokens": 18, "total_tokens": 228}})
+    events.append({**base, "choices": [],
+                   "usage": {"prompt_tokens": 210, "completion_tokens": 18, "total_tokens": 228}})
     events.append("data: [DONE]\r\n\r\n")
     return Reply(events=events)
 
