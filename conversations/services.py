@@ -305,7 +305,6 @@ def _rounds(prepared: PreparedChat, calls: list[dict], *, stream: bool) -> Itera
     max_rounds = max(int(getattr(settings, "TOOLS_MAX_ROUNDS", 3)), 0)
     prompt_tokens = completion_tokens = 0
     said = ""
-    completion: Completion | None = None
     for round_no in range(1, max_rounds + 2):
         offer = specs if round_no <= max_rounds else []
         call_kwargs = {**kwargs, "messages": messages, **({"tools": offer} if offer else {})}
@@ -363,13 +362,9 @@ def _rounds(prepared: PreparedChat, calls: list[dict], *, stream: bool) -> Itera
 
 
 def _complete_with_tools(prepared: PreparedChat, calls: list[dict]) -> Completion:
-    """``_rounds`` without streaming: the final Completion, its text the whole reply."""
+    """``_rounds`` without streaming: the final Completion, its text the whole reply (with no
+    tools, exactly one model call, as before tools existed)."""
     return next(item for item in _rounds(prepared, calls, stream=False) if isinstance(item, Completion))
-
-
-def _generate(prepared: PreparedChat, calls: list[dict]) -> Completion:
-    # With no tools this is exactly one model call, as before tools existed.
-    return _complete_with_tools(prepared, calls)
 
 
 def chat_complete(prepared: PreparedChat) -> ChatResult:
@@ -379,7 +374,7 @@ def chat_complete(prepared: PreparedChat) -> ChatResult:
     t = time.perf_counter()
     calls: list[dict] = []
     try:
-        completion = _generate(prepared, calls)
+        completion = _complete_with_tools(prepared, calls)
     except LLMBlocked as exc:
         completion = _blocked_completion(prepared, exc)
     except LLMError as exc:
