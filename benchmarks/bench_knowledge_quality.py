@@ -103,12 +103,12 @@ def main(argv=None) -> None:
     if args.sweep:
         profile = ranking.fusion_profile(embedder.name)
 
-        def evaluate(subset, p):
+        def evaluate(subset, p, seat=ranking.SEMANTIC_SEAT):
             ranks = []
             for hits, relevant in subset:
                 ranked = ranking.rank_fused(
                     [(h.scores["keyword"], ranking.vector_score(h.scores["vector"], p), h.scores["bm25"])
-                     for h in hits], p)
+                     for h in hits], p, semantic_seat=seat)
                 docs = [hits[i].document_id for i, _ in ranked[:10]]
                 ranks.append(docs.index(relevant) + 1 if relevant in docs else None)
             return metrics(ranks)
@@ -118,10 +118,12 @@ def main(argv=None) -> None:
                 for w in range(50, 100, 5) for f, c in ((0.0, 1.0), (0.15, 0.75)) for band in (None, 0.01, 0.02, 0.03, 0.05, 0.1)]
         best = max(grid, key=lambda p: evaluate(tune, p)["nDCG@10"])
         keyword_only = ranking.FusionProfile(1.0, 0.0, 0.15, 0.75)
-        rows = [[label, *(evaluate(split, p)[n] for n in names)]
-                for label, p, split in (("keyword only, held-out", keyword_only, held),
-                                        ("current profile, held-out", profile, held),
-                                        ("best on tune split, held-out", best, held))]
+        rows = [[label, *(evaluate(split, p, seat)[n] for n in names)]
+                for label, p, seat, split in (
+                    ("keyword only, held-out", keyword_only, None, held),
+                    ("current profile, held-out", profile, ranking.SEMANTIC_SEAT, held),
+                    ("current profile without the semantic seat, held-out", profile, None, held),
+                    ("best on tune split, held-out", best, ranking.SEMANTIC_SEAT, held))]
         print(f"current profile: {profile}\nbest on tune split: {best}")
         print(table(["fusion (odd questions tune, even held out)", *names], rows))
 

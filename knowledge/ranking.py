@@ -25,6 +25,13 @@ is a plateau from 1% to 3% (same result); 2% is its middle.
 
 If no candidate shares a single word with the query (a paraphrase, another
 language), the keyword signal says nothing and the vector score alone is used.
+
+One seat is kept for the embedder: its best candidate is never ranked below
+``SEMANTIC_SEAT`` (5, the passages a chat reply is grounded in). Keyword-led order
+buries a passage that shares only the question's common words with it, however
+close its meaning; the embedder's single best guess costs at most the fifth place,
+and on FacQA it found one more answer than either method alone and moved no other
+answer out of the top five (R@1 cannot change: the seat is never above fifth).
 """
 
 from __future__ import annotations
@@ -55,6 +62,10 @@ FUSION_PROFILES: list[tuple[str, FusionProfile]] = [
     ("fake-", FusionProfile(keyword_weight=0.7, vector_weight=0.3, cosine_floor=0.1, cosine_ceiling=0.9)),
     ("", FusionProfile(keyword_weight=0.7, vector_weight=0.3, cosine_floor=0.15, cosine_ceiling=0.8)),
 ]
+
+
+#: The embedder's best candidate ranks at this place or better (the chat grounds a reply in 5).
+SEMANTIC_SEAT = 5
 
 
 def fusion_profile(embedder_name: str) -> FusionProfile:
@@ -131,10 +142,13 @@ def fuse(keyword: float, vector: float, profile: FusionProfile, lexical_match: b
     return profile.keyword_weight * keyword + profile.vector_weight * vector
 
 
-def rank_fused(candidates: list[tuple], profile: FusionProfile) -> list[tuple[int, float]]:
+def rank_fused(candidates: list[tuple], profile: FusionProfile,
+               semantic_seat: int | None = SEMANTIC_SEAT) -> list[tuple[int, float]]:
     """Order candidates given as (keyword score, vector score[, raw BM25]), the scores
-    in [0, 1]; without the raw BM25 the keyword score stands in for it.
-    Returns (candidate index, fused score), best first."""
+    in [0, 1]; without the raw BM25 the keyword score stands in for it. The best
+    vector score (ties: the better fused score) ranks ``semantic_seat`` or better
+    (None: no seat). Returns (candidate index, fused score), best first; a score is
+    never above the one before it nor above the candidate's own fused score."""
     if not candidates:
         return []
     keyword = [c[0] for c in candidates]
@@ -143,13 +157,17 @@ def rank_fused(candidates: list[tuple], profile: FusionProfile) -> list[tuple[in
     fused = [fuse(k, v, profile, lexical) for k, v, *_ in candidates]
     if not lexical or profile.tiebreak_band is None:
         order = sorted(range(len(candidates)), key=lambda i: (-fused[i], -raw[i], i))
-        return [(i, fused[i]) for i in order]
-    cutoff = (1.0 - profile.tiebreak_band) * max(raw)
-    top = sorted((i for i in range(len(candidates)) if raw[i] >= cutoff), key=lambda i: (-fused[i], i))
-    rest = sorted((i for i in range(len(candidates)) if raw[i] < cutoff), key=lambda i: (-raw[i], -fused[i], i))
-    ranked = [(i, fused[i]) for i in top]
-    ceiling = min(fused[i] for i in top)
-    for i in rest:
+    else:
+        cutoff = (1.0 - profile.tiebreak_band) * max(raw)
+        order = sorted((i for i in range(len(candidates)) if raw[i] >= cutoff), key=lambda i: (-fused[i], i))
+        order += sorted((i for i in range(len(candidates)) if raw[i] < cutoff), key=lambda i: (-raw[i], -fused[i], i))
+    if semantic_seat:
+        best = max(range(len(candidates)), key=lambda i: (candidates[i][1], fused[i], -i))
+        place = order.index(best)
+        if place >= semantic_seat:
+            order.insert(semantic_seat - 1, order.pop(place))
+    ranked, ceiling = [], 1.0
+    for i in order:
         ceiling = min(ceiling, fused[i])
         ranked.append((i, ceiling))
     return ranked

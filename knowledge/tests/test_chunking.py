@@ -180,6 +180,24 @@ def test_rank_fused(profile, candidates, order):
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
 
 
+def test_the_embedders_best_keeps_a_seat_in_the_top_five():
+    # Seven keyword-led candidates; the last shares only common words (keyword 0.1) but
+    # is the embedder's clear best. Without the seat it is seventh, with it fifth.
+    candidates = [(1.0 - i / 10, 0.1, 9.0 - i) for i in range(6)] + [(0.1, 0.9, 0.5)]
+    assert [i for i, _ in ranking.rank_fused(candidates, TIEBREAK, semantic_seat=None)] == [0, 1, 2, 3, 4, 5, 6]
+    ranked = ranking.rank_fused(candidates, TIEBREAK)
+    assert [i for i, _ in ranked] == [0, 1, 2, 3, 6, 4, 5]
+    scores = [s for _, s in ranked]
+    own = {i: ranking.fuse(k, v, TIEBREAK, True) for i, (k, v, _) in enumerate(candidates)}
+    assert scores == sorted(scores, reverse=True) and all(s <= own[i] + 1e-12 for i, s in ranked)
+    assert scores[4] == pytest.approx(own[6])  # its own score, and nothing below it scores more
+    # already in the top five: nothing moves
+    assert [i for i, _ in ranking.rank_fused(candidates[:4] + candidates[6:], TIEBREAK)] == [0, 1, 2, 3, 4]
+    # a plain weighted sum gets the same seat
+    plain = [(0.9, 0.0)] * 6 + [(0.0, 0.3)]
+    assert [i for i, _ in ranking.rank_fused(plain, PLAIN)][:5] == [0, 1, 2, 3, 6]
+
+
 def test_fusion_profiles_cover_every_embedder():
     assert ranking.fusion_profile("local:all-MiniLM-L6-v2").tiebreak_band is not None
     assert ranking.fusion_profile("gemini:gemini-embedding-001:384").tiebreak_band is None

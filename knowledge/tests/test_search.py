@@ -391,3 +391,25 @@ def test_a_search_that_fails_after_sending_beside_returns_the_connection(tenant_
     with db.send_beside("SELECT 42", []) as after:
         assert after.result() == [(42,)]
     db.close_beside_connections()
+
+
+def test_the_embedders_best_chunk_is_among_the_first_five(tenant_a, scoped, monkeypatch):
+    # Six chunks say "garansi" often; the seventh says it once in a long text, so BM25 puts
+    # it last, but it is the embedder's best match (the query vector is its own). Fused as
+    # for MiniLM, whose vector only breaks keyword near-ties.
+    from knowledge import ranking
+
+    minilm = ranking.fusion_profile("local:all-MiniLM-L6-v2")
+    monkeypatch.setattr(ranking, "fusion_profile", lambda name: minilm)
+    entries = [(f"Garansi {i}", " ".join(["garansi toko"] * (6 - i) + ["kalimat lain"] * i)) for i in range(6)]
+    entries.append(("Servis", "Servis resmi di pusat layanan kami, " + "informasi umum toko " * 12 + "dengan garansi."))
+    _load(tenant_a, scoped, entries=entries)
+    with scoped(tenant_a):
+        target = Chunk.objects.get(tenant=tenant_a, document__title="Servis")
+        keyword = selectors.chunk_search(tenant=tenant_a, query="garansi", k=7, methods=("keyword",))
+        hybrid = selectors.chunk_search(tenant=tenant_a, query="garansi", k=7, query_vector=target.embedding)
+    assert [h.title for h in keyword][-1] == "Servis"
+    assert [h.title for h in hybrid].index("Servis") == 4
+    seated = hybrid[4]
+    assert seated.scores["vector_rank"] == 1 and seated.scores["keyword_rank"] == 7
+    assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
