@@ -44,11 +44,8 @@ from knowledge.db import BesideQuery, send_beside, vector_cursor
 
 logger = logging.getLogger(__name__)
 
-#: Hits whose fused score is below this are "not relevant": the agent should say it
-#: does not know rather than answer from them. Chosen on FacQA with MiniLM: 97.8% of
-#: right top answers score above it, and with the answering passage removed half of
-#: those same-topic news questions fall below it (off-topic questions score far lower).
-RELEVANCE_THRESHOLD: float = 0.4
+#: Hits whose fused score is below this are "not relevant" (``ranking.RELEVANCE_THRESHOLD``).
+RELEVANCE_THRESHOLD: float = ranking.RELEVANCE_THRESHOLD
 
 EXACT_SCAN_MAX_CHUNKS = 10_000  # above this a tenant's vector search goes through HNSW
 HNSW_EF_SEARCH = 200

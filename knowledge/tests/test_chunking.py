@@ -181,9 +181,9 @@ def test_rank_fused(profile, candidates, order):
 
 
 def test_the_embedders_best_keeps_a_seat_in_the_top_five():
-    # Seven keyword-led candidates; the last shares only common words (keyword 0.1) but
+    # Seven keyword-led candidates; the last shares only common words (keyword 0.3) but
     # is the embedder's clear best. Without the seat it is seventh, with it fifth.
-    candidates = [(1.0 - i / 10, 0.1, 9.0 - i) for i in range(6)] + [(0.1, 0.9, 0.5)]
+    candidates = [(1.0 - i / 10, 0.1, 9.0 - i) for i in range(6)] + [(0.3, 0.9, 0.5)]
     assert [i for i, _ in ranking.rank_fused(candidates, TIEBREAK, semantic_seat=None)] == [0, 1, 2, 3, 4, 5, 6]
     ranked = ranking.rank_fused(candidates, TIEBREAK)
     assert [i for i, _ in ranked] == [0, 1, 2, 3, 6, 4, 5]
@@ -193,8 +193,12 @@ def test_the_embedders_best_keeps_a_seat_in_the_top_five():
     assert scores[4] == pytest.approx(own[6])  # its own score, and nothing below it scores more
     # already in the top five: nothing moves
     assert [i for i, _ in ranking.rank_fused(candidates[:4] + candidates[6:], TIEBREAK)] == [0, 1, 2, 3, 4]
-    # a plain weighted sum gets the same seat
-    plain = [(0.9, 0.0)] * 6 + [(0.0, 0.3)]
+    # not relevant on its own (0.8 * 0.1 + 0.2 * 0.9 = 0.26): no seat, the keyword hit keeps it
+    weak = candidates[:6] + [(0.1, 0.9, 0.5)]
+    assert ranking.fuse(0.1, 0.9, TIEBREAK, True) < ranking.RELEVANCE_THRESHOLD
+    assert [i for i, _ in ranking.rank_fused(weak, TIEBREAK)] == [0, 1, 2, 3, 4, 5, 6]
+    # a plain weighted sum gets the same seat (0.425 under five of 0.475)
+    plain = [(0.95, 0.0)] * 6 + [(0.0, 0.85)]
     assert [i for i, _ in ranking.rank_fused(plain, PLAIN)][:5] == [0, 1, 2, 3, 6]
 
 
