@@ -127,21 +127,44 @@ def search_text(text: str) -> tuple[str, int]:
 # customer writes "Halo kak, toko buka jam berapa ya?"; no passage answers "halo" or
 # "berapa", and counting such words in the query's weight made every passage of a small
 # knowledge base look irrelevant. Only queries drop them; chunks are indexed whole.
-QUERY_STOPWORDS = frozenset("""
-    halo hallo hai hi hello hey pagi siang sore malam selamat assalamualaikum permisi
+INDONESIAN_STOPWORDS = frozenset("""
+    halo hallo hai pagi siang sore malam selamat assalamualaikum permisi
     kak kakak ka min mimin gan sis bro mas mbak mba pak bu bapak ibu om tante
-    ya yah dong sih nih deh kah lah tuh kok nah loh yuk ok oke okay
-    tolong mohon terima kasih makasih thanks thank please pls
+    ya yah dong sih nih deh kah lah tuh kok nah loh yuk oke
+    tolong mohon terima kasih makasih
     apa apakah berapa kapan bagaimana gimana mana dimana kemana siapa kenapa mengapa
     saya aku gue gw kami kita anda kamu situ
     yang dan atau di ke dari untuk buat ini itu juga sudah udah belum masih akan
+    bisa boleh ada mau kalau kalo gak ga gk nggak ngga enggak engga
+""".split())
+ENGLISH_STOPWORDS = frozenset("""
+    hi hello hey ok okay thanks thank please pls
     what when where which who why how is are do does can the a an you your i my me
 """.split())
+QUERY_STOPWORDS = INDONESIAN_STOPWORDS | ENGLISH_STOPWORDS
+# "berapa lama" / "how long" ask for a quantity: the answer gives the quantity ("12 bulan"),
+# not the word. Dropped only right after "berapa" or "how" ("produk lama" keeps it).
+QUANTITY_WORDS = frozenset("lama lamanya banyak banyaknya kali jauh jauhnya besar besarnya long many much far often".split())
 
 
 def query_terms(query: str) -> list[str]:
     """Distinct terms of a query, in first-seen order, without conversational stopwords
-    (unless nothing else is left: "terima kasih" still searches for itself)."""
+    or the quantity asked for ("berapa lama"), unless nothing else is left: "terima
+    kasih" still searches for itself."""
     words = [t for t in _TOKEN.findall(query.lower()) if len(t) <= MAX_TERM_LENGTH and t != "_"]
-    content = [w for w in words if w not in QUERY_STOPWORDS] or words
+    content = [w for i, w in enumerate(words) if w not in QUERY_STOPWORDS
+               and not (w in QUANTITY_WORDS and i and words[i - 1] in ("berapa", "how"))] or words
     return list(dict.fromkeys(stem(w) for w in content))
+
+
+def looks_indonesian(text: str) -> bool:
+    """Whether at least half of the words of ``text`` (numbers aside) are Indonesian: an
+    Indonesian stopword, or a root word of Sastrawi's dictionary as written or stemmed.
+    English words are mostly not in it ("item", "bank" are); slang is not either, so
+    "ongkirnya berapa" is Indonesian by "berapa" alone, "how long is the warranty" is not."""
+    words = [w for w in _TOKEN.findall(text.lower()) if not w.isdigit() and len(w) <= MAX_TERM_LENGTH]
+    if not words:
+        return False
+    dictionary = _dictionary()
+    known = sum(1 for w in words if w in INDONESIAN_STOPWORDS or dictionary.contains(w) or dictionary.contains(stem(w)))
+    return 2 * known >= len(words)

@@ -206,7 +206,7 @@ def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> t
             rows.append((cid, cosine, search_text, length))
         else:
             extra[cid] = float(cosine)
-    rows.sort(key=lambda r: -r[1])  # relaxed_order (HNSW) may return slightly out of order
+    rows.sort(key=lambda r: (-r[1], r[0]))  # relaxed_order (HNSW) may return slightly out of order; ties: lower id
     return rows, extra, details
 
 
@@ -395,7 +395,7 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             # best k would show (most hits of a lexical query are among them).
             prefetched = _details(cur, tenant_id, keyword_top[:k])
             try:
-                vector_rows = sorted(beside.result(), key=lambda r: -r[1])  # relaxed_order: re-sort
+                vector_rows = sorted(beside.result(), key=lambda r: (-r[1], r[0]))  # relaxed_order: re-sort
                 plan = "hnsw"
             except psycopg.Error as exc:  # the second connection failed: do it here
                 logger.warning("vector search beside failed (%s); searching serially", exc)
@@ -423,8 +423,14 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             kw = ranking.keyword_score(bm25[cid], mass)
             vec = ranking.vector_score(cos, profile) if cos is not None else 0.0
             scored.append((cid, bm25[cid], kw, cos, vec))
+        if use_vector and not any(e[2] > 0 for e in scored):
+            # The vector score stands alone: mapped for the query's language (ranking.alone_profile).
+            alone = ranking.alone_profile(profile, analysis.looks_indonesian(query))
+            if alone is not profile:
+                scored = [(cid, raw, kw, cos, ranking.vector_score(cos, alone) if cos is not None else 0.0)
+                          for cid, raw, kw, cos, _ in scored]
         if use_keyword and use_vector:
-            ranked = ranking.rank_fused([(e[2], e[4], e[1]) for e in scored], profile)
+            ranked = ranking.rank_fused([(e[2], e[4], e[1], e[3]) for e in scored], profile)
         else:
             # One method (benchmarks, debugging): its own score, ordered by its raw value.
             order = sorted(range(len(scored)), key=lambda i: -(scored[i][1] if use_keyword else (scored[i][3] or -1)))

@@ -130,6 +130,28 @@ def test_guarded_prefix_rules_stem_every_word_as_sastrawi_does():
     assert analysis._rule_prefix(plain.visitor_provider.get_prefix_visitors()[1].disambiguators[0]) == "ber"
 
 
+@pytest.mark.parametrize("query,terms", [
+    ("berapa lama garansi?", ["garansi"]),
+    ("garansinya berapa lama kak?", ["garansi"]),
+    ("bisa cod gak?", ["cod"]),
+    ("apakah ada garansi resmi?", ["garansi", "resmi"]),
+    ("how long is the warranty?", ["warranty"]),
+    ("produk lama masih ada?", ["produk", "lama"]),  # "lama" is the subject here, not the quantity asked
+    ("berapa?", ["berapa"]),  # nothing else: the stopword searches for itself
+])
+def test_query_terms_drop_the_conversation_and_the_quantity_asked(query, terms):
+    assert analysis.query_terms(query) == terms
+
+
+@pytest.mark.parametrize("text,indonesian", [
+    ("berapa lama garansi?", True), ("ongkirnya berapa?", True), ("bisa bayar pakai qris?", True),
+    ("how long is the warranty?", False), ("can I return an item?", False), ("do you sell shoes?", False),
+    ("12345", False), ("", False),
+])
+def test_looks_indonesian(text, indonesian):
+    assert analysis.looks_indonesian(text) is indonesian
+
+
 def test_query_terms_are_distinct():
     assert analysis.query_terms("kirim dikirim pengiriman ongkir") == ["kirim", "ongkir"]
 
@@ -200,6 +222,24 @@ def test_the_embedders_best_keeps_a_seat_in_the_top_five():
     # a plain weighted sum gets the same seat (0.425 under five of 0.475)
     plain = [(0.95, 0.0)] * 6 + [(0.0, 0.85)]
     assert [i for i, _ in ranking.rank_fused(plain, PLAIN)][:5] == [0, 1, 2, 3, 6]
+
+
+def test_a_vector_score_alone_for_an_indonesian_query_needs_a_higher_cosine_with_minilm():
+    minilm = ranking.fusion_profile("local:all-MiniLM-L6-v2")
+    alone = ranking.alone_profile(minilm, indonesian=True)
+    # MiniLM: 0.58 is where any two Indonesian texts land; it is relevant in English only
+    assert ranking.vector_score(0.58, minilm) > ranking.RELEVANCE_THRESHOLD > ranking.vector_score(0.58, alone)
+    assert ranking.vector_score(0.775, alone) == pytest.approx(ranking.RELEVANCE_THRESHOLD, abs=1e-3)
+    assert ranking.alone_profile(minilm, indonesian=False) is minilm
+    gemini = ranking.fusion_profile("gemini:gemini-embedding-001:768")
+    assert ranking.alone_profile(gemini, indonesian=True) is gemini  # multilingual: one range
+
+
+def test_vector_scores_clipped_to_zero_stay_in_cosine_order():
+    alone = ranking.alone_profile(ranking.fusion_profile("local:all-MiniLM-L6-v2"), indonesian=True)
+    cosines = [0.3, 0.6, 0.5, 0.7]
+    ranked = ranking.rank_fused([(0.0, ranking.vector_score(c, alone), 0.0, c) for c in cosines], alone)
+    assert [i for i, _ in ranked] == [3, 1, 2, 0]
 
 
 def test_fusion_profiles_cover_every_embedder():

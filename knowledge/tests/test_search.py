@@ -157,6 +157,35 @@ def test_a_one_entry_knowledge_base_answers_a_chatty_question_as_relevant(tenant
         assert all(h.score < RELEVANCE_THRESHOLD for h in off_topic)
 
 
+def test_a_one_entry_knowledge_base_with_the_real_embedder(tenant_a, scoped, local_embedder):
+    """MiniLM, the default, puts any two Indonesian texts close (cosine ~0.5): a question
+    sharing no word with the only entry must not find it relevant on that alone, and
+    "berapa lama" must not count "lama" as a word the answer has to contain."""
+    _load(tenant_a, scoped, entries=[FAQ[2]])  # Garansi produk
+    with scoped(tenant_a):
+        def best(query):
+            return selectors.chunk_search(tenant=tenant_a, query=query, k=1)[0]
+
+        for question in ("berapa lama garansi?", "garansinya berapa lama kak?", "apakah ada garansi resmi?"):
+            assert best(question).score >= selectors.RELEVANCE_THRESHOLD, question
+        for question in ("bisa bayar pakai qris?", "jam berapa tokonya buka?", "apakah jual sepatu?",
+                         "ongkirnya berapa?", "berapa lama pengiriman ke luar jawa?"):
+            hit = best(question)
+            assert hit.scores["keyword"] == 0 and hit.scores["vector"] > 0.3, question  # close, and yet
+            assert hit.score < selectors.RELEVANCE_THRESHOLD, question
+
+
+def test_an_english_paraphrase_is_scored_on_the_english_range(tenant_a, scoped, local_embedder):
+    from knowledge import ranking
+
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        hit = selectors.chunk_search(tenant=tenant_a, query="how do I send back merchandise to get my money?", k=1)[0]
+    assert hit.title == "Return policy" and hit.scores["keyword"] == 0
+    assert hit.score == pytest.approx(ranking.vector_score(hit.scores["vector"], ranking.fusion_profile(
+        local_embedder.name)), abs=1e-5)
+
+
 @pytest.mark.django_db
 def test_gin_indexes_keep_a_small_pending_list():
     # every search scans a GIN index's whole pending list (migration 0004)
