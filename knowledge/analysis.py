@@ -111,9 +111,35 @@ def stem(word: str) -> str:
     return stemmed if stemmed and " " not in stemmed else word
 
 
+# Chat spellings (WhatsApp Indonesian) and the words they stand for, in chunks and queries
+# alike, so "hrg ongkirnya brp?" meets "harga ongkos kirim". Only unambiguous forms: "km"
+# (kamu / kilometre), "lg" (lagi / LG), "dp", "hr" and "org" stay as written. A form may
+# carry "-nya" ("ongkirnya"). "ongkir" (ongkos kirim) becomes "kirim" alone: a knowledge base
+# says "biaya", "tarif" or "ongkos", and a query word it lacks counts against every shipping
+# passage. Changing this list needs `kb_reindex --reanalyse`.
+CHAT_FORMS = {
+    "brp": "berapa", "yg": "yang", "bs": "bisa", "gmn": "gimana", "gmna": "gimana", "dmn": "dimana",
+    "kpn": "kapan", "sy": "saya", "dgn": "dengan", "utk": "untuk", "jg": "juga", "udh": "udah", "sdh": "sudah",
+    "blm": "belum", "tdk": "tidak", "gk": "gak", "krn": "karena", "tp": "tapi", "bgt": "banget",
+    "bln": "bulan", "thn": "tahun", "hrg": "harga", "brg": "barang", "tf": "transfer", "trf": "transfer",
+    "rek": "rekening", "norek": "nomor rekening", "ongkir": "kirim", "gratong": "gratis kirim",
+}
+
+
+def _words(text: str) -> list[str]:
+    """Lower-cased tokens of ``text``, chat spellings written out."""
+    out = []
+    for token in _TOKEN.findall(text.lower()):
+        if len(token) > MAX_TERM_LENGTH or token == "_":
+            continue
+        full = CHAT_FORMS.get(token) or (token.endswith("nya") and CHAT_FORMS.get(token[:-3]))
+        out.extend(full.split() if full else (token,))
+    return out
+
+
 def tokens(text: str) -> list[str]:
     """Analysed terms of ``text`` in order (repeats kept: BM25 counts them)."""
-    return [stem(t) for t in _TOKEN.findall(text.lower()) if len(t) <= MAX_TERM_LENGTH and t != "_"]
+    return [stem(t) for t in _words(text)]
 
 
 def search_text(text: str) -> tuple[str, int]:
@@ -135,7 +161,7 @@ INDONESIAN_STOPWORDS = frozenset("""
     apa apakah berapa kapan bagaimana gimana mana dimana kemana siapa kenapa mengapa
     saya aku gue gw kami kita anda kamu situ
     yang dan atau di ke dari untuk buat ini itu juga sudah udah belum masih akan
-    bisa boleh ada mau kalau kalo gak ga gk nggak ngga enggak engga
+    bisa boleh ada mau kalau kalo gak ga nggak ngga enggak engga
 """.split())
 ENGLISH_STOPWORDS = frozenset("""
     hi hello hey ok okay thanks thank please pls
@@ -151,7 +177,7 @@ def query_terms(query: str) -> list[str]:
     """Distinct terms of a query, in first-seen order, without conversational stopwords
     or the quantity asked for ("berapa lama"), unless nothing else is left: "terima
     kasih" still searches for itself."""
-    words = [t for t in _TOKEN.findall(query.lower()) if len(t) <= MAX_TERM_LENGTH and t != "_"]
+    words = _words(query)
     content = [w for i, w in enumerate(words) if w not in QUERY_STOPWORDS
                and not (w in QUANTITY_WORDS and i and words[i - 1] in ("berapa", "how"))] or words
     return list(dict.fromkeys(stem(w) for w in content))
@@ -162,7 +188,7 @@ def looks_indonesian(text: str) -> bool:
     Indonesian stopword, or a root word of Sastrawi's dictionary as written or stemmed.
     English words are mostly not in it ("item", "bank" are); slang is not either, so
     "ongkirnya berapa" is Indonesian by "berapa" alone, "how long is the warranty" is not."""
-    words = [w for w in _TOKEN.findall(text.lower()) if not w.isdigit() and len(w) <= MAX_TERM_LENGTH]
+    words = [w for w in _words(text) if not w.isdigit()]
     if not words:
         return False
     dictionary = _dictionary()

@@ -175,6 +175,15 @@ def test_a_one_entry_knowledge_base_with_the_real_embedder(tenant_a, scoped, loc
             assert hit.score < selectors.RELEVANCE_THRESHOLD, question
 
 
+def test_chat_spellings_find_the_written_out_entry(tenant_a, scoped):
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        for question, title in (("ongkirnya brp kak?", "Biaya pengiriman"), ("bs tf ke bca gk?", "Metode pembayaran")):
+            hit = selectors.chunk_search(tenant=tenant_a, query=question, k=1)[0]
+            assert hit.title == title and hit.scores["keyword"] > 0, question
+            assert hit.score >= selectors.RELEVANCE_THRESHOLD, question
+
+
 def test_an_english_paraphrase_is_scored_on_the_english_range(tenant_a, scoped, local_embedder):
     from knowledge import ranking
 
