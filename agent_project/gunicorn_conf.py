@@ -28,6 +28,26 @@ def on_starting(server):
                 os.remove(os.path.join(folder, name))
 
 
+def post_worker_init(worker):
+    # Load the embedding model and the stemmer's dictionary before the first request, not
+    # during it (MiniLM with torch: ~7 s on 2 cores, for every worker). WARM_UP=0 skips it.
+    if os.environ.get("WARM_UP", "1").lower() in ("0", "false", "no", "off"):
+        return
+    import time
+
+    started = time.monotonic()
+    try:
+        from agent_project.lib.embeddings import warm_up
+        from knowledge import analysis
+
+        embedder = warm_up()
+        analysis.stem("pengiriman")
+    except Exception as exc:  # a misconfigured provider is reported by /health and the first search
+        worker.log.warning("worker %s: warm-up failed: %s", worker.pid, exc)
+        return
+    worker.log.info("worker %s: warmed up %s in %.1f s", worker.pid, embedder.name, time.monotonic() - started)
+
+
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess

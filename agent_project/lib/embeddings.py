@@ -392,6 +392,17 @@ def build_embedder(provider: str | None = None) -> Embedder:
     raise EmbeddingError(f"Unknown EMBEDDING_PROVIDER {provider!r} (local, onnx, gemini or fake)")
 
 
+def warm_up() -> Embedder:
+    """Build this process's embedder and, when its model runs in this process, run it once.
+    A web worker calls it before taking requests (``gunicorn_conf.post_worker_init``):
+    loading MiniLM with torch takes ~7 s on 2 cores, which the first customer of every worker
+    would otherwise wait through. Gemini is only configured here: no request is sent."""
+    embedder = get_embedder()
+    if isinstance(embedder, (LocalEmbedder, OnnxEmbedder)):
+        embedder._embed(["halo"], "query")  # not through the cache or the call metrics
+    return embedder
+
+
 def get_embedder() -> Embedder:
     """The process's embedder for the current settings (built once, then reused)."""
     key = _config_key()
