@@ -203,6 +203,12 @@ def _terms(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOPWORDS}
 
 
+def _shared(wanted: set[str], sentence: set[str]) -> int:
+    """How many wanted words the sentence has, affixed forms included: "garansi" is in
+    "bergaransi", "kirim" in "pengiriman" (words of 5 letters or more; shorter ones must match)."""
+    return sum(1 for w in wanted if w in sentence or (len(w) >= 5 and any(w in t for t in sentence)))
+
+
 def extractive_answer(*, question: str, passages: Sequence[Passage], locale: str | None) -> str:
     """Quote the sentences of the best passages that share the most words with the question.
     Pure: no model, nothing invented, and an honest "I don't know" without passages."""
@@ -212,9 +218,11 @@ def extractive_answer(*, question: str, passages: Sequence[Passage], locale: str
     wanted = _terms(question)
     candidates = []  # (score, passage rank, position, sentence)
     for rank, passage in enumerate(passages[:3]):
+        title = passage.title.strip().lower()
         for pos, sentence in enumerate(s.strip() for s in _SENTENCE_END.split(passage.text)):
-            if sentence:
-                candidates.append((len(wanted & _terms(sentence)), rank, pos, sentence))
+            # the heading line a chunk opens with is named in the intro already, and answers nothing
+            if sentence and sentence.lower() != title:
+                candidates.append((_shared(wanted, _terms(sentence)), rank, pos, sentence))
     best = sorted((c for c in candidates if c[0] > 0), key=lambda c: (-c[0], c[1], c[2]))[:3]
     if not best:  # relevant by retrieval score but no shared word: quote the top passage's opening
         best = [c for c in candidates if c[1] == 0][:2]

@@ -216,6 +216,14 @@ def test_offline_quotes_the_best_sentences():
     assert "Pengiriman gratis" not in text
 
 
+def test_offline_quotes_the_answer_not_the_heading_and_knows_affixed_words():
+    # a knowledge entry's chunk opens with its title; "bergaransi" holds "garansi"
+    passage = Passage(title="Garansi", text="Garansi\nToko buka setiap hari.\nSemua elektronik bergaransi resmi "
+                                            "12 bulan.", score=0.9)
+    text = llm.extractive_answer(question="berapa lama garansi?", passages=[passage], locale="id-ID")
+    assert "\n\nSemua elektronik bergaransi resmi 12 bulan.\n\n" in text and "Toko buka" not in text
+
+
 def test_offline_says_it_does_not_know_without_passages():
     text = llm.extractive_answer(question="Bisa bayar pakai bitcoin?", passages=[], locale="id-ID")
     assert text.startswith("Maaf") and "hubungkan dengan tim" in text
