@@ -126,6 +126,30 @@ CHAT_FORMS = {
 }
 
 
+# Words a shop's knowledge base and its customers use for the same thing. A query word that
+# none of the tenant's chunks uses is searched as the words of its group they do use
+# (selectors._term_weights); a word the chunks use is searched as it is.
+SYNONYMS = (
+    "biaya ongkos tarif", "stok stock tersedia ready", "alamat lokasi", "rusak cacat", "tukar ganti",
+    "pesan order", "antar kirim", "hp handphone ponsel", "wa whatsapp",
+)
+
+
+@lru_cache(maxsize=1)
+def _synonym_groups() -> dict[str, tuple[str, ...]]:
+    groups = {}
+    for line in SYNONYMS:
+        stems = tuple(dict.fromkeys(stem(w) for w in line.split()))
+        for term in stems:
+            groups[term] = tuple(t for t in stems if t != term)
+    return groups
+
+
+def synonyms(term: str) -> tuple[str, ...]:
+    """The other words of an analysed term's synonym group (none for most terms)."""
+    return _synonym_groups().get(term, ())
+
+
 def _words(text: str) -> list[str]:
     """Lower-cased tokens of ``text``, chat spellings written out."""
     out = []

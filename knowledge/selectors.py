@@ -127,9 +127,21 @@ def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
     perfectly matching chunk would score: the keyword score's denominator."""
     if not terms:
         return {}, {}, 0.0
-    known = dict(known)
+    stats = known  # the query terms' and their synonyms' document frequencies
+    known = {t: stats[t] for t in terms if t in stats}
     weights = {t: ranking.idf(df, n) for t, df in known.items()}
-    unknown = [t for t in terms if t not in known and len(t) >= TYPO_MIN_LENGTH and not t.isdigit()]
+    # A word the tenant never uses, searched as its synonyms that it does ("ongkos" -> "biaya"):
+    # counted in the query's mass as that synonym, so an answer in the tenant's words scores fully.
+    synonym_mass = {}
+    for t in terms:
+        if t not in known:
+            for other in analysis.synonyms(t):
+                if other in stats:
+                    weights[other] = max(weights.get(other, 0.0), ranking.idf(stats[other], n))
+                    known[other] = stats[other]
+                    synonym_mass[t] = max(synonym_mass.get(t, 0.0), weights[other])
+    unknown = [t for t in terms if t not in known and t not in synonym_mass
+               and len(t) >= TYPO_MIN_LENGTH and not t.isdigit()]
     if unknown:
         cur.execute(
             """
@@ -145,7 +157,7 @@ def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
         for _, term, df, sim in cur.fetchall():
             weights[term] = max(weights.get(term, 0.0), ranking.idf(df, n) * float(sim))
             known[term] = df
-    mass = sum(ranking.idf(known[t], n) if t in known else ranking.idf(0, n) for t in terms)
+    mass = sum(ranking.idf(known[t], n) if t in known else synonym_mass.get(t) or ranking.idf(0, n) for t in terms)
     return weights, known, mass
 
 
@@ -369,7 +381,8 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
     if _parallel(_tenant_sizes.get(tenant_id, 0), use_keyword, use_vector, filter_sql):
         beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
     with sent, vector_cursor() as cur:
-        n, avgdl, known, version = _corpus_stats(cur, tenant_id, terms, ef_search)
+        looked_up = list(dict.fromkeys([*terms, *(o for t in terms for o in analysis.synonyms(t))]))
+        n, avgdl, known, version = _corpus_stats(cur, tenant_id, looked_up, ef_search)
         if len(_tenant_sizes) > 100_000:
             _tenant_sizes.clear()
         _tenant_sizes[tenant_id] = n

@@ -160,6 +160,12 @@ def test_chunks_and_queries_write_chat_spellings_out_alike():
     assert set(analysis.query_terms("ongkirnya?")) <= set(analysis.tokens("Ongkos kirim ke luar Jawa Rp25.000"))
 
 
+def test_synonym_groups_hold_analysed_terms():
+    assert set(analysis.synonyms("ongkos")) == {"biaya", "tarif"}
+    assert "sedia" in analysis.synonyms("stok")  # "tersedia", stemmed as chunks are
+    assert analysis.synonyms("garansi") == ()
+
+
 @pytest.mark.parametrize("text,indonesian", [
     ("berapa lama garansi?", True), ("ongkirnya berapa?", True), ("bisa bayar pakai qris?", True),
     ("how long is the warranty?", False), ("can I return an item?", False), ("do you sell shoes?", False),

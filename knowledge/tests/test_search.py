@@ -451,3 +451,20 @@ def test_the_embedders_best_chunk_is_among_the_first_five(tenant_a, scoped, monk
     seated = hybrid[4]
     assert seated.scores["vector_rank"] == 1 and seated.scores["keyword_rank"] == 7
     assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
+
+
+def test_a_word_the_tenant_never_uses_is_searched_as_its_synonym(tenant_a, scoped):
+    # The knowledge base says "biaya"; the customer says "ongkos" / "tarif".
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        for question in ("ongkos kirim ke luar jawa?", "tarif pengiriman luar jawa?"):
+            hit = selectors.chunk_search(tenant=tenant_a, query=question, k=1)[0]
+            assert hit.title == "Biaya pengiriman" and hit.scores["keyword"] == pytest.approx(1.0), question
+        plain = selectors.chunk_search(tenant=tenant_a, query="biaya kirim ke luar jawa?", k=1)[0]
+        assert plain.title == "Biaya pengiriman" and plain.scores["keyword"] == pytest.approx(1.0)
+    # a word the tenant does use is searched as it is: "ganti" is not widened to "tukar"
+    _load(tenant_a, scoped, entries=[("Tukar", "Barang bisa ditukar dalam 7 hari."),
+                                     ("Ganti", "Ganti alamat pengiriman lewat chat.")])
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="ganti alamat", k=3)
+        assert hits[0].title == "Ganti" and all(h.title != "Tukar" or h.scores["keyword"] == 0 for h in hits)
