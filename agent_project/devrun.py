@@ -81,7 +81,8 @@ def main() -> int:
     python = sys.executable
     web = subprocess.Popen(
         [python, "-m", "gunicorn", "agent_project.wsgi", "-c", "agent_project/gunicorn_conf.py",
-         "--bind", f"0.0.0.0:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"), "--threads", os.environ.get("WEB_THREADS", "4"),
+         "--bind", f"0.0.0.0:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
+         "--threads", os.environ.get("WEB_THREADS", "4"),
          "--timeout", "120", "--graceful-timeout", "5", "--access-logfile", "-"],
         cwd=BASE_DIR, env=env,
     )

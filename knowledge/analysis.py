@@ -112,7 +112,7 @@ def stem(word: str) -> str:
 
 
 # Chat spellings (WhatsApp Indonesian) and the words they stand for, in chunks and queries
-# alike, so "hrg ongkirnya brp?" meets "harga ongkos kirim". Only unambiguous forms: "km"
+# alike, so "hrg ongkirnya brp?" searches for "harga" and "kirim". Only unambiguous forms: "km"
 # (kamu / kilometre), "lg" (lagi / LG), "dp", "hr" and "org" stay as written. A form may
 # carry "-nya" ("ongkirnya"). "ongkir" (ongkos kirim) becomes "kirim" alone: a knowledge base
 # says "biaya", "tarif" or "ongkos", and a query word it lacks counts against every shipping
@@ -194,7 +194,8 @@ ENGLISH_STOPWORDS = frozenset("""
 QUERY_STOPWORDS = INDONESIAN_STOPWORDS | ENGLISH_STOPWORDS
 # "berapa lama" / "how long" ask for a quantity: the answer gives the quantity ("12 bulan"),
 # not the word. Dropped only right after "berapa" or "how" ("produk lama" keeps it).
-QUANTITY_WORDS = frozenset("lama lamanya banyak banyaknya kali jauh jauhnya besar besarnya long many much far often".split())
+QUANTITY_WORDS = frozenset(
+    "lama lamanya banyak banyaknya kali jauh jauhnya besar besarnya long many much far often".split())
 
 
 def query_terms(query: str) -> list[str]:
