@@ -430,18 +430,16 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
         candidates = sorted(set(keyword_top) | set(vector_rank))  # sorted: deterministic ties
         if not candidates:
             return []
+        keyword = {cid: ranking.keyword_score(bm25[cid], mass) for cid in candidates}
+        vector_profile = profile
+        if use_vector and not any(keyword.values()):
+            # The vector score stands alone: mapped for the query's language (ranking.alone_profile).
+            vector_profile = ranking.alone_profile(profile, analysis.looks_indonesian(query))
         scored = []
         for cid in candidates:
             cos = cosine.get(cid)
-            kw = ranking.keyword_score(bm25[cid], mass)
-            vec = ranking.vector_score(cos, profile) if cos is not None else 0.0
-            scored.append((cid, bm25[cid], kw, cos, vec))
-        if use_vector and not any(e[2] > 0 for e in scored):
-            # The vector score stands alone: mapped for the query's language (ranking.alone_profile).
-            alone = ranking.alone_profile(profile, analysis.looks_indonesian(query))
-            if alone is not profile:
-                scored = [(cid, raw, kw, cos, ranking.vector_score(cos, alone) if cos is not None else 0.0)
-                          for cid, raw, kw, cos, _ in scored]
+            vec = ranking.vector_score(cos, vector_profile) if cos is not None else 0.0
+            scored.append((cid, bm25[cid], keyword[cid], cos, vec))
         if use_keyword and use_vector:
             ranked = ranking.rank_fused([(e[2], e[4], e[1], e[3]) for e in scored], profile)
         else:
