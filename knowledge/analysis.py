@@ -126,12 +126,92 @@ CHAT_FORMS = {
 }
 
 
-# Words a shop's knowledge base and its customers use for the same thing. A query word that
-# none of the tenant's chunks uses is searched as the words of its group they do use
-# (selectors._term_weights); a word the chunks use is searched as it is.
+# Words a shop's knowledge base and its customers use for the same thing, in Indonesian
+# and in English: a tourist asks a Bali shop "how long is the warranty?" and its knowledge
+# base says "garansi"; an English knowledge base is asked "ongkirnya berapa?". The English
+# MiniLM embedder cannot bridge the two languages, so the keyword side does, for a shop's
+# everyday words. A query word that none of the tenant's chunks uses is searched as the
+# words of its group they do use (selectors._term_weights); a word the chunks use is
+# searched as it is. English is not stemmed: its inflected forms are listed. Words are
+# stemmed here as chunks are, so a group may name the form a knowledge base writes
+# ("pengembalian" is searched as "kembali"). Only words whose meaning in a shop is
+# unambiguous: "pesan" (order / message) has no English, "book" (buku / booking) none.
 SYNONYMS = (
-    "biaya ongkos tarif", "stok stock tersedia ready", "alamat lokasi", "rusak cacat", "tukar ganti",
-    "pesan order", "antar kirim", "hp handphone ponsel", "wa whatsapp",
+    # money
+    "biaya ongkos tarif cost costs fee fees charge charges",
+    "harga price prices pricing",
+    "bayar pembayaran payment payments pay paying paid",
+    "diskon discount discounts",
+    "gratis free",
+    "murah cheap",
+    "mahal expensive",
+    "cicilan installment installments",
+    "kartu card cards",
+    "kredit credit",
+    "tunai cash",
+    "nota struk invoice invoices receipt receipts",
+    "pengembalian retur refund refunds return returns",
+    # goods and stock
+    "stok stock tersedia ready available availability",
+    "produk product products",
+    "barang item items goods",
+    "ukuran size sizes",
+    "warna color colors colour colours",
+    "bahan material materials fabric",
+    "berat weight",
+    "asli ori original genuine authentic",
+    "bekas second used",
+    "baru new",
+    "kualitas quality",
+    "rusak cacat broken damaged defect defects defective faulty",
+    "tukar ganti exchange replace replacement",
+    "garansi warranty guarantee",
+    "servis layanan service services repair",
+    "jual sell sells selling sale",
+    "beli buy buying purchase purchases bought",
+    "pesan order orders ordering",
+    "batal cancel cancels cancelled canceled cancellation",
+    # shipping
+    "antar kirim pengiriman ship ships shipping shipped deliver delivers delivery delivered",
+    "kurir courier couriers",
+    "resi lacak tracking track",
+    # place and time
+    "alamat lokasi address location located",
+    "toko shop store",
+    "cabang branch branches outlet outlets",
+    "parkir parking",
+    "buka open opens opening",
+    "tutup close closes closed closing",
+    "jam waktu hour hours time",
+    "hari day days",
+    "minggu week weeks",
+    "bulan month months",
+    "tahun year years",
+    "libur holiday holidays",
+    "jadwal schedule schedules",
+    # contact and accounts
+    "hp handphone ponsel",
+    "wa whatsapp",
+    "telepon telpon phone call",
+    "nomor number",
+    "akun account",
+    "sandi password",
+    "kode code",
+    "pelanggan customer customers",
+    "komplain keluhan complaint complaints complain",
+    "konfirmasi confirm confirmation",
+    "cara metode method methods",
+    "terima accept accepts accepted",
+    # hospitality
+    "reservasi booking reservation reserve",
+    "kamar room rooms",
+    "sarapan breakfast",
+    "makanan food meal meals",
+    "minuman drink drinks beverage beverages",
+    "tiket ticket tickets",
+    "anak child children kid kids",
+    "dewasa adult adults",
+    "sewa rent rental",
 )
 
 
@@ -188,8 +268,10 @@ INDONESIAN_STOPWORDS = frozenset("""
     bisa boleh ada mau kalau kalo gak ga nggak ngga enggak engga
 """.split())
 ENGLISH_STOPWORDS = frozenset("""
-    hi hello hey ok okay thanks thank please pls
-    what when where which who why how is are do does can the a an you your i my me
+    hi hello hey ok okay thanks thank please pls sir madam
+    what when where which who why how is are am was were be been do does did can could would will should
+    the a an you your yours i my me we our us it its this that these those there here
+    have has had get got any some of in on at to for from with by about and or if so also just
 """.split())
 QUERY_STOPWORDS = INDONESIAN_STOPWORDS | ENGLISH_STOPWORDS
 # "berapa lama" / "how long" ask for a quantity: the answer gives the quantity ("12 bulan"),

@@ -161,9 +161,32 @@ def test_chunks_and_queries_write_chat_spellings_out_alike():
 
 
 def test_synonym_groups_hold_analysed_terms():
-    assert set(analysis.synonyms("ongkos")) == {"biaya", "tarif"}
+    assert {"biaya", "tarif", "cost", "fee"} <= set(analysis.synonyms("ongkos"))
     assert "sedia" in analysis.synonyms("stok")  # "tersedia", stemmed as chunks are
-    assert analysis.synonyms("garansi") == ()
+    assert set(analysis.synonyms("warranty")) == {"garansi", "guarantee"}
+    assert "kembali" in analysis.synonyms("refund")  # "pengembalian dana"
+    assert analysis.synonyms("laptop") == ()
+
+
+def test_synonym_groups_are_disjoint():
+    """A term in two groups would silently belong to the last one only."""
+    seen = {}
+    for line in analysis.SYNONYMS:
+        terms = list(dict.fromkeys(analysis.stem(w) for w in line.split()))
+        assert len(terms) >= 2, line
+        for term in terms:
+            assert term not in seen, (term, seen.get(term), line)
+            seen[term] = line
+
+
+@pytest.mark.parametrize("question,terms", [
+    ("how long is the warranty?", ["warranty"]),
+    ("can I pay by credit card?", ["pay", "credit", "card"]),
+    ("do you have a promo code", ["promo", "code"]),
+    ("what is the price of this shirt?", ["price", "shirt"]),
+])
+def test_english_questions_keep_only_their_subject(question, terms):
+    assert analysis.query_terms(question) == terms
 
 
 @pytest.mark.parametrize("text,indonesian", [

@@ -171,6 +171,54 @@ def test_upload_with_gemini_down_answers_503_and_stores_nothing(settings, gemini
         assert not Document.objects.exists()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("overlap", [True, False], ids=["beside-the-analysis", "serial"])
+def test_a_long_file_is_analysed_while_it_is_embedded(monkeypatch, overlap):
+    """More than one batch, with an embedder that leaves CPU idle: a worker thread embeds
+    while the chunks are stemmed; the result is the serial one, row for row."""
+    from knowledge import analysis, services
+    from knowledge.ingestion.chunking import ChunkDraft
+
+    embedder = get_embedder()
+    monkeypatch.setattr(type(embedder), "overlaps_writes", overlap)
+    threads, embed = [], embedder._embed
+
+    def recording(texts, kind):
+        threads.append(threading.current_thread().name.split("_")[0])
+        return embed(texts, kind)
+
+    monkeypatch.setattr(embedder, "_embed", recording)
+    drafts = [ChunkDraft(f"Pengiriman paket nomor {i} menggunakan kurir {i % 7}", {"row": i})
+              for i in range(2 * services.EMBED_BATCH + 5)]
+    prepared = services.prepare_chunks(drafts)
+    assert threads == (["kb-embed"] * 3 if overlap else ["MainThread"] * 3)
+    assert prepared.analysed == [analysis.search_text(d.text) for d in drafts]
+    assert np.array_equal(prepared.vectors, FakeEmbedder(embedder.dimensions).embed_documents([d.text for d in drafts]))
+    threads.clear()  # one batch: nothing to overlap with, embedded in place
+    assert len(services.prepare_chunks(drafts[:3]).vectors) == 3 and threads == ["MainThread"]
+
+
+@pytest.mark.django_db
+def test_an_embedding_failure_on_the_worker_thread_reaches_the_caller(monkeypatch):
+    from knowledge import services
+    from knowledge.ingestion.chunking import ChunkDraft
+
+    embedder = get_embedder()
+    calls = []
+
+    def failing_second_batch(texts, kind):
+        calls.append(len(texts))
+        if len(calls) == 2:
+            raise EmbeddingError("provider down")
+        return np.ones((len(texts), embedder.dimensions), dtype=np.float32)
+
+    monkeypatch.setattr(embedder, "_embed", failing_second_batch)
+    drafts = [ChunkDraft(f"baris {i}", {}) for i in range(3 * services.EMBED_BATCH)]
+    with pytest.raises(EmbeddingError, match="provider down"):
+        services.prepare_chunks(drafts)
+    assert calls == [services.EMBED_BATCH] * 2  # the third batch was never sent
+
+
 def test_fake_embedder_is_deterministic_and_records_calls():
     a, b = FakeEmbedder(64), FakeEmbedder(64)
     va = a.embed_documents(["harga kopi gayo", "jam buka toko"])

@@ -175,6 +175,42 @@ def test_a_one_entry_knowledge_base_with_the_real_embedder(tenant_a, scoped, loc
             assert hit.score < selectors.RELEVANCE_THRESHOLD, question
 
 
+#: Questions of the shop FAQ set whose answer is not the top relevant hit, and why: each
+#: must still be among the first three (a chat reply is grounded in five).
+SHOP_FAQ_MISSES = {
+    # the Indonesian entry says neither "cara"/"metode" (methods) nor "terima" (accept)
+    ("id", "en", "what payment methods do you accept?"),
+    # "store" is "toko", in three entries; "where" is what asks for the address
+    ("id", "en", "where is your store?"),
+    # "store" is in the warranty entry ("bring your receipt to the store"), the address entry says "address"
+    ("en", "en", "where is your store?"),
+}
+
+
+@pytest.mark.parametrize("kb,asked", [("id", "en"), ("en", "id"), ("id", "id"), ("en", "en")])
+def test_a_shop_faq_answers_questions_in_either_language(tenant_a, scoped, local_embedder, kb, asked):
+    """A tourist asks a Bali shop's Indonesian FAQ in English, a local asks an English FAQ in
+    Indonesian. MiniLM cannot bridge the languages (before the bilingual synonyms, 1 of
+    21 English questions found its Indonesian answer relevant); the shop vocabulary in
+    ``analysis.SYNONYMS`` does. Unanswered questions stay below the threshold."""
+    from knowledge.tests import shop_faq
+
+    _load(tenant_a, scoped, entries=shop_faq.ENTRIES[kb])
+    with scoped(tenant_a):
+        for question, entry in shop_faq.QUESTIONS[asked]:
+            hits = selectors.chunk_search(tenant=tenant_a, query=question, k=5)
+            titles = [h.title for h in hits]
+            want = shop_faq.answer(entry, kb)
+            if (kb, asked, question) in SHOP_FAQ_MISSES:
+                assert want in titles[:3], (question, titles)
+                continue
+            assert titles[0] == want, (question, titles)
+            assert hits[0].score >= selectors.RELEVANCE_THRESHOLD, (question, hits[0].scores)
+        for question in shop_faq.UNANSWERED[asked]:
+            hit = selectors.chunk_search(tenant=tenant_a, query=question, k=1)[0]
+            assert hit.score < selectors.RELEVANCE_THRESHOLD, (question, hit.title, hit.scores)
+
+
 def test_chat_spellings_find_the_written_out_entry(tenant_a, scoped):
     _load(tenant_a, scoped)
     with scoped(tenant_a):
