@@ -39,7 +39,7 @@ from channels.models import HandoffEvent, InboundMessage
 from channels.services import channel_deliver
 from contacts.services import contact_for_channel
 from conversations.models import Conversation, Message
-from conversations.services import chat_complete, chat_prepare, conversation_for
+from conversations.services import chat_complete, chat_prepare, conversation_for, reply_locale
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
@@ -152,13 +152,13 @@ def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
 
     try:
         prepared = chat_prepare(tenant=tenant, user_id=inbound.user_id, channel=channel,
-                                messages=[ChatTurn(role="user", content=inbound.text)], locale=tenant.locale,
+                                messages=[ChatTurn(role="user", content=inbound.text)],
                                 name=inbound.name)
         result = chat_complete(prepared)
     except ApiError as exc:
         # The model failed; the customer's message is stored (chat_prepare did it). Say sorry.
-        handoff.customer_notify(conversation=conversation,
-                                text=handoff.notice_text(locale=tenant.locale, kind="unavailable"))
+        locale = reply_locale(tenant.locale or "id-ID", [inbound.text])
+        handoff.customer_notify(conversation=conversation, text=handoff.notice_text(locale=locale, kind="unavailable"))
         return _finish(inbound, outcome=exc.code, status=InboundMessage.Status.FAILED, error=exc.message,
                        conversation=conversation)
 

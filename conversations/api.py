@@ -35,7 +35,8 @@ class ChatRequestSerializer(serializers.Serializer):
                                             "the new user message (the stored history is then used).")
     channel = serializers.RegexField(r"^[A-Za-z0-9_-]{1,32}$", required=False, default="web")
     locale = serializers.CharField(required=False, max_length=16, allow_blank=True,
-                                   help_text="Reply language, e.g. id-ID (default: the tenant's locale).")
+                                   help_text="Reply language, e.g. id-ID (default: the tenant's locale, or English / "
+                                             "Indonesian when the customer clearly writes the other of the two).")
     stream = serializers.BooleanField(required=False, default=False,
                                       help_text="Answer with server-sent events (or send Accept: text/event-stream).")
 

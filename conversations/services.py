@@ -31,6 +31,7 @@ from contacts.services import contact_for_channel, contact_log_record
 from conversations import prompts, store
 from conversations.bubbles import BubbleStream, limits_for, split_bubbles
 from conversations.models import Conversation, Message
+from knowledge.analysis import text_language
 from knowledge.selectors import RELEVANCE_THRESHOLD, chunk_search
 from tenants import hours
 from tenants.models import Tenant
@@ -177,6 +178,21 @@ def source_of(hit) -> dict:
             "score": round(hit.score, 4), "provenance": _provenance(hit.provenance)}
 
 
+def reply_locale(default: str, customer_turns: list[str]) -> str:
+    """The reply's locale when the request names none: the tenant's (``default``), unless
+    the customer writes clearly in the other of Indonesian and English (a tourist asking
+    a Bali shop in English). The newest turn decides; one too short to tell ("ok",
+    "warranty?") leaves it to the customer's earlier turns, newest first."""
+    base = default.replace("_", "-").split("-")[0].lower()
+    if base not in ("id", "en"):  # a Malay shop's customers write what reads as Indonesian
+        return default
+    for text in customer_turns[:5]:
+        language = text_language(text)
+        if language:
+            return default if language == base else {"en": "en", "id": "id-ID"}[language]
+    return default
+
+
 def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[ChatTurn],
                  locale: str | None = None, name: str = "") -> PreparedChat:
     """Store the user's turn and build the prompt. ``messages`` ends with the new user turn."""
@@ -184,7 +200,7 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
     if not messages or messages[-1].role != "user" or not messages[-1].content.strip():
         raise ApiError(422, "last_message_not_user", "The last message must be the customer's (role 'user').")
     channel = channel.strip().lower() or "web"
-    locale = locale or tenant.locale or "id-ID"
+    requested_locale = locale
     timings: dict = {}
 
     t = time.perf_counter()
@@ -222,6 +238,8 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
     history = (messages[:-1] if len(messages) > 1
                else [ChatTurn(role="user" if role == Message.Role.USER else "assistant", content=content)
                      for role, content in stored_history])
+    locale = requested_locale or reply_locale(tenant.locale or "id-ID", [newest, *(
+        t.content for t in reversed(history) if t.role == "user")])
     opening = _opening(tenant, timezone.now())
     tools = tools_for(tenant=tenant)
     prompt = prompts.build_prompt(

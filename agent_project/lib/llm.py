@@ -181,6 +181,9 @@ _OFFLINE_TEXT = {
                    "Apakah Anda ingin saya hubungkan dengan tim kami?",
         "followup": "Halo! Kami ingin menindaklanjuti percakapan sebelumnya. "
                     "Apakah masih ada yang bisa kami bantu? Balas pesan ini kapan saja, ya.",
+        "thanks": "Sama-sama! Kalau ada yang ingin ditanyakan lagi, kirim pesan saja, ya.",
+        "greeting": "Halo! Ada yang bisa saya bantu?",
+        "ack": "Baik! Ada lagi yang bisa saya bantu?",
     },
     "en": {
         "intro": "Here is what I found in {title}:",
@@ -188,6 +191,9 @@ _OFFLINE_TEXT = {
         "unknown": "Sorry, our knowledge base does not cover that yet. Would you like me to connect you with our team?",
         "followup": "Hello! We are following up on our earlier conversation. "
                     "Is there anything else we can help you with? Just reply to this message.",
+        "thanks": "You're welcome! If there is anything else, just send a message.",
+        "greeting": "Hello! How can I help you?",
+        "ack": "Alright! Is there anything else I can help you with?",
     },
 }
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -199,14 +205,54 @@ _STOPWORDS = frozenset(
 _OFFLINE_MAX_CHARS = 700
 
 
+# A message made only of these is a greeting or an acknowledgement ("ok kak, makasih",
+# "thanks!", "halo min"), not a question: the offline answer is a polite word, not "I do not
+# know, shall I connect you with our team?", which would hand the conversation to a person.
+# (A yes to the assistant's offer of a person is recognised before any model is asked:
+# channels.handoff.is_short_yes.)
+_SMALL_TALK_WORDS = {
+    "thanks": frozenset("thanks thank thx tq tks ty makasih makasi mksh kasih trims".split()),
+    "greeting": frozenset("""halo hallo hai hi hello hey pagi siang sore malam selamat good morning afternoon evening
+                             assalamualaikum permisi""".split()),
+    "ack": frozenset("ok oke okay okey okeh sip siap baik noted mantap mantab ya yaa iya iyaa".split()),
+}
+_FILLER_WORDS = frozenset("""terima you so much very banyak kak kakak min mimin gan sis bro mas mbak mba pak bu ibu om
+                             ka dong deh nya""".split())
+
+
+def small_talk(text: str) -> str | None:
+    """``"thanks"``, ``"greeting"`` or ``"ack"`` when the message is only that, else None."""
+    words = _WORD.findall((text or "").lower())
+    if not words or len(words) > 8:
+        return None
+    kinds = [next((k for k, ws in _SMALL_TALK_WORDS.items() if w in ws), None) for w in words]
+    if any(k is None and w not in _FILLER_WORDS for k, w in zip(kinds, words)):
+        return None
+    return next((k for k in _SMALL_TALK_WORDS if k in kinds), None)
+
+
 def _terms(text: str) -> set[str]:
     return {w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOPWORDS}
 
 
-def _shared(wanted: set[str], sentence: set[str]) -> int:
-    """How many wanted words the sentence has, affixed forms included: "garansi" is in
-    "bergaransi", "kirim" in "pengiriman" (words of 5 letters or more; shorter ones must match)."""
-    return sum(1 for w in wanted if w in sentence or (len(w) >= 5 and any(w in t for t in sentence)))
+def _has(word: str, sentence: set[str]) -> bool:
+    """Whether the sentence has ``word``, affixed forms included: "garansi" is in "bergaransi",
+    "kirim" in "pengiriman" (words of 5 letters or more; shorter ones must match)."""
+    return word in sentence or (len(word) >= 5 and any(word in t for t in sentence))
+
+
+def _shared(wanted: dict[str, tuple[str, ...]], sentence: set[str]) -> int:
+    """How many wanted words the sentence has, each as itself or as one of the words the
+    knowledge base may use for it: "tracking" is found as "resi", "warranty" as "garansi"."""
+    return sum(1 for word, others in wanted.items() if _has(word, sentence) or any(_has(o, sentence) for o in others))
+
+
+def _wanted(question: str) -> dict[str, tuple[str, ...]]:
+    """The question's words, each with its synonyms and translations (``knowledge.analysis``:
+    the words retrieval searched the knowledge base with)."""
+    from knowledge.analysis import stem, synonyms
+
+    return {w: synonyms(stem(w)) for w in _terms(question)}
 
 
 def extractive_answer(*, question: str, passages: Sequence[Passage], locale: str | None) -> str:
@@ -215,7 +261,7 @@ def extractive_answer(*, question: str, passages: Sequence[Passage], locale: str
     texts = _OFFLINE_TEXT.get(language_of(locale), _OFFLINE_TEXT["id"])
     if not passages:
         return texts["unknown"]
-    wanted = _terms(question)
+    wanted = _wanted(question)
     candidates = []  # (score, passage rank, position, sentence)
     for rank, passage in enumerate(passages[:3]):
         title = passage.title.strip().lower()
@@ -339,7 +385,10 @@ class OfflineChatModel:
             text = _OFFLINE_TOOL_TEXT.get(language_of(self.locale), _OFFLINE_TOOL_TEXT["id"])[wanted]
         else:
             question = next((t.content for t in reversed(messages) if t.role == "user"), "")
-            text = extractive_answer(question=question, passages=passages, locale=self.locale)
+            if kind := small_talk(question):
+                text = _OFFLINE_TEXT.get(language_of(self.locale), _OFFLINE_TEXT["id"])[kind]
+            else:
+                text = extractive_answer(question=question, passages=passages, locale=self.locale)
         return Completion(text=text, provider=self.provider, model=self.model, prompt_tokens=estimate_tokens(prompt),
                           completion_tokens=estimate_tokens(text), finish_reason="stop")
 

@@ -75,6 +75,31 @@ def test_whatsapp_reply_bubbles_arrive_in_order(kb, wa_a, fake_wa, say_wa):
     assert sorted(logs) == ["assistant", "user"]
 
 
+def test_a_customer_writing_english_on_whatsapp_is_answered_in_english(kb, wa_a, fake_wa, say_wa):
+    # the tenant's locale is id-ID; a WhatsApp message names no locale, so the customer's language decides
+    kb(wa_a)
+    assert say_wa("What time do you open?") == [("channels.tasks.inbound_process", "replied")]
+    [reply] = _assistant_messages(_conversation(wa_a))
+    assert fake_wa.texts(WA_ID)[0].startswith("Here is what I found in"), fake_wa.texts(WA_ID)
+    assert "08.00" in " ".join(reply.bubbles)
+
+
+@pytest.mark.parametrize("said,notice", [("Is the shop open today?", "Sorry, our system is busy."),
+                                         ("Tokonya hari ini buka?", "Maaf, sistem kami sedang sibuk.")])
+def test_when_the_model_fails_the_customer_is_told_in_their_language(kb, wa_a, fake_wa, say_wa, monkeypatch,
+                                                                    said, notice):
+    from agent_project.errors import ApiError
+    from channels import inbound
+
+    def down(prepared):
+        raise ApiError(503, "llm_unavailable", "The language model is unavailable.")
+
+    monkeypatch.setattr(inbound, "chat_complete", down)
+    kb(wa_a)
+    assert say_wa(said) == [("channels.tasks.inbound_process", "llm_unavailable")]
+    assert fake_wa.texts(WA_ID)[0].startswith(notice), fake_wa.texts(WA_ID)
+
+
 def test_a_repeated_task_run_does_not_process_twice(kb, wa_a, fake_wa, say_wa):
     kb(wa_a)
     say_wa("Jam buka toko?", message_id="wamid.SAME")

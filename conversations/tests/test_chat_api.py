@@ -75,9 +75,56 @@ def test_offline_says_it_does_not_know_and_offers_a_human(client_a, kb_a):
     assert "belum punya informasi" in body["reply"] and "hubungkan dengan tim" in body["reply"]
 
 
+@pytest.mark.parametrize("said,reply", [
+    ("makasih kak", "Sama-sama!"), ("ok kak", "Baik!"), ("Selamat pagi min", "Halo!"),
+])
+def test_thanks_and_greetings_are_not_questions_the_offline_provider_cannot_answer(client_a, kb_a, said, reply):
+    """Before, "makasih kak" after an answer got "I do not know, shall I connect you with our
+    team?" and, with ``handoff_on_unanswered``, the conversation went to a person."""
+    assert "Rp 350.000" in ask(client_a).json()["reply"]
+    body = ask(client_a, said).json()
+    assert body["reply"].startswith(reply) and body["status"] == "bot" and body["sources"] == []
+
+
 def test_locale_sets_the_reply_language(client_a, kb_a):
     body = ask(client_a, "Apakah bisa bayar pakai kripto dogecoin?", locale="en-US").json()
     assert body["reply"].startswith("Sorry")
+
+
+def test_a_customer_writing_english_is_answered_in_english(client_a, kb_a):
+    """The tenant's locale is id-ID and the request names none: a tourist's English question
+    finds the Indonesian entry (bilingual vocabulary: "prices" is "harga") and gets the
+    answer framed in English."""
+    body = ask(client_a, "What are your prices?", user_id="tourist").json()
+    assert body["reply"].startswith("Here is what I found in Daftar harga buket:"), body["reply"]
+    assert "Rp 350.000" in body["reply"] and "quoted directly from our knowledge base" in body["reply"]
+    # "is there parking?" finds the sentence about parking ("parkir") in the Indonesian entry
+    parking = ask(client_a, "is there parking?", user_id="tourist").json()["reply"]
+    assert parking.startswith("Here is what I found in Jam buka dan alamat:") and "Parkir tersedia" in parking
+    # too short to tell ("ok"): the customer's earlier English turns decide
+    ok = ask(client_a, "ok", user_id="tourist").json()
+    assert ok["reply"] == "Alright! Is there anything else I can help you with?" and ok["status"] == "bot"
+    # an Indonesian customer of the same shop, and a request that names its locale, are not affected
+    assert ask(client_a, "Berapa harga buket mawar merah?").json()["reply"].startswith("Berikut informasi")
+    named = ask(client_a, "What are your prices?", user_id="tourist-2", locale="id-ID").json()
+    assert named["reply"].startswith("Berikut informasi"), named
+    unknown = ask(client_a, "Can I pay with dogecoin?", user_id="tourist-3").json()
+    assert unknown["reply"].startswith("Sorry") and unknown["sources"] == []
+
+
+@pytest.mark.parametrize("default,turns,locale", [
+    ("id-ID", ["how long is the warranty?"], "en"),
+    ("id-ID", ["ok", "thank you so much", "ada garansi gak kak?"], "en"),  # newest turn that can tell
+    ("id-ID", ["ok"], "id-ID"),
+    ("id-ID", ["ada garansi gak kak?"], "id-ID"),
+    ("en-US", ["ada garansi gak kak?"], "id-ID"),
+    ("en-US", ["how long is the warranty?"], "en-US"),
+    ("ms-MY", ["ada garansi gak kak?", "how long is the warranty?"], "ms-MY"),  # Malay reads as Indonesian
+])
+def test_reply_locale_follows_the_customer_between_indonesian_and_english(default, turns, locale):
+    from conversations.services import reply_locale
+
+    assert reply_locale(default, turns) == locale
 
 
 def test_same_user_same_channel_is_one_conversation_and_one_contact(client_a, kb_a, scoped):

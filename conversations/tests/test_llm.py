@@ -224,6 +224,24 @@ def test_offline_quotes_the_answer_not_the_heading_and_knows_affixed_words():
     assert "\n\nSemua elektronik bergaransi resmi 12 bulan.\n\n" in text and "Toko buka" not in text
 
 
+def test_offline_finds_the_sentence_through_the_words_the_knowledge_base_uses():
+    # an English question, an Indonesian entry: "tracking" is "resi", "number" is "nomor"
+    passage = Passage(title="Pengiriman", text="Pengiriman ke seluruh Indonesia lewat JNE. Biaya dihitung dari berat "
+                                               "paket. Nomor resi dikirim lewat WhatsApp.", score=0.8)
+    text = llm.extractive_answer(question="where is my tracking number?", passages=[passage], locale="en")
+    assert text.startswith("Here is what I found in Pengiriman:")
+    assert "Nomor resi dikirim lewat WhatsApp." in text and "Biaya dihitung" not in text
+
+
+@pytest.mark.parametrize("text,kind", [
+    ("ok", "ack"), ("iya kak", "ack"), ("ok kak, makasih", "thanks"), ("thank you so much!", "thanks"),
+    ("terima kasih banyak ya", "thanks"), ("halo min", "greeting"), ("Good morning", "greeting"),
+    ("ok, berapa harganya?", None), ("hi, do you ship to Bali?", None), ("kak", None), ("terima", None), ("", None),
+])
+def test_small_talk(text, kind):
+    assert llm.small_talk(text) == kind
+
+
 def test_offline_says_it_does_not_know_without_passages():
     text = llm.extractive_answer(question="Bisa bayar pakai bitcoin?", passages=[], locale="id-ID")
     assert text.startswith("Maaf") and "hubungkan dengan tim" in text

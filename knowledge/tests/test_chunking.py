@@ -189,6 +189,18 @@ def test_english_questions_keep_only_their_subject(question, terms):
     assert analysis.query_terms(question) == terms
 
 
+@pytest.mark.parametrize("text,language", [
+    ("how long is the warranty?", "en"), ("can I pay by credit card?", "en"), ("hi kak, do you ship to bali?", "en"),
+    ("I want to order 2 bouquets for tomorrow", "en"), ("thank you so much", "en"),
+    ("ada garansi gak kak?", "id"), ("Kak, buka jam berapa hari Sabtu?", "id"), ("terima kasih", "id"),
+    ("Saya mau order 2 buket untuk besok", "id"),
+    ("Apa nama badan penyelenggara International Science and Engineering Conference?", "id"),
+    ("warranty?", None), ("ok", None), ("ok kak", None), ("thanks min", None), ("12345", None), ("", None),
+])
+def test_text_language(text, language):
+    assert analysis.text_language(text) == language
+
+
 @pytest.mark.parametrize("text,indonesian", [
     ("berapa lama garansi?", True), ("ongkirnya berapa?", True), ("bisa bayar pakai qris?", True),
     ("how long is the warranty?", False), ("can I return an item?", False), ("do you sell shoes?", False),
