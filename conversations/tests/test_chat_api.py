@@ -195,6 +195,16 @@ def test_gemini_reply_with_usage_and_grounded_prompt(client_a, kb_a, fake_gemini
     assert body["sources"][0]["title"] == "Daftar harga buket"
 
 
+def test_gemini_is_told_to_reply_in_the_customers_language(client_a, kb_a, fake_gemini):
+    # an id-ID tenant, an English question: the prompt asks for English, with the Indonesian passage in it
+    fake_gemini.play(Reply(body=gemini_text("A red rose bouquet is Rp 350,000.")))
+    body = ask(client_a, "What are your prices?", user_id="tourist").json()
+    system = fake_gemini.requests[0].body["systemInstruction"]["parts"][0]["text"]
+    assert "Reply in English (locale en)" in system and "Reply in Bahasa Indonesia" not in system
+    assert "Buket mawar merah isi 12 tangkai harganya Rp 350.000" in system
+    assert body["reply"] == "A red rose bouquet is Rp 350,000."
+
+
 def test_gemini_429_then_success(client_a, kb_a, fake_gemini):
     fake_gemini.play(gemini_error(429), Reply(body=gemini_text("Siap, Kak.")))
     response = ask(client_a)
