@@ -225,9 +225,22 @@ def _synonym_groups() -> dict[str, tuple[str, ...]]:
     return groups
 
 
-def synonyms(term: str) -> tuple[str, ...]:
-    """The other words of an analysed term's synonym group (none for most terms)."""
-    return _synonym_groups().get(term, ())
+@lru_cache(maxsize=1024)
+def _synonym_groups_with(extra: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """The built-in groups and a tenant's own (``Tenant.synonyms``), analysed as chunks are; a
+    term in both has the words of both."""
+    groups = {term: dict.fromkeys(others) for term, others in _synonym_groups().items()}
+    for line in extra:
+        terms = list(dict.fromkeys(t for word in line.split() for t in tokens(word)))
+        for term in terms:
+            groups.setdefault(term, {}).update(dict.fromkeys(t for t in terms if t != term))
+    return {term: tuple(others) for term, others in groups.items() if others}
+
+
+def synonyms(term: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The other words of an analysed term's synonym group (none for most terms); ``extra``:
+    the tenant's own groups (``Tenant.synonyms``), each a string of words."""
+    return (_synonym_groups_with(extra) if extra else _synonym_groups()).get(term, ())
 
 
 def _words(text: str) -> list[str]:

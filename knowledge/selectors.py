@@ -120,7 +120,7 @@ def _corpus_stats(cur, tenant_id: str, terms: list[str],
 
 
 def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
-                  n: int) -> tuple[dict[str, float], dict[str, int], float]:
+                  n: int, own_synonyms: tuple[str, ...] = ()) -> tuple[dict[str, float], dict[str, int], float]:
     """idf (and df) of each query term the tenant knows; an unknown term is replaced
     by its closest vocabulary terms (pg_trgm), weighted by similarity. The third
     value is the query's whole idf mass (unknown terms count as the rarest), what a
@@ -135,7 +135,7 @@ def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
     synonym_mass = {}
     for t in terms:
         if t not in known:
-            for other in analysis.synonyms(t):
+            for other in analysis.synonyms(t, own_synonyms):
                 if other in stats:
                     weights[other] = max(weights.get(other, 0.0), ranking.idf(stats[other], n))
                     known[other] = stats[other]
@@ -376,12 +376,13 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
 
     ef_search = max(HNSW_EF_SEARCH, pool)
     terms = analysis.query_terms(query) if use_keyword else []
+    own_synonyms = tuple(getattr(tenant, "synonyms", None) or ())  # the tenant's own groups, when given the Tenant
     sent = contextlib.ExitStack()  # the queries sent beside, closed however this search ends
     beside = None
     if _parallel(_tenant_sizes.get(tenant_id, 0), use_keyword, use_vector, filter_sql):
         beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
     with sent, vector_cursor() as cur:
-        looked_up = list(dict.fromkeys([*terms, *(o for t in terms for o in analysis.synonyms(t))]))
+        looked_up = list(dict.fromkeys([*terms, *(o for t in terms for o in analysis.synonyms(t, own_synonyms))]))
         n, avgdl, known, version = _corpus_stats(cur, tenant_id, looked_up, ef_search)
         if len(_tenant_sizes) > 100_000:
             _tenant_sizes.clear()
@@ -392,7 +393,7 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
         elif beside is not None and n <= EXACT_SCAN_MAX_CHUNKS:
             beside = None  # the tenant has shrunk: the exact plan below, not the HNSW result
-        weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n)
+        weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n, own_synonyms)
         keyword_rows = _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params,
                                            qvec=qvec if beside is not None else None)
         # Both scores for every candidate of either retriever: BM25 from the stored terms,

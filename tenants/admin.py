@@ -7,7 +7,7 @@ from django.utils.html import format_html
 
 from tenants import hours
 from tenants.models import ApiKey, Tenant
-from tenants.services import api_key_create, api_key_revoke, api_key_rotate
+from tenants.services import api_key_create, api_key_revoke, api_key_rotate, synonyms_normalize
 
 
 def _day_field(day: str) -> forms.CharField:
@@ -25,6 +25,13 @@ class TenantFormBase(forms.ModelForm):
     holidays_text = forms.CharField(
         label="Holidays / closed dates", required=False, widget=forms.Textarea(attrs={"rows": 4, "cols": 40}),
         help_text="One per line: 2026-12-25 Natal",
+    )
+
+    synonyms_text = forms.CharField(
+        label="Synonyms", required=False, widget=forms.Textarea(attrs={"rows": 6, "cols": 60}),
+        help_text="One group per line, words this business and its customers use for the same thing: "
+                  "kulkas refrigerator fridge. A customer's word the knowledge base never uses is searched as the "
+                  "words of its group it does use.",
     )
 
     class Meta:
@@ -45,6 +52,7 @@ class TenantFormBase(forms.ModelForm):
         self.initial["holidays_text"] = "\n".join(
             f"{h['date']} {h.get('name', '')}".strip() for h in self.instance.holidays or []
         )
+        self.initial["synonyms_text"] = "\n".join(self.instance.synonyms or [])
 
     def clean_timezone(self):
         try:
@@ -67,11 +75,16 @@ class TenantFormBase(forms.ModelForm):
             )
         except hours.HoursError as exc:
             raise forms.ValidationError(str(exc)) from None
+        try:
+            cleaned["synonyms"] = synonyms_normalize(cleaned.get("synonyms_text", ""))
+        except ValueError as exc:
+            self.add_error("synonyms_text", str(exc))
         return cleaned
 
     def save(self, commit=True):
         self.instance.working_hours = self.cleaned_data["working_hours"]
         self.instance.holidays = self.cleaned_data["holidays"]
+        self.instance.synonyms = self.cleaned_data["synonyms"]
         return super().save(commit)
 
 
@@ -118,6 +131,7 @@ class TenantAdmin(admin.ModelAdmin):
             ("Voice and procedures", {"fields": ["persona", "sop"]}),
             ("Working hours", {"fields": [f"hours_{d}" for d in hours.WEEKDAYS] + ["holidays_text"]}),
             ("Human handoff", {"fields": ["handoff_on_unanswered", "handoff_resume_minutes"]}),
+            ("Knowledge search", {"fields": ["synonyms_text"]}),
             ("Integrations and limits", {"fields": ["webhook_url", "webhook_secret", "rate_limit_per_minute",
                                                     "chat_rate_limit_per_minute", "upload_rate_limit_per_minute"]}),
         ]

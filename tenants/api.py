@@ -57,6 +57,10 @@ class TenantSettingsSerializer(serializers.Serializer):
         required=False, allow_null=True, min_value=0, max_value=525600,
         help_text="Minutes without an operator message (since the hand-over or the operator's last message) after "
         "which the customer's next message goes back to the bot (default 30); null or 0: never.")
+    synonyms = serializers.JSONField(
+        required=False, help_text='Groups of words this business and its customers use for the same thing: '
+        '["kulkas refrigerator fridge", "gamis abaya"]. Knowledge search widens a customer\'s word the knowledge '
+        "base never uses to the words of its group it does use (besides the built-in shop vocabulary).")
     channels = serializers.JSONField(
         required=False, help_text='{"whatsapp": {enabled, phone_number_id, access_token, app_secret, verify_token, '
         'followup_template, template_language}, "telegram": {enabled, bot_token, webhook_secret}}; secrets are '

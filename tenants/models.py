@@ -41,6 +41,12 @@ class Tenant(models.Model):
         help_text="While a person has a conversation and no operator has written in it for this many minutes "
                   "(since the hand-over or the operator's last message), the customer's next message goes back "
                   "to the bot, which answers it. Empty or 0: never; an operator must hand it back.")
+    # Knowledge search (knowledge.analysis.SYNONYMS holds the built-in shop vocabulary).
+    synonyms = models.JSONField(
+        default=list, blank=True,
+        help_text="Groups of words this business and its customers use for the same thing, one group a string: "
+                  "[\"kulkas refrigerator fridge\", \"gamis abaya\"]. A customer's word the knowledge base never "
+                  "uses is searched as the words of its group it does use.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

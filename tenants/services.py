@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
@@ -12,7 +13,33 @@ from tenants.models import ApiKey, Tenant
 PRIMARY_KEY_NAME = "primary"  # the key managed through PUT /tenants/{id}/settings
 SETTINGS_FIELDS = ("name", "persona", "sop", "locale", "timezone", "working_hours", "holidays", "webhook_url",
                    "webhook_secret", "rate_limit_per_minute", "chat_rate_limit_per_minute",
-                   "upload_rate_limit_per_minute", "handoff_on_unanswered", "handoff_resume_minutes")
+                   "upload_rate_limit_per_minute", "handoff_on_unanswered", "handoff_resume_minutes", "synonyms")
+SYNONYM_GROUPS_MAX = 300
+SYNONYM_GROUP_WORDS_MAX = 20
+_SYNONYM_WORD = re.compile(r"[^\W_]+")
+
+
+def synonyms_normalize(value) -> list[str]:
+    """A tenant's synonym groups as stored: a list of strings, each its distinct lower-case
+    words joined by spaces (an operator may separate them with commas). Raises ValueError."""
+    if isinstance(value, str):
+        value = value.splitlines()
+    if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
+        raise ValueError('synonyms must be a list of strings, one group of words each: ["kulkas refrigerator"]')
+    groups = []
+    for group in value:
+        words = list(dict.fromkeys(_SYNONYM_WORD.findall(group.lower())))
+        if not words:
+            continue
+        if len(words) < 2:
+            raise ValueError(f"synonym group {group!r} has one word; a group needs two or more")
+        if len(words) > SYNONYM_GROUP_WORDS_MAX or any(len(w) > 50 for w in words):
+            raise ValueError(f"synonym group {group!r} is too long (at most {SYNONYM_GROUP_WORDS_MAX} words "
+                             "of 50 letters)")
+        groups.append(" ".join(words))
+    if len(groups) > SYNONYM_GROUPS_MAX:
+        raise ValueError(f"at most {SYNONYM_GROUPS_MAX} synonym groups")
+    return groups
 
 
 def api_key_create(*, tenant: Tenant, name: str = "default", expires_at: datetime | None = None,
@@ -65,7 +92,9 @@ def tenant_settings_clean(data: dict) -> dict:
             cleaned["holidays"] = hours.normalize_holidays(cleaned["holidays"])
         if "timezone" in cleaned:
             hours.get_zone(cleaned["timezone"])
-    except hours.HoursError as exc:
+        if "synonyms" in cleaned:
+            cleaned["synonyms"] = synonyms_normalize(cleaned["synonyms"])
+    except (hours.HoursError, ValueError) as exc:
         raise ApiError(422, "invalid_settings", str(exc)) from None
     return cleaned
 

@@ -489,6 +489,26 @@ def test_the_embedders_best_chunk_is_among_the_first_five(tenant_a, scoped, monk
     assert [h.score for h in hybrid] == sorted((h.score for h in hybrid), reverse=True)
 
 
+def test_a_tenants_own_synonyms_widen_only_its_searches(tenant_a, tenant_b, scoped):
+    """Tenant.synonyms: words of one business ("freezer" for its "kulkas"); another tenant with
+    the same entry and no such group does not find it by that word."""
+    entry = [("Kulkas", "Kulkas dua pintu 400 liter, garansi kompresor 10 tahun.")]
+    tenant_a.synonyms = ["kulkas freezer fridge"]
+    tenant_a.save(update_fields=["synonyms"])
+    _load(tenant_a, scoped, entries=entry)
+    _load(tenant_b, scoped, entries=entry)
+    with scoped(tenant_a):
+        hit = selectors.chunk_search(tenant=tenant_a, query="ada freezer dua pintu?", k=1)[0]
+    assert hit.title == "Kulkas" and hit.scores["keyword"] == pytest.approx(1.0)
+    assert hit.score >= selectors.RELEVANCE_THRESHOLD
+    with scoped(tenant_b):
+        other = selectors.chunk_search(tenant=tenant_b, query="ada freezer dua pintu?", k=1)[0]
+    assert other.scores["keyword"] < 0.7  # "freezer" counts against it as an unknown word
+    # the built-in vocabulary still applies next to the tenant's own
+    with scoped(tenant_a):
+        assert selectors.chunk_search(tenant=tenant_a, query="how long is the warranty?", k=1)[0].scores["keyword"] > 0
+
+
 def test_a_word_the_tenant_never_uses_is_searched_as_its_synonym(tenant_a, scoped):
     # The knowledge base says "biaya"; the customer says "ongkos" / "tarif".
     _load(tenant_a, scoped)

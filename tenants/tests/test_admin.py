@@ -83,6 +83,20 @@ def test_admin_lists_open_state(operator, tenant_a):
     assert "tenant-a" in page and "24/7" in page
 
 
+def test_synonyms_are_edited_in_the_admin_one_group_a_line(operator, tenant_a):
+    response = operator.post("/admin/tenants/tenant/tenant-a/change/",
+                             _form("tenant-a", synonyms_text="kulkas, refrigerator\nGamis abaya\n"), follow=True)
+    assert response.status_code == 200
+    tenant_a.refresh_from_db()
+    assert tenant_a.synonyms == ["kulkas refrigerator", "gamis abaya"]
+    page = operator.get("/admin/tenants/tenant/tenant-a/change/").content.decode()
+    assert "Knowledge search" in page and "kulkas refrigerator\ngamis abaya" in page
+    refused = operator.post("/admin/tenants/tenant/tenant-a/change/", _form("tenant-a", synonyms_text="kulkas"))
+    assert refused.status_code == 200 and "has one word" in refused.content.decode()
+    tenant_a.refresh_from_db()
+    assert tenant_a.synonyms == ["kulkas refrigerator", "gamis abaya"]
+
+
 def test_the_handoff_policy_is_edited_in_the_admin(operator, tenant_a):
     page = operator.get("/admin/tenants/tenant/tenant-a/change/").content.decode()
     assert "Human handoff" in page and 'name="handoff_on_unanswered"' in page

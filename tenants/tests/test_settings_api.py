@@ -111,6 +111,9 @@ def test_unknown_tenant_is_404(global_client):
     ({"working_hours": {"mon": "9-5"}}, "time of day"),
     ({"timezone": "Mars/Olympus"}, "time zone"),
     ({"holidays": ["tomorrow"]}, "date"),
+    ({"synonyms": ["kulkas"]}, "one word"),
+    ({"synonyms": [["kulkas", "fridge"]]}, "list of strings"),
+    ({"synonyms": [" ".join(f"w{i}" for i in range(25))]}, "too long"),
 ])
 def test_invalid_settings_are_422_and_change_nothing(tenant_a, client_a, payload, field):
     error = assert_error(client_a.put(SETTINGS.format("tenant-a"), {**payload, "name": "Changed"}, format="json"),
@@ -178,6 +181,16 @@ def test_handoff_policy_defaults_and_round_trip(tenant_a, tenant_b, client_a, cl
     assert (tenant_a.handoff_on_unanswered, tenant_a.handoff_resume_minutes) == (False, None)
     other = client_b.get(SETTINGS.format("tenant-b")).json()  # another tenant keeps its own
     assert (other["handoff_on_unanswered"], other["handoff_resume_minutes"]) == (True, 30)
+
+
+def test_synonyms_round_trip_normalised_and_per_tenant(tenant_a, tenant_b, client_a, client_b):
+    assert client_a.get(SETTINGS.format("tenant-a")).json()["synonyms"] == []
+    body = client_a.put(SETTINGS.format("tenant-a"),
+                        {"synonyms": ["Kulkas, refrigerator,  fridge", "gamis abaya gamis", "  "]}, format="json").json()
+    assert body["synonyms"] == ["kulkas refrigerator fridge", "gamis abaya"]
+    tenant_a.refresh_from_db()
+    assert tenant_a.synonyms == ["kulkas refrigerator fridge", "gamis abaya"]
+    assert client_b.get(SETTINGS.format("tenant-b")).json()["synonyms"] == []
 
 
 @pytest.mark.parametrize("value", [-1, "soon", 10**7])
