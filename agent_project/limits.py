@@ -1,7 +1,8 @@
 """Request limits checked before any view runs, each with its own clear answer:
 
 - body size: 413 ``payload_too_large`` (JSON/form bodies over ``MAX_BODY_BYTES``),
-  413 ``upload_too_large`` (multipart bodies over ``MAX_UPLOAD_BYTES``);
+  413 ``file_too_large`` (multipart bodies over ``MAX_UPLOAD_BYTES``: the code the knowledge
+  base gives a file over the same limit, so a client sees one answer for one cause);
 - JSON nesting deeper than ``MAX_JSON_DEPTH``: 422 ``json_too_deep``;
 - ``/chat``: more than ``CHAT_MAX_MESSAGES`` messages, 422 ``too_many_messages``; a
   message longer than ``CHAT_MAX_MESSAGE_CHARS``, 422 ``message_too_long``;
@@ -88,9 +89,10 @@ class RequestLimitsMiddleware:
         content_type = request.META.get("CONTENT_TYPE", "")
         if content_type.startswith("multipart/"):
             if length > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
-                return error_response(413, "upload_too_large",
+                return error_response(413, "file_too_large",
                                       f"Uploads may be at most {settings.MAX_UPLOAD_BYTES} bytes.",
-                                      {"max_bytes": settings.MAX_UPLOAD_BYTES, "content_length": length})
+                                      {"max_bytes": settings.MAX_UPLOAD_BYTES, "limit": settings.MAX_UPLOAD_BYTES,
+                                       "content_length": length})
         elif length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
             return error_response(413, "payload_too_large",
                                   f"The request body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",

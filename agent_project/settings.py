@@ -261,7 +261,9 @@ KB_VECTOR_CACHE_MB = env.int("KB_VECTOR_CACHE_MB", default=256)
 # (knowledge.db.send_beside): one more PostgreSQL connection per web worker thread.
 KB_PARALLEL_VECTOR_SEARCH = env.bool("KB_PARALLEL_VECTOR_SEARCH", default=True)
 KB_MAX_XLSX_UNCOMPRESSED_BYTES = env.int("KB_MAX_XLSX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
-KB_MAX_TABLE_ROWS = env.int("KB_MAX_TABLE_ROWS", default=200_000)
+KB_MAX_TABLE_ROWS = env.int("KB_MAX_TABLE_ROWS", default=200_000)  # non-empty rows per sheet/table
+KB_MAX_TABLE_COLUMNS = env.int("KB_MAX_TABLE_COLUMNS", default=1_000)  # the column a value may sit in
+KB_MAX_TABLE_CELLS = env.int("KB_MAX_TABLE_CELLS", default=2_000_000)  # non-empty cells per file
 
 # --- API ----------------------------------------------------------------------
 REST_FRAMEWORK = {

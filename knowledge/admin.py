@@ -10,14 +10,16 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from knowledge import selectors
-from knowledge.ingestion.parsers import SUPPORTED_TYPES, DocumentError, parse_file
+from knowledge.ingestion.parsers import SUPPORTED_TYPES, DocumentError, parse_file, preflight
 from knowledge.models import Chunk, Document
 from knowledge.services import document_delete, document_reprocess, document_upload
 from tenants.models import Tenant
@@ -40,8 +42,12 @@ class DocumentUploadForm(forms.ModelForm):
 
     def clean_upload(self):
         upload = self.cleaned_data["upload"]
+        data = upload.read()
+        # A bad file is a form error, not a half-stored document; a big one (processed by a worker) gets the
+        # quick checks only, as through the API.
+        check = preflight if len(data) > settings.KB_SYNC_MAX_BYTES else parse_file
         try:
-            parse_file(upload.read(), upload.name)  # a bad file is a form error, not a half-stored document
+            check(data, upload.name)
         except DocumentError as exc:
             raise forms.ValidationError(exc.message) from None
         upload.seek(0)
@@ -106,9 +112,19 @@ class DocumentAdmin(admin.ModelAdmin):
                                      title=obj.title, tags=tags)
         obj.pk = result.document.pk
         obj.refresh_from_db()
-        messages.info(request, {"created": "Processed.", "queued": "Queued: a worker will process it.",
-                                "duplicate": "Identical content was already stored: nothing new ingested."}
-                      [result.outcome])
+        request.kb_upload_outcome = result.outcome
+        if result.outcome == "duplicate":
+            messages.warning(request, f"Identical content is already stored as “{obj.title}”: nothing new was "
+                                      "added. Here it is.")
+        else:
+            messages.info(request, {"created": "Processed.", "queued": "Queued: a worker will process it."}
+                          [result.outcome])
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if getattr(request, "kb_upload_outcome", None) == "duplicate":
+            # Not Django's "was added successfully": nothing was; show the document already stored.
+            return HttpResponseRedirect(reverse("admin:knowledge_document_change", args=[obj.pk]))
+        return super().response_add(request, obj, post_url_continue)
 
     def delete_model(self, request, obj):
         document_delete(document=obj)

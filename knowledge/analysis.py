@@ -9,6 +9,7 @@ English words mostly pass through Sastrawi unchanged. Pure: no ORM, no I/O.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 MAX_TERM_LENGTH = 60  # longer "words" are ids, hashes or base64: not worth indexing
@@ -244,9 +245,11 @@ def synonyms(term: str, extra: tuple[str, ...] = ()) -> tuple[str, ...]:
 
 
 def _words(text: str) -> list[str]:
-    """Lower-cased tokens of ``text``, chat spellings written out."""
+    """Lower-cased tokens of ``text``, chat spellings written out. NFKC first: a PDF's
+    ligatures ("mis\ufb01ts"), full-width letters and superscripts become the letters a
+    customer types, in chunks and queries alike."""
     out = []
-    for token in _TOKEN.findall(text.lower()):
+    for token in _TOKEN.findall(unicodedata.normalize("NFKC", text).lower()):
         if len(token) > MAX_TERM_LENGTH or token == "_":
             continue
         full = CHAT_FORMS.get(token) or (token.endswith("nya") and CHAT_FORMS.get(token[:-3]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -35,15 +35,30 @@ class ChunkSerializer(serializers.ModelSerializer):
 
 
 class DocumentDetailSerializer(DocumentSerializer):
+    """A long document's chunks come in pages: ``?chunks_offset=<chunks_next_offset>``."""
+
     chunks = serializers.SerializerMethodField()
+    chunks_offset = serializers.SerializerMethodField()
+    chunks_next_offset = serializers.SerializerMethodField()
 
     class Meta(DocumentSerializer.Meta):
-        fields = [*DocumentSerializer.Meta.fields, "chunks"]
+        fields = [*DocumentSerializer.Meta.fields, "chunks", "chunks_offset", "chunks_next_offset"]
         read_only_fields = fields
 
+    def _window(self) -> tuple[int, int]:
+        return self.context.get("chunks_window", (0, MAX_DETAIL_CHUNKS))
+
     def get_chunks(self, document) -> list[dict]:
+        offset, limit = self._window()
         chunks = Chunk.objects.filter(document=document).defer("embedding", "search_text", "search_vector")
-        return ChunkSerializer(chunks.order_by("position")[:MAX_DETAIL_CHUNKS], many=True).data
+        return ChunkSerializer(chunks.order_by("position")[offset:offset + limit], many=True).data
+
+    def get_chunks_offset(self, document) -> int:
+        return self._window()[0]
+
+    def get_chunks_next_offset(self, document) -> int | None:
+        following = sum(self._window())
+        return following if following < document.chunk_count else None
 
 
 class EntrySerializer(serializers.Serializer):
@@ -133,9 +148,11 @@ class KbUploadView(TenantAPIView):
         responses={201: UploadResultSerializer, 202: UploadResultSerializer, 200: UploadResultSerializer,
                    413: OpenApiResponse(description="file_too_large"),
                    415: OpenApiResponse(description="unsupported_file_type (details.supported lists types)"),
-                   422: OpenApiResponse(description="pdf_encrypted, file_unreadable, empty_document, "
-                                                    "too_many_pages, xlsx_too_large")},
-        description="Small files are processed in the request (201); large ones are queued (202) — poll "
+                   422: OpenApiResponse(description="pdf_encrypted, pdf_too_large, file_unreadable, "
+                                                    "empty_document, too_many_pages, xlsx_too_large, too_many_rows, "
+                                                    "too_many_columns, too_many_cells")},
+        description="Small files are processed in the request (201); large ones are checked (type, size, a PDF's "
+                    "encryption and pages, a workbook's zip, text that decodes) and queued (202) — poll "
                     "`GET /kb/documents/{id}`. Identical content already stored answers 200 `duplicate`.",
     )
     def post(self, request):
@@ -171,9 +188,35 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
     def get_object(self):
         return owned_or_404(self.get_queryset(), "document", pk=self.kwargs["pk"])
 
-    @extend_schema(responses=DocumentDetailSerializer, description="A document with its status, error and chunks.")
+    @extend_schema(
+        responses=DocumentDetailSerializer,
+        parameters=[OpenApiParameter("chunks_offset", int, description="First chunk position to return (default 0)"),
+                    OpenApiParameter("chunks_limit", int,
+                                     description=f"Chunks to return, 1-{MAX_DETAIL_CHUNKS} (default {MAX_DETAIL_CHUNKS})")],
+        description="A document with its status, error and chunks (a page of them: `chunks_next_offset` is the "
+                    "next page's `chunks_offset`, null after the last).")
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if self.action == "retrieve":
+            context["chunks_window"] = (self._query_int("chunks_offset", 0, 0, None),
+                                        self._query_int("chunks_limit", MAX_DETAIL_CHUNKS, 1, MAX_DETAIL_CHUNKS))
+        return context
+
+    def _query_int(self, name: str, default: int, low: int, high: int | None) -> int:
+        raw = self.request.query_params.get(name)
+        if raw in (None, ""):
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            bounds = f"{low}-{high}" if high is not None else f"≥ {low}"
+            raise ApiError(400, "invalid_filter", f"{name} must be a whole number {bounds}.")
+        return value
 
     @extend_schema(responses={204: None}, description="Delete a document and its chunks.")
     def destroy(self, request, *args, **kwargs):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 import weakref
 from contextlib import contextmanager
 
@@ -219,6 +220,30 @@ def copy_chunks(rows) -> int:
 
 #: pgvector's limit for an HNSW index on ``vector`` columns.
 HNSW_MAX_DIMENSIONS = 2000
+
+
+#: How long a process trusts a column size that matched its embedder (``vectors_comparable``).
+MATCHING_DIMENSIONS_TTL_SECONDS = 30.0
+_comparable: dict[int, float] = {}  # embedder size -> monotonic time it last matched the column
+
+
+def vectors_comparable(dimensions: int) -> bool:
+    """Whether query vectors of ``dimensions`` can be compared with the stored ones.
+
+    Not after ``EMBEDDING_DIMENSIONS`` changed and before ``kb_reembed --all-tenants --resize``
+    has finished: the search then answers by keyword (as when the embedder is down) instead of
+    failing on pgvector's "different vector dimensions". A match is trusted for
+    ``MATCHING_DIMENSIONS_TTL_SECONDS``; a mismatch is asked again on every search (~0.2 ms,
+    only in that window), so vector search returns as soon as the resize commits."""
+    checked = _comparable.get(dimensions)
+    now = time.monotonic()
+    if checked is not None and now - checked < MATCHING_DIMENSIONS_TTL_SECONDS:
+        return True
+    if stored_dimensions() == dimensions:
+        _comparable[dimensions] = now
+        return True
+    _comparable.pop(dimensions, None)
+    return False
 
 
 def stored_dimensions(cur=None) -> int:

@@ -40,7 +40,7 @@ from django.db import connection
 
 from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge import analysis, ranking, vector_cache
-from knowledge.db import BesideQuery, send_beside, vector_cursor
+from knowledge.db import BesideQuery, send_beside, vector_cursor, vectors_comparable
 
 logger = logging.getLogger(__name__)
 
@@ -318,6 +318,19 @@ def _hnsw_beside(sent: contextlib.ExitStack, tenant_id, qvec, limit, ef_search, 
     return None if query is None else sent.enter_context(query)
 
 
+_sizes_warned_at = [float("-inf")]
+
+
+def _warn_sizes_differ(embedder) -> None:
+    """Once a minute per process, not on every search of the window."""
+    now = time.monotonic()
+    if now - _sizes_warned_at[0] >= 60:
+        _sizes_warned_at[0] = now
+        logger.warning("%s makes %d-dim vectors but the knowledge base stores another size: searching by keyword "
+                       "only until `manage.py kb_reembed --all-tenants --resize` has run", embedder.name,
+                       embedder.dimensions)
+
+
 def _query_vector(query: str):
     return get_embedder().embed_query(query)
 
@@ -360,6 +373,12 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
     profile = ranking.fusion_profile(embedder.name)
     use_keyword, use_vector = "keyword" in methods, "vector" in methods
     qvec = None
+    if use_vector and not vectors_comparable(embedder.dimensions if query_vector is None else len(query_vector)):
+        if not use_keyword:
+            raise EmbeddingError(f"{embedder.name} makes {embedder.dimensions}-dim vectors but the knowledge base "
+                                 "stores vectors of another size: run `manage.py kb_reembed --all-tenants --resize`")
+        _warn_sizes_differ(embedder)
+        use_vector = False
     if use_vector and query_vector is not None:
         qvec = np.asarray(query_vector, dtype=np.float32)
     elif use_vector:

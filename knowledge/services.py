@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path, PurePath
@@ -33,7 +34,7 @@ from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge import analysis
 from knowledge.db import HNSW_MAX_DIMENSIONS, copy_chunks, stored_dimensions, vector_cursor
 from knowledge.ingestion.chunking import ChunkDraft, chunk_sections
-from knowledge.ingestion.parsers import DocumentError, Section, file_type_of, parse_file, split_markdown
+from knowledge.ingestion.parsers import DocumentError, Section, file_type_of, parse_file, preflight, split_markdown
 from knowledge.models import Document
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,40 @@ def checksum_of(data: bytes) -> str:
 
 def api_error(exc: DocumentError) -> ApiError:
     return ApiError(exc.status, exc.code, exc.message, exc.details)
+
+
+def _lock_keys(tenant_id: str, keys: Iterable[str]) -> None:
+    """Serialise the writers of the same content (``checksum:…``) or the same
+    ``external_id`` (``external:…``) of one tenant until the transaction ends: the
+    duplicate check and the write then see each other: four concurrent uploads of one file
+    store it once (they stored four documents), concurrent upserts of a new external_id
+    create it once (the others answered 500 on the unique constraint). Transaction-scoped advisory locks,
+    taken in sorted order (no deadlock between multi-entry upserts); a hash collision only
+    makes two unrelated writers wait for each other."""
+    keys = sorted({f"kb:{tenant_id}:{key}" for key in keys})
+    if keys:
+        with connection.cursor() as cur:
+            cur.execute("SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+                        "FROM (SELECT k FROM unnest(%s::text[]) AS k ORDER BY k) AS ordered", [keys])
+
+
+@contextmanager
+def _files_removed_on_failure():
+    """Yields a list for the names of files saved inside the block; if the block fails
+    (its transaction rolls back) they are deleted again instead of staying behind as
+    orphans in the media folder."""
+    saved: list[tuple] = []
+    try:
+        yield saved
+    except BaseException:
+        for storage, name in saved:
+            storage.delete(name)
+        raise
+
+
+def _save_file(document: Document, checksum: str, filename: str, data: bytes, saved: list) -> None:
+    document.source_file.save(f"{checksum[:16]}-{filename}", ContentFile(data), save=False)
+    saved.append((document.source_file.storage, document.source_file.name))
 
 
 # --- the pipeline pieces ---------------------------------------------------------------
@@ -240,18 +275,24 @@ def document_upload(*, tenant, filename: str, data: bytes, title: str = "", tags
                   file_type=file_type, original_name=filename, checksum=checksum, tags=list(tags or []),
                   metadata=metadata or {})
     prepared = None
-    if len(data) <= _setting("KB_SYNC_MAX_BYTES", 1024 * 1024):
-        try:
+    try:
+        if len(data) <= _setting("KB_SYNC_MAX_BYTES", 1024 * 1024):
             _, sections = parse_file(data, filename)
-        except DocumentError as exc:
-            raise api_error(exc) from None
-        drafts = chunk_drafts(sections)
-        if len(drafts) <= _setting("KB_SYNC_MAX_CHUNKS", 64):
-            prepared = _prepare_or_503(drafts)
+            drafts = chunk_drafts(sections)
+            if len(drafts) <= _setting("KB_SYNC_MAX_CHUNKS", 64):
+                prepared = _prepare_or_503(drafts)
+        else:
+            preflight(data, filename)  # a locked or broken big file: 422 now, not 202 and a failure later
+    except DocumentError as exc:
+        raise api_error(exc) from None
 
-    with transaction.atomic():
+    with _files_removed_on_failure() as saved, transaction.atomic():
+        _lock_keys(tenant.pk, [f"checksum:{checksum}"])
+        existing = Document.objects.filter(tenant=tenant, checksum=checksum, status__in=LIVE_STATUSES).first()
+        if existing is not None:  # stored by a concurrent upload since the check above
+            return UploadResult(existing, "duplicate")
         document = Document(**fields)
-        document.source_file.save(f"{checksum[:16]}-{filename}", ContentFile(data), save=False)
+        _save_file(document, checksum, filename, data, saved)
         document.save()
         if prepared is None:
             _enqueue_processing(document)
@@ -279,7 +320,7 @@ def document_import(*, tenant, name: str, data: bytes, tags: list[str] | None = 
 class FileImport:
     path: Path
     result: UploadResult | None = None
-    error: Exception | None = None  # DocumentError, EmbeddingError or OSError: nothing stored
+    error: Exception | None = None  # DocumentError, EmbeddingError, OSError or another failure: nothing stored
 
 
 def documents_import(*, tenant, paths: Iterable[Path], tags: list[str] | None = None) -> Iterator[FileImport]:
@@ -318,10 +359,13 @@ def documents_import(*, tenant, paths: Iterable[Path], tags: list[str] | None = 
             # Stemming is pure Python: here it overlaps the next file's embedding (measured:
             # overhead 5.6-7.6% with it on the worker thread, 3.1-4.8% here).
             prepared = analyse_chunks(future.result())
+            return FileImport(path, _store_import(tenant=tenant, name=str(path), data=data, checksum=checksum,
+                                                  prepared=prepared, tags=tags))
         except (DocumentError, EmbeddingError) as exc:
             return FileImport(path, error=exc)
-        return FileImport(path, _store_import(tenant=tenant, name=str(path), data=data, checksum=checksum,
-                                              prepared=prepared, tags=tags))
+        except Exception as exc:  # a file that trips a bug or the database: reported, the rest go on
+            logger.exception("importing %s failed", path)
+            return FileImport(path, error=exc)
 
     ahead = None
     try:
@@ -367,7 +411,8 @@ def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: Pr
                   tags: list[str] | None) -> UploadResult:
     filename = PurePath(name).name
     external_id = f"import:{name}"[:200]
-    with transaction.atomic():
+    with _files_removed_on_failure() as saved, transaction.atomic():
+        _lock_keys(tenant.pk, [f"checksum:{checksum}", f"external:{external_id}"])
         existing = _stored_copy(tenant, checksum)  # the same content stored since it was checked
         if existing is not None:
             return UploadResult(existing, "skipped")
@@ -378,7 +423,7 @@ def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: Pr
                                 title=PurePath(filename).stem[:300], tags=list(tags or []))
         old_file = document.source_file.name if document.source_file else ""
         document.file_type, document.original_name, document.checksum = file_type_of(filename), filename, checksum
-        document.source_file.save(f"{checksum[:16]}-{filename}", ContentFile(data), save=False)
+        _save_file(document, checksum, filename, data, saved)
         document.save()
         _store_chunks(document, prepared)
         if old_file:
@@ -463,24 +508,39 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
     ``external_id``). The same ``external_id`` updates that document in place;
     unchanged title+content is not re-embedded (tags/metadata still update). All
     entries are embedded first and written in one transaction: all or nothing."""
+
+    def current(checksum: str, external_id: str | None) -> Document | None:
+        if external_id:
+            return Document.objects.filter(tenant=tenant, external_id=external_id).first()
+        return Document.objects.filter(tenant=tenant, checksum=checksum, source_kind=Document.Source.ENTRY,
+                                       status=Document.Status.READY).first()
+
+    def unchanged(existing: Document | None, checksum: str) -> bool:
+        return existing is not None and existing.checksum == checksum and existing.status == Document.Status.READY
+
+    def prepare(entry: dict) -> PreparedChunks:
+        return _prepare_or_503(chunk_drafts(entry_sections(entry["title"], entry["content"])))
+
     plans = []
     for entry in entries:
         checksum = _entry_checksum(entry)
         external_id = entry.get("external_id") or None
-        if external_id:
-            existing = Document.objects.filter(tenant=tenant, external_id=external_id).first()
-        else:
-            existing = Document.objects.filter(tenant=tenant, checksum=checksum, source_kind=Document.Source.ENTRY,
-                                               status=Document.Status.READY).first()
-        unchanged = (existing is not None and existing.checksum == checksum
-                     and existing.status == Document.Status.READY)
-        prepared = None if unchanged else _prepare_or_503(chunk_drafts(entry_sections(entry["title"],
-                                                                                    entry["content"])))
-        plans.append((entry, checksum, external_id, existing, prepared))
+        existing = current(checksum, external_id)
+        plans.append([entry, checksum, external_id, None if unchanged(existing, checksum) else prepare(entry)])
 
     results = []
     with transaction.atomic():
-        for entry, checksum, external_id, existing, prepared in plans:
+        # A concurrent upsert of the same external_id (or, without one, the same content) may
+        # have written since the lookups above: look again under a lock it also takes.
+        _lock_keys(tenant.pk, [f"external:{external_id}" if external_id else f"checksum:{checksum}"
+                               for _, checksum, external_id, _ in plans])
+        for plan in plans:
+            entry, checksum, external_id, prepared = plan
+            existing = current(checksum, external_id)
+            if unchanged(existing, checksum):
+                prepared = None  # a concurrent request stored this very content
+            elif prepared is None:
+                prepared = prepare(entry)  # changed since the lookup: embedded here, under the lock (rare)
             if existing is not None:
                 document = Document.objects.select_for_update().get(pk=existing.pk)
                 action = "unchanged" if prepared is None else "updated"

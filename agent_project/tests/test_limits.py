@@ -48,13 +48,13 @@ def test_body_over_the_limit_is_413_and_nothing_changes(settings, tenant_a, clie
     assert Tenant.objects.get(pk="tenant-a").persona == "Kamu asisten Toko A."
 
 
-def test_upload_over_the_limit_is_413_upload_too_large(settings, client_a):
+def test_upload_over_the_limit_is_413_file_too_large(settings, client_a):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     settings.MAX_UPLOAD_BYTES = 10_000
     big = SimpleUploadedFile("big.txt", b"a" * 200_000, content_type="text/plain")
     r = client_a.put("/tenants/tenant-a/settings", {"file": big}, format="multipart")
-    assert assert_error(r, 413, "upload_too_large")["details"]["max_bytes"] == 10_000
+    assert assert_error(r, 413, "file_too_large")["details"]["limit"] == 10_000
 
 
 def test_upload_within_the_limit_passes_the_check(settings, client_a):

@@ -5,16 +5,22 @@
 each row already rendered as "Header: value; Header: value" so a price list or
 an FAQ sheet is searchable row by row). Every failure is a ``DocumentError``
 with an HTTP status and a stable code; no parser lets a hostile file exhaust
-memory (upload size, PDF page count, XLSX decompressed size are capped).
+memory (upload size, PDF page count and stream size, XLSX decompressed size, and a
+table's rows, columns and cells are capped), and no section ever holds a NUL
+character (PostgreSQL refuses it in text).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import logging
 import re
+import unicodedata
 import zipfile
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -46,70 +52,270 @@ def _limit(name: str, default: int) -> int:
 
 # --- text decoding ------------------------------------------------------------------
 
-def decode_text(data: bytes) -> tuple[str, str]:
-    """Decode bytes of a text file: UTF-8 (with or without BOM), UTF-16 with BOM,
-    else the most likely legacy encoding (cp1252 / latin-1 and friends)."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "utf-16"
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
+#: Multi-byte encodings a detector proposes for short Latin text ("caf\xe9" read as UTF-16, "\xa35" as cp932);
+#: taken only when cp1252 is no plausible reading and the sample has enough non-ASCII bytes to judge by.
+_MULTIBYTE = ("utf_16", "utf_32", "cp932", "shift_jis", "euc_jp", "iso2022", "gb2312", "gbk", "gb18030", "hz",
+              "big5", "cp950", "cp949", "euc_kr", "johab")
+_NON_LATIN_SINGLE_BYTE = ("cp1251", "cp1253", "cp1255", "cp1256", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8")
+_ASCII = bytes(range(128))
+_BINARY_SAMPLE = 8192
+_UNREADABLE_BINARY = "This file looks like a binary file, not text. Save it as plain text (UTF-8) and upload it again."
+
+
+def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """Windows "Unicode" exports may carry no BOM; read as UTF-8 they would "succeed" with a NUL every other
+    character. Latin text in UTF-16 has NUL as its high byte: at odd offsets (LE) or even ones (BE)."""
+    sample = data[:4096]
+    pairs = len(sample) // 2
+    if pairs < 2:
+        return None
+    even_nuls, odd_nuls = sample[0:pairs * 2:2].count(0), sample[1:pairs * 2:2].count(0)
+    for encoding, high, low in (("utf-16-le", odd_nuls, even_nuls), ("utf-16-be", even_nuls, odd_nuls)):
+        if high >= pairs * 0.3 and low <= pairs * 0.05:
+            try:
+                return data[:len(data) // 2 * 2].decode(encoding), encoding
+            except UnicodeDecodeError:
+                return None
+    return None
+
+
+def _reads_as_latin(text: str) -> bool:
+    """cp1252 decodes almost any byte string, Cyrillic or Greek too; but Latin-script text is mostly ASCII
+    letters, whereas cp1251/cp1253/... text read as cp1252 is nearly all accented letters ("Ïðèâåò")."""
+    letters = [c for c in text[:20_000] if c.isalpha()]
+    return sum(c > "\x7f" for c in letters) <= len(letters) * 0.3
+
+
+def _decode_legacy(data: bytes) -> tuple[str, str]:
+    """Bytes that are not UTF-8 and carry no BOM. The businesses here write Indonesian or English, so their
+    legacy files are overwhelmingly Windows "ANSI" (cp1252); a detector guessing on a short sample picks
+    UTF-16, cp437 or cp932 for them, so cp1252 is tried first and the detector only asked when it does not fit."""
     try:
-        return data.decode("utf-8"), "utf-8"
+        cp1252 = data.decode("cp1252")  # Python refuses cp1252's five undefined bytes, so no C1 controls get through
     except UnicodeDecodeError:
-        pass
+        cp1252 = None
+    if cp1252 is not None and _reads_as_latin(cp1252):
+        return cp1252, "cp1252"
     from charset_normalizer import from_bytes
 
-    # Legacy files here are overwhelmingly Windows "ANSI" (cp1252). On short samples
-    # the detector cannot tell cp1252 from its Central-European/Baltic siblings, so
-    # any Latin single-byte guess is read as cp1252; other scripts keep their guess.
-    best = from_bytes(data[:200_000]).best()
-    encoding = (best.encoding if best is not None else "cp1252").replace("-", "_").lower()
-    if encoding.startswith(("cp125", "iso8859", "latin", "mac_", "windows_125", "ascii")) and encoding not in (
-            "cp1251", "cp1253", "cp1255", "cp1256", "iso8859_5", "iso8859_6", "iso8859_7", "iso8859_8"):
-        encoding = "cp1252"
-    try:
-        return data.decode(encoding), encoding
-    except (UnicodeDecodeError, LookupError):
-        return data.decode("latin-1"), "latin-1"
+    sample = data[:200_000]
+    best = from_bytes(sample).best()
+    if best is not None:
+        encoding = best.encoding.replace("-", "_").lower()
+        if encoding.startswith(("cp125", "iso8859", "latin", "mac_", "windows_125", "ascii")) and (
+                encoding not in _NON_LATIN_SINGLE_BYTE):
+            # On short samples the detector cannot tell cp1252 from its Central-European/Baltic siblings.
+            encoding = "cp1252"
+        # Here cp1252 has already failed; a multi-byte guess still needs a sample long enough to judge by.
+        confident = best.chaos <= 0.1 and len(sample.translate(None, _ASCII)) >= 32
+        if not encoding.startswith(_MULTIBYTE) or confident:
+            try:
+                return data.decode(encoding), encoding
+            except (UnicodeDecodeError, LookupError):
+                pass
+    if cp1252 is not None:
+        return cp1252, "cp1252"
+    return data.decode("latin-1"), "latin-1"
+
+
+def _looks_binary(text: str) -> bool:
+    """A NUL in the first 8 KB (git's and grep's test), or many control characters other than tab, newlines and
+    form feed: an image or archive renamed to .txt or .csv, which would otherwise be indexed as noise."""
+    sample = text[:_BINARY_SAMPLE]
+    if "\x00" in sample:
+        return True
+    controls = sum(1 for c in sample if (c < " " and c not in "\t\n\r\f") or "\x7f" <= c <= "\x9f")
+    return controls > len(sample) * 0.1
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """Decode bytes of a text file: UTF-32/16 or UTF-8 with a BOM, UTF-16 without one, UTF-8, else a legacy
+    single-byte encoding (cp1252 first). A file that still looks binary is refused; a stray NUL further on is
+    dropped, since PostgreSQL cannot store it."""
+    if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        text, encoding = data.decode("utf-32", errors="replace"), "utf-32"
+    elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        text, encoding = data.decode("utf-16", errors="replace"), "utf-16"
+    elif data.startswith(b"\xef\xbb\xbf"):
+        text, encoding = data[3:].decode("utf-8", errors="replace"), "utf-8-sig"
+    elif (utf16 := _utf16_without_bom(data)) is not None:
+        text, encoding = utf16
+    else:
+        try:
+            text, encoding = data.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = _decode_legacy(data)
+    if _looks_binary(text):
+        raise DocumentError(422, "file_unreadable", _UNREADABLE_BINARY)
+    return text.replace("\x00", ""), encoding
 
 
 # --- PDF ---------------------------------------------------------------------------
 
-def parse_pdf(data: bytes) -> list[Section]:
+def _pdf_text(text: str) -> str:
+    """NFKC turns the ligatures, full-width forms and non-breaking spaces that PDF fonts use back into the
+    letters people type ("mis\ufb01ts" -> "misfits"), so keyword search and the embedder both match them."""
+    return unicodedata.normalize("NFKC", text).replace("\x00", "")
+
+
+def _open_pdf(data: bytes):
+    """A ``PdfReader`` for ``data`` once the checks that need no page content pass: the header, the encryption
+    (an owner-password-only PDF opens with an empty user password) and the page count."""
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError, PdfStreamError
+    from pypdf.errors import DependencyError
 
     if not data.lstrip()[:5].startswith(b"%PDF"):
         raise DocumentError(422, "file_unreadable", "This file is not a PDF (it does not start with %PDF).")
+    reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted:
+        try:
+            opened = reader.decrypt("")
+        except (DependencyError, NotImplementedError):
+            opened = 0
+        if not opened:
+            raise DocumentError(422, "pdf_encrypted",
+                                "This PDF is password-protected. Remove the password and upload it again.")
+    page_count = len(reader.pages)
+    max_pages = _limit("KB_MAX_PDF_PAGES", 500)
+    if page_count > max_pages:
+        raise DocumentError(422, "too_many_pages", f"This PDF has {page_count} pages; the limit is {max_pages}.",
+                            {"pages": page_count, "limit": max_pages})
+    return reader
+
+
+@contextmanager
+def _pdf_errors():
+    """What pypdf raises, as the ``DocumentError`` a caller answers with."""
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError
+
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            # Owner-password-only PDFs open with an empty user password; anything else cannot be read.
-            try:
-                opened = reader.decrypt("")
-            except (DependencyError, NotImplementedError):
-                opened = 0
-            if not opened:
-                raise DocumentError(422, "pdf_encrypted",
-                                    "This PDF is password-protected. Remove the password and upload it again.")
-        page_count = len(reader.pages)
-        max_pages = _limit("KB_MAX_PDF_PAGES", 500)
-        if page_count > max_pages:
-            raise DocumentError(422, "too_many_pages", f"This PDF has {page_count} pages; the limit is {max_pages}.",
-                                {"pages": page_count, "limit": max_pages})
-        sections = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = page.extract_text() or ""
-            if text.strip():
-                sections.append(Section(text=text, provenance={"page": number}))
+        yield
     except DocumentError:
         raise
     except FileNotDecryptedError:
         raise DocumentError(422, "pdf_encrypted",
                             "This PDF is password-protected. Remove the password and upload it again.") from None
-    except (PdfReadError, PdfStreamError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise DocumentError(422, "file_unreadable", f"This PDF could not be read: {exc}") from None
+    except LimitReachedError:
+        # pypdf stops inflating a stream past its own limit (75 MB): a deflate bomb or an absurd page.
+        raise DocumentError(422, "pdf_too_large",
+                            "This PDF holds content that expands beyond a safe size when decompressed; "
+                            "it cannot be read.") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - on hostile input pypdf raises anything, RecursionError to struct.error
+        raise DocumentError(422, "file_unreadable",
+                            f"This PDF could not be read: {str(exc) or type(exc).__name__}") from None
+
+
+def parse_pdf(data: bytes) -> list[Section]:
+    with _pdf_errors():
+        reader = _open_pdf(data)
+        sections = []
+        for number, page in enumerate(reader.pages, start=1):
+            text = _pdf_text(page.extract_text() or "")
+            if text.strip():
+                sections.append(Section(text=text, provenance={"page": number}))
     return sections
+
+
+# --- Tables (XLSX, CSV, TSV) ---------------------------------------------------
+
+#: a table row as (row number, [(column number, cell text), ...]): only non-empty cells, in column order
+Row = tuple[int, list[tuple[int, str]]]
+
+#: single-cell rows above the first multi-cell row read as the table's title (shop, address, "DAFTAR HARGA ...")
+_MAX_TITLE_LINES = 5
+#: rows read per file, empty ones included: Excel's sheet maximum. An empty row costs ~10 us to skip, so this keeps
+#: a file of a million blank rows (or one row element repeated) within the time a full-size dense table takes.
+_MAX_ROWS_READ = 1_048_576
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).replace("\x00", "").strip()
+
+
+class _TableLimits:
+    """Counts non-empty rows (per sheet), the column each value sits in, and non-empty cells (per file), failing on
+    the first row over a limit. Empty rows and cells cost nothing, so a sheet whose only value sits in row 1,048,576
+    or column XFD is as cheap as a small one; these caps bound what a dense table can make us render and embed."""
+
+    def __init__(self):
+        self.max_rows = _limit("KB_MAX_TABLE_ROWS", 200_000)
+        # Price lists and FAQ sheets use a handful of columns, wide exports a few hundred; a value in column 1,000+
+        # is not a table a customer asks about, and each column becomes a "Header: value" pair in the row's text.
+        self.max_columns = _limit("KB_MAX_TABLE_COLUMNS", 1_000)
+        # 200k rows x 10 columns, a very large price list: about a minute at openpyxl's pace, ~250 MB peak.
+        self.max_cells = _limit("KB_MAX_TABLE_CELLS", 2_000_000)
+        self.cells = self.rows_read = 0
+
+    def checked(self, rows: Iterable[Row], sheet: str | None = None) -> Iterator[Row]:
+        where = f"Sheet '{sheet}'" if sheet is not None else "This table"
+        located = {"sheet": sheet} if sheet is not None else {}
+        count = 0
+        for number, cells in rows:
+            self.rows_read += 1
+            if self.rows_read > _MAX_ROWS_READ:
+                raise DocumentError(422, "too_many_rows",
+                                    f"This file has more than {_MAX_ROWS_READ} rows, counting empty ones.",
+                                    {"limit": _MAX_ROWS_READ, **located})
+            if not cells:
+                continue
+            count += 1
+            if count > self.max_rows:
+                raise DocumentError(422, "too_many_rows", f"{where} has more than {self.max_rows} rows.",
+                                    {"limit": self.max_rows, **located})
+            last_column = cells[-1][0]
+            if last_column > self.max_columns:
+                raise DocumentError(422, "too_many_columns",
+                                    f"{where} has a value in column {last_column} (row {number}); "
+                                    f"the limit is {self.max_columns} columns.",
+                                    {"limit": self.max_columns, "found": last_column, "row": number, **located})
+            self.cells += len(cells)
+            if self.cells > self.max_cells:
+                raise DocumentError(422, "too_many_cells",
+                                    f"This file has more than {self.max_cells} non-empty cells.",
+                                    {"limit": self.max_cells, "found": self.cells, **located})
+            yield number, cells
+
+
+def _render_rows(rows: Iterable[Row], provenance_base: dict) -> tuple[list[str], list[tuple[str, dict]]]:
+    """Return (title lines, rows rendered as 'Header: value; ...').
+
+    The header is the first row with two or more values; up to _MAX_TITLE_LINES single-value rows above it are
+    the table's title, not the name of column A. A table of single values only (a one-column list) keeps its
+    first row as the header, as does one with more leading single values than a title plausibly has."""
+    rows = (row for row in rows if row[1])
+    leading: list[Row] = []
+    for row in rows:
+        leading.append(row)
+        if len(row[1]) > 1 or len(leading) > _MAX_TITLE_LINES:
+            break
+    if not leading:
+        return [], []
+    titles = []
+    if len(leading) > 1 and len(leading[-1][1]) > 1:
+        titles, leading = [cells[0][1] for _, cells in leading[:-1]], leading[-1:]
+    (header_number, header_cells), body = leading[0], leading[1:]
+    header = dict(header_cells)
+    rendered = [("; ".join(f"{header.get(column) or f'Column {column}'}: {value}" for column, value in cells),
+                 {**provenance_base, "row": number}) for number, cells in itertools.chain(body, rows)]
+    if not rendered:
+        # A table with a header only (no rows after all): keep its content.
+        rendered.append(("; ".join(header.values()), {**provenance_base, "row": header_number}))
+    return titles, rendered
+
+
+def _table_section(titles: list[str], rendered: list[tuple[str, dict]], context: str, provenance: dict) -> Section:
+    """A title above the header belongs to every row: it joins the context line each chunk starts with."""
+    if titles:
+        title = " — ".join(titles)
+        context = f"{context} — {title}" if context else title
+        provenance = {**provenance, "title": title}
+    return Section(context=context, provenance=provenance, rows=rendered)
 
 
 # --- XLSX --------------------------------------------------------------------------
@@ -129,58 +335,60 @@ def _check_zip(data: bytes) -> None:
                             {"uncompressed_bytes": total, "limit": max_bytes})
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value).strip()
+def _sheet_rows(sheet, max_columns: int) -> Iterator[Row]:
+    """The cells a read-only sheet's XML holds, with their coordinates, and nothing else.
 
+    openpyxl's public ``iter_rows`` pads every row to the sheet's widest column and yields every missing row: one
+    value per row in column XFD costs 16,384 cells a row (15k rows: 38 s, +1.7 GB), and a value in row 1,048,576 a
+    million empty rows. Its own row parser, which ``iter_rows`` wraps, yields only the cells present. That parser
+    is PRIVATE API (openpyxl 3.1: ``WorkSheetParser(...).parse()`` -> (row, [{'column', 'value', ...}])); if it
+    is gone, fall back to ``iter_rows`` cut at one column past the cap: slower but bounded, a value there is still
+    refused, and values further right go unseen.
+    """
+    try:
+        from openpyxl.worksheet._reader import WorkSheetParser
 
-def _render_rows(rows, provenance_base: dict) -> list[tuple[str, dict]]:
-    """The first non-empty row is the header; each later row becomes 'Header: value; ...'."""
-    header: list[str] | None = None
-    rendered = []
-    for number, values in rows:
-        cells = [_cell(v) for v in values]
-        if not any(cells):
-            continue
-        if header is None:
-            header = [c or f"Column {i + 1}" for i, c in enumerate(cells)]
-            continue
-        parts = []
-        for i, value in enumerate(cells):
-            if value:
-                name = header[i] if i < len(header) else f"Column {i + 1}"
-                parts.append(f"{name}: {value}")
-        rendered.append(("; ".join(parts), {**provenance_base, "row": number}))
-    if header is not None and not rendered:
-        # A sheet with one row only (no header after all): keep its content.
-        rendered.append(("; ".join(h for h in header if h), {**provenance_base, "row": 1}))
-    return rendered
+        workbook = sheet.parent
+        options = {"data_only": workbook.data_only, "epoch": workbook.epoch, "date_formats": workbook._date_formats,
+                   "timedelta_formats": workbook._timedelta_formats}
+        source = sheet._get_source()
+        try:
+            parser = WorkSheetParser(source, sheet._shared_strings, **options)
+        except BaseException:
+            source.close()
+            raise
+    except (ImportError, AttributeError, TypeError):
+        for number, values in enumerate(sheet.iter_rows(max_col=max_columns + 1, values_only=True), start=1):
+            yield number, [(column, text) for column, value in enumerate(values, start=1) if (text := _cell(value))]
+        return
+    dimensions = getattr(parser, "row_dimensions", None)
+    with source:
+        for number, cells in parser.parse():
+            if dimensions:
+                dimensions.clear()  # row heights and styles: unused here, ~300 bytes each in a million blank rows
+            yield number, sorted((cell["column"], text) for cell in cells if (text := _cell(cell["value"])))
 
 
 def parse_xlsx(data: bytes) -> list[Section]:
     from openpyxl import load_workbook
 
     _check_zip(data)
-    max_rows = _limit("KB_MAX_TABLE_ROWS", 200_000)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a broken workbook
         raise DocumentError(422, "file_unreadable", f"This XLSX file could not be read: {exc}") from None
+    limits = _TableLimits()
     sections = []
     try:
         for sheet in workbook.worksheets:
-            rows = []
-            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
-                if number > max_rows:
-                    raise DocumentError(422, "too_many_rows", f"Sheet '{sheet.title}' has more than {max_rows} rows.")
-                rows.append((number, values))
-            rendered = _render_rows(rows, {"sheet": sheet.title})
+            rows = limits.checked(_sheet_rows(sheet, limits.max_columns), sheet=sheet.title)
+            titles, rendered = _render_rows(rows, {"sheet": sheet.title})
             if rendered:
-                sections.append(Section(context=f"Sheet: {sheet.title}", provenance={"sheet": sheet.title},
-                                        rows=rendered))
+                sections.append(_table_section(titles, rendered, f"Sheet: {sheet.title}", {"sheet": sheet.title}))
+    except (DocumentError, MemoryError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a broken sheet XML fails only once its rows are read
+        raise DocumentError(422, "file_unreadable", f"This XLSX file could not be read: {exc}") from None
     finally:
         workbook.close()
     return sections
@@ -196,18 +404,14 @@ def _parse_delimited(data: bytes, delimiter: str | None) -> list[Section]:
             delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    max_rows = _limit("KB_MAX_TABLE_ROWS", 200_000)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    rows = []
+    rows = ((number, [(column, cell) for column, value in enumerate(values, start=1) if (cell := _cell(value))])
+            for number, values in enumerate(reader, start=1))
     try:
-        for number, values in enumerate(reader, start=1):
-            if number > max_rows:
-                raise DocumentError(422, "too_many_rows", f"This table has more than {max_rows} rows.")
-            rows.append((number, values))
+        titles, rendered = _render_rows(_TableLimits().checked(rows), {})
     except csv.Error as exc:
         raise DocumentError(422, "file_unreadable", f"This table could not be read: {exc}") from None
-    rendered = _render_rows(rows, {})
-    return [Section(rows=rendered)] if rendered else []
+    return [_table_section(titles, rendered, "", {})] if rendered else []
 
 
 def parse_csv(data: bytes) -> list[Section]:
@@ -286,8 +490,16 @@ def file_type_of(filename: str) -> str:
     return {"markdown": "md", "text": "txt"}.get(extension, extension)
 
 
-def parse_file(data: bytes, filename: str) -> tuple[str, list[Section]]:
-    """Parse an upload; raises ``DocumentError`` for a bad type, size or content."""
+def _without_nul(section: Section) -> Section:
+    """Last guard: PostgreSQL refuses NUL in text, and one left by any parser would fail the whole document."""
+    section.text, section.context = section.text.replace("\x00", ""), section.context.replace("\x00", "")
+    if section.rows is not None:
+        section.rows = [(text.replace("\x00", ""), provenance) for text, provenance in section.rows]
+    return section
+
+
+def _sized_type(data: bytes, filename: str) -> str:
+    """The file's type, once it is known to be supported, not empty and within ``MAX_UPLOAD_BYTES``."""
     file_type = file_type_of(filename)
     max_bytes = _limit("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
     if len(data) > max_bytes:
@@ -295,8 +507,37 @@ def parse_file(data: bytes, filename: str) -> tuple[str, list[Section]]:
                             {"bytes": len(data), "limit": max_bytes})
     if not data:
         raise DocumentError(422, "empty_document", "The file is empty.")
-    sections = PARSERS[file_type](data)
+    return file_type
+
+
+def parse_file(data: bytes, filename: str) -> tuple[str, list[Section]]:
+    """Parse an upload; raises ``DocumentError`` for a bad type, size or content."""
+    file_type = _sized_type(data, filename)
+    sections = [_without_nul(section) for section in PARSERS[file_type](data)]
     if not any((s.text or "").strip() or s.rows for s in sections):
         raise DocumentError(422, "empty_document",
                             "No text could be extracted from this file (a scanned PDF needs OCR first).")
     return file_type, sections
+
+
+def preflight(data: bytes, filename: str) -> str:
+    """The checks of ``parse_file`` that cost little whatever the file's size: its type, size, and for a PDF the
+    header, encryption and page count, for a workbook its zip and declared sizes, for text whether it decodes and
+    is not binary. An upload too big to process in the request runs these before it is queued, so a locked or
+    broken file is refused at once (422) instead of answering 202 and failing in the worker later. Returns the
+    file type."""
+    file_type = _sized_type(data, filename)
+    if file_type == "pdf":
+        with _pdf_errors():
+            _open_pdf(data)
+    elif file_type == "xlsx":
+        from openpyxl import load_workbook
+
+        _check_zip(data)
+        try:
+            load_workbook(io.BytesIO(data), read_only=True, data_only=True).close()
+        except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a broken workbook
+            raise DocumentError(422, "file_unreadable", f"This XLSX file could not be read: {exc}") from None
+    else:
+        decode_text(data)
+    return file_type

@@ -42,6 +42,20 @@ def test_upload_from_the_admin_then_see_chunks_and_search(operator, tenant_a, te
     assert "Garansi resmi" not in other.content.decode() and "0 hits" in other.content.decode()
 
 
+def test_uploading_a_stored_file_again_says_so_and_shows_it(operator, tenant_a, scoped):
+    def add(title):
+        return operator.post("/admin/knowledge/document/add/", {
+            "tenant": tenant_a.id, "title": title, "upload": SimpleUploadedFile("promo.txt", b"Promo akhir tahun.")},
+            follow=True)
+
+    add("Promo")
+    page = add("Promo lagi").content.decode()
+    with scoped(tenant_a):
+        doc = Document.objects.get()
+    assert "Identical content is already stored as “Promo”" in page and "was added successfully" not in page
+    assert f"/admin/knowledge/document/{doc.pk}/change/" in add("Promo 3").redirect_chain[-1][0]
+
+
 def test_a_bad_file_is_a_form_error(operator, tenant_a, scoped):
     from .conftest import CORPUS
 

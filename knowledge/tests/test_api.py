@@ -75,7 +75,9 @@ def test_bad_uploads_store_nothing(client_a, tenant_a, scoped, name, data, statu
 
 def test_upload_too_large(client_a, settings):
     settings.MAX_UPLOAD_BYTES = 100
-    assert_error(upload(client_a, "big.txt", b"x " * 100), 413, "file_too_large")
+    # Just over the limit (the view's check) and far over it (refused from Content-Length): one answer.
+    for size in (200, 200_000):
+        assert assert_error(upload(client_a, "big.txt", b"x" * size), 413, "file_too_large")["details"]["limit"] == 100
 
 
 def test_upload_needs_a_file(client_a):
@@ -141,6 +143,25 @@ def test_documents_list_detail_delete(client_a, tenant_a, scoped):
         assert not Chunk.objects.exists() and not Term.objects.exists()
         assert CorpusStats.objects.get().chunk_count == 0
     assert client_a.post("/kb/search", {"query": "garansi"}, format="json").json()["hits"] == []
+
+
+def test_a_long_documents_chunks_come_in_pages(client_a, settings):
+    settings.KB_CHUNK_WORDS, settings.KB_CHUNK_OVERLAP_WORDS = 20, 0
+    content = "\n\n".join(f"Paragraf {i}: " + " ".join(f"kata{i}x{j}" for j in range(18)) for i in range(7))
+    doc = client_a.post("/kb/upsert", {"title": "Panjang", "content": content}, format="json").json()
+    total = doc["chunk_count"]
+    assert total >= 7
+    whole = client_a.get(f"/kb/documents/{doc['id']}").json()
+    assert len(whole["chunks"]) == total and whole["chunks_offset"] == 0 and whole["chunks_next_offset"] is None
+    seen, offset = [], 0
+    while offset is not None:
+        page = client_a.get(f"/kb/documents/{doc['id']}?chunks_limit=3&chunks_offset={offset}").json()
+        assert page["chunks_offset"] == offset and len(page["chunks"]) <= 3
+        seen += [c["position"] for c in page["chunks"]]
+        offset = page["chunks_next_offset"]
+    assert seen == list(range(total))
+    for bad in ("chunks_limit=0", "chunks_limit=501", "chunks_offset=-1", "chunks_offset=x"):
+        assert_error(client_a.get(f"/kb/documents/{doc['id']}?{bad}"), 400, "invalid_filter")
 
 
 def test_search_validation(client_a):
@@ -220,3 +241,111 @@ def test_schema_lists_the_routes(client_a):
     schema = client_a.get("/api/schema?format=json").content.decode()
     for path in ("/kb/upsert", "/kb/upload", "/kb/search", "/kb/documents/{id}"):
         assert path in schema
+
+
+def _at_once(n: int, work, monkeypatch):
+    """Run ``work(i)`` on ``n`` threads whose embeddings all finish together: every one has
+    looked for an existing document before any of them writes (the race the locks close)."""
+    import threading
+
+    from django.db import connection
+
+    from knowledge import services
+
+    barrier = threading.Barrier(n, timeout=30)
+    prepare = services._prepare_or_503
+
+    def racing(drafts):
+        prepared = prepare(drafts)
+        barrier.wait()
+        return prepared
+
+    monkeypatch.setattr(services, "_prepare_or_503", racing)
+    results, errors = [None] * n, []
+
+    def run(i):
+        try:
+            results[i] = work(i)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_upserts_of_a_new_external_id_create_it_once(tenant_a, scoped, monkeypatch):
+    from knowledge.services import entries_upsert
+
+    def upsert(i):
+        with scoped(tenant_a):
+            entry = {"title": "Race", "content": "Promo akhir tahun diskon 10%." if i < 2 else f"Versi {i}.",
+                     "external_id": "race-1"}
+            return entries_upsert(tenant=tenant_a, entries=[entry])[0]["action"]
+
+    actions = _at_once(4, upsert, monkeypatch)
+    assert sorted(actions).count("created") == 1 and set(actions) <= {"created", "updated", "unchanged"}
+    with scoped(tenant_a):
+        document = Document.objects.get(external_id="race-1")
+        assert Document.objects.count() == 1
+        assert list(Chunk.objects.values_list("document_id", flat=True).distinct()) == [document.pk]
+        assert CorpusStats.objects.get().chunk_count == Chunk.objects.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_uploads_of_one_file_store_it_once(tenant_a, scoped, monkeypatch, settings):
+    from pathlib import Path
+
+    from knowledge.services import document_upload
+
+    def send(i):
+        with scoped(tenant_a):
+            return document_upload(tenant=tenant_a, filename=f"retur-{i}.txt",
+                                   data=b"Barang bisa diretur dalam 7 hari dengan nota.").outcome
+
+    outcomes = _at_once(4, send, monkeypatch)
+    assert sorted(outcomes) == ["created", "duplicate", "duplicate", "duplicate"]
+    with scoped(tenant_a):
+        assert Document.objects.count() == 1 and Chunk.objects.count() == 1
+    assert len(list(Path(settings.MEDIA_ROOT).rglob("*.txt"))) == 1  # the losers left no file behind
+
+
+def test_a_failed_store_leaves_no_file_behind(client_a, tenant_a, scoped, monkeypatch, settings):
+    from pathlib import Path
+
+    from knowledge import services
+
+    def broken(document, prepared):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(services, "_store_chunks", broken)
+    with pytest.raises(RuntimeError), scoped(tenant_a):
+        services.document_upload(tenant=tenant_a, filename="a.txt", data=b"Toko buka jam sembilan.")
+    with pytest.raises(RuntimeError), scoped(tenant_a):
+        services.document_import(tenant=tenant_a, name="/data/b.txt", data=b"Toko tutup jam sembilan.")
+    with scoped(tenant_a):
+        assert not Document.objects.exists()
+    assert not [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
+
+
+def test_a_big_upload_is_checked_before_it_is_queued(client_a, tenant_a, scoped, settings):
+    """Files over KB_SYNC_MAX_BYTES are processed by a worker; the cheap checks still answer at once."""
+    settings.KB_SYNC_MAX_BYTES = 1000
+    locked = (CORPUS / "pdf" / "libreoffice-writer-password.pdf").read_bytes()
+    assert len(locked) > 1000
+    assert_error(upload(client_a, "locked.pdf", locked), 422, "pdf_encrypted")
+    assert_error(upload(client_a, "tiga.pdf", b"%PDF-1.7\n" + b"\x00garbage" * 500), 422, "file_unreadable")
+    assert_error(upload(client_a, "foto.txt", bytes(range(256)) * 20), 422, "file_unreadable")
+    assert_error(upload(client_a, "buku.xlsx", b"PK\x03\x04" + b"\x00" * 2000), 422, "file_unreadable")
+    with scoped(tenant_a):
+        assert not Document.objects.exists()
+    readable = max((p for p in PDFS if p.name != "libreoffice-writer-password.pdf"), key=lambda p: p.stat().st_size)
+    response = upload(client_a, readable.name, readable.read_bytes())
+    assert response.status_code == 202 and response.json()["status"] == "pending"

@@ -64,13 +64,21 @@ def test_large_upload_is_queued_then_processed_by_the_task(client_a, tenant_a, s
 @pytest.mark.django_db
 def test_queued_file_that_cannot_be_parsed_ends_failed_with_a_reason(client_a, settings,
                                                                     django_capture_on_commit_callbacks):
-    settings.KB_SYNC_MAX_BYTES = 10  # not even parsed in the request
+    import io
+
+    from pypdf import PdfWriter
+
+    settings.KB_SYNC_MAX_BYTES = 10  # not parsed in the request, only checked (header, encryption, pages)
+    writer, scan = PdfWriter(), io.BytesIO()
+    writer.add_blank_page(width=595, height=842)  # a scanned page: no text layer
+    writer.write(scan)
     with django_capture_on_commit_callbacks(execute=True):
-        response = upload(client_a, "rusak.pdf", b"%PDF-1.5 this is not really a pdf at all")
+        response = upload(client_a, "scan.pdf", scan.getvalue())
     assert response.status_code == 202
     assert document_process_task(response.json()["id"]) == "failed"
     detail = client_a.get(f"/kb/documents/{response.json()['id']}").json()
-    assert detail["status"] == "failed" and "could not be read" in detail["error"] and detail["chunk_count"] == 0
+    assert detail["status"] == "failed" and "No text could be extracted" in detail["error"]
+    assert detail["chunk_count"] == 0
 
 
 @pytest.mark.django_db

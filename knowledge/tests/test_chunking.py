@@ -79,6 +79,8 @@ def test_bad_sizes_are_refused():
     ("Harga 10,08 juta", ["harga", "10", "08", "juta"]),
     ("حَبيبي habibi", ["حَبيبي", "habibi"]),
     ("return policy", ["return", "policy"]),
+    ("The mis\ufb01ts \ufb01lled", ["the", "misfits", "filled"]),  # a PDF's ligatures, as typed
+    ("ＧＲＡＴＩＳ ongkir", ["gratis", "kirim"]),  # full-width letters
 ])
 def test_analysis(text, expected):
     assert analysis.tokens(text) == expected

@@ -45,7 +45,7 @@ def folder(tmp_path):
 def test_import_folder_then_rerun_skips_unchanged(folder, tenant_a, scoped):
     code, out = run_import("--tenant", tenant_a.id, str(folder))
     assert code == 0, out
-    assert "imported 2 (created 2, updated 0), skipped 0 unchanged, failed 0" in out
+    assert "imported 2 (created 2, updated 0), skipped 0 unchanged, failed 0; 1 file(s) of other types" in out
     code, out = run_import("--tenant", tenant_a.id, str(folder))
     assert code == 0 and "imported 0 (created 0, updated 0), skipped 2 unchanged, failed 0" in out
     (folder / "faq.md").write_text("# Ongkir\nGratis ongkir di atas 300 ribu.")
@@ -66,6 +66,32 @@ def test_failures_are_reported_and_exit_non_zero_but_the_rest_is_imported(folder
     assert "pdf_encrypted" in out and "file_unreadable" in out
     with scoped(tenant_a):
         assert Document.objects.filter(status="ready").count() == 3
+
+
+def test_a_file_named_on_the_command_line_is_tried_even_if_unsupported(folder, tenant_a):
+    code, out = run_import("--tenant", tenant_a.id, str(folder / "sub" / "notes.docx"), str(folder / "faq.md"))
+    assert code == 1 and "failed 1" in out and "imported 1" in out
+    assert "notes.docx" in out and "unsupported_file_type" in out
+
+
+@pytest.mark.parametrize("overlap", [True, False], ids=["beside-the-writes", "in-place"])
+def test_a_file_that_fails_unexpectedly_is_reported_and_the_rest_go_on(folder, tenant_a, scoped, monkeypatch,
+                                                                       overlap):
+    from knowledge import services
+
+    monkeypatch.setattr(services.get_embedder().__class__, "overlaps_writes", overlap)
+    store = services._store_import
+
+    def flaky(**kwargs):
+        if kwargs["name"].endswith("faq.md"):
+            raise RuntimeError("boom")  # e.g. a database error on one file's rows
+        return store(**kwargs)
+
+    monkeypatch.setattr(services, "_store_import", flaky)
+    code, out = run_import("--tenant", tenant_a.id, str(folder))
+    assert code == 1 and "failed 1" in out and "RuntimeError: boom" in out and "imported 1" in out
+    with scoped(tenant_a):
+        assert list(Document.objects.values_list("title", flat=True)) == ["harga"]
 
 
 @pytest.mark.parametrize("overlap", [True, False], ids=["beside-the-writes", "in-place"])
@@ -157,7 +183,10 @@ def test_resize_gives_the_column_the_new_size_and_re_embeds_everything(
     from knowledge.db import stored_dimensions
     from knowledge.selectors import chunk_search
 
+    from knowledge import db
+
     monkeypatch.setattr(services, "_matching_dimensions", set())  # this test's column sizes stay in this test
+    monkeypatch.setattr(db, "_comparable", {})
     client_a.post("/kb/upsert", {"entries": [{"title": "Garansi", "content": "Garansi servis laptop satu tahun."},
                                              {"title": "Jam", "content": "Buka jam sembilan pagi."}]}, format="json")
     client_b.post("/kb/upsert", {"title": "Garansi B", "content": "Garansi laptop dua tahun."}, format="json")

@@ -1,17 +1,21 @@
 """Parsers on real and generated files: every corpus PDF, XLSX/CSV/TSV/Markdown
-fixtures in odd encodings, and the limits (size, pages, zip bombs)."""
+fixtures in odd encodings, and the limits (size, pages, zip and deflate bombs,
+sparse and far-flung spreadsheet cells, binary files posing as text)."""
 
 from __future__ import annotations
 
 import io
 import json
+import struct
+import tracemalloc
 import zipfile
+import zlib
 
 import pytest
 from openpyxl import Workbook
 
 from knowledge.ingestion import parsers
-from knowledge.ingestion.parsers import DocumentError, parse_file
+from knowledge.ingestion.parsers import DocumentError, Section, decode_text, parse_file
 
 from .conftest import CORPUS
 
@@ -61,6 +65,87 @@ def test_broken_pdfs(data, code):
     assert (err.value.status, err.value.code) == (422, code)
 
 
+def _pdf(content: bytes, *, flate: bool = False) -> bytes:
+    """A one-page PDF in Helvetica whose page content stream is ``content`` (deflated when ``flate``)."""
+    stream_head = b"<< /Length %d%s >>\nstream\n" % (len(content), b" /Filter /FlateDecode" if flate else b"")
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        stream_head + content + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def test_pdf_deflate_bomb_is_a_clear_422():
+    # 80 MB of zeros deflate to ~80 KB; pypdf stops inflating at 75 MB and raises LimitReachedError.
+    compressor = zlib.compressobj(9)
+    content = b"".join(compressor.compress(bytes(1024 * 1024)) for _ in range(80)) + compressor.flush()
+    assert len(content) < 200 * 1024
+    with pytest.raises(DocumentError) as err:
+        parse_file(_pdf(content, flate=True), "bomb.pdf")
+    assert (err.value.status, err.value.code) == (422, "pdf_too_large")
+    assert "safe size" in err.value.message
+
+
+@pytest.mark.parametrize("error", [RecursionError("deep"), IndexError("list index out of range"), struct.error("bad"),
+                                   zlib.error("bad"), OverflowError("big"), NotImplementedError(), RuntimeError()],
+                         ids=lambda e: f"{type(e).__module__}.{type(e).__name__}")
+def test_any_pypdf_failure_on_a_hostile_pdf_is_file_unreadable(monkeypatch, error):
+    from pypdf import PageObject
+
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(PageObject, "extract_text", fail)
+    with pytest.raises(DocumentError) as err:
+        parse_file(_pdf(b"BT /F1 12 Tf 72 720 Td (Halo) Tj ET"), "hostile.pdf")
+    assert (err.value.status, err.value.code) == (422, "file_unreadable")
+    assert err.value.message.startswith("This PDF could not be read: ") and len(err.value.message) > 28
+
+
+def test_pdf_running_out_of_memory_is_not_disguised_as_a_bad_file(monkeypatch):
+    from pypdf import PageObject
+
+    def fail(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(PageObject, "extract_text", fail)
+    with pytest.raises(MemoryError):
+        parse_file(_pdf(b"BT /F1 12 Tf 72 720 Td (Halo) Tj ET"), "a.pdf")
+
+
+def test_pdf_text_is_nfkc_normalised_and_has_no_nul():
+    # \256 is the "fi" ligature in Helvetica's standard encoding; \000 a NUL that PostgreSQL would refuse.
+    _, sections = parse_file(_pdf(b"BT /F1 12 Tf 72 720 Td (The mis\\256ts a\\000b) Tj ET"), "a.pdf")
+    assert sections[0].text == "The misfits ab"
+
+
+def test_corpus_pdf_ligatures_become_plain_letters():
+    _, sections = parse_file((CORPUS / "pdf" / "crazyones-pdfa.pdf").read_bytes(), "crazyones-pdfa.pdf")
+    text = " ".join(s.text for s in sections)
+    assert "misfits" in text and "\ufb01" not in text
+    _, sections = parse_file((CORPUS / "pdf" / "multicolumn.pdf").read_bytes(), "multicolumn.pdf")
+    assert "filled" in " ".join(s.text for s in sections)
+
+
+@pytest.mark.parametrize("path", [p for p in PDFS if p.name not in ENCRYPTED], ids=lambda p: p.name)
+def test_no_corpus_pdf_keeps_a_ligature_or_nul(path):
+    _, sections = parse_file(path.read_bytes(), path.name)
+    text = "".join(s.text for s in sections)
+    assert not [c for c in text if "\ufb00" <= c <= "\ufb06" or c == "\x00"]
+
+
 def _xlsx(sheets: dict[str, list[list]]) -> bytes:
     workbook = Workbook()
     workbook.remove(workbook.active)
@@ -99,6 +184,141 @@ def test_xlsx_zip_bomb_fails_fast(settings):
     assert err.value.code == "xlsx_too_large" and err.value.details["uncompressed_bytes"] > 8 * 1024 * 1024
 
 
+def _sparse_xlsx(cells: dict[tuple[int, int], object], title: str = "Sheet1") -> bytes:
+    """A workbook holding only ``cells`` ((row, column) -> value): openpyxl writes present cells and nothing else."""
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.title = title
+    for (row, column), value in cells.items():
+        sheet.cell(row=row, column=column, value=value)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def test_xlsx_value_in_column_xfd_fails_fast_as_too_many_columns():
+    # The audit's wide-row bomb: one value per row in the last column (XFD = 16,384), 114 KB for 15k rows.
+    data = _sparse_xlsx({(row, 16_384): row for row in range(1, 201)})
+    with pytest.raises(DocumentError) as err:
+        parse_file(data, "wide.xlsx")
+    assert (err.value.status, err.value.code) == (422, "too_many_columns")
+    assert err.value.details == {"limit": 1000, "found": 16_384, "row": 1, "sheet": "Sheet1"}
+
+
+def test_xlsx_far_right_cells_cost_only_themselves(settings):
+    # With the column cap lifted, 2,000 rows with a value in XFD must not be padded to 16,384 cells each
+    # (openpyxl's iter_rows: 38 s and +1.7 GB for 15k such rows); the row names its real column.
+    settings.KB_MAX_TABLE_COLUMNS = 16_384
+    cells = {(1, 1): "Produk", (1, 2): "Harga"}
+    cells.update({(row, 16_384): f"catatan {row}" for row in range(2, 2_002)})
+    data = _sparse_xlsx(cells)
+    tracemalloc.start()
+    try:
+        _, sections = parse_file(data, "wide.xlsx")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 30 * 1024 * 1024
+    assert sections[0].rows[0] == ("Column 16384: catatan 2", {"sheet": "Sheet1", "row": 2})
+    assert len(sections[0].rows) == 2_000
+
+
+def test_xlsx_rows_skip_empty_columns_and_keep_column_order():
+    data = _sparse_xlsx({(1, 1): "Produk", (1, 5): "Harga", (2, 5): 85000, (2, 1): "Kopi Gayo", (2, 9): "baru"})
+    _, sections = parse_file(data, "harga.xlsx")
+    assert sections[0].rows == [("Produk: Kopi Gayo; Harga: 85000; Column 9: baru", {"sheet": "Sheet1", "row": 2})]
+
+
+def test_xlsx_value_in_the_last_row_is_not_a_million_rows():
+    data = _sparse_xlsx({(1, 1): "Produk", (1, 2): "Harga", (1_048_576, 1): "Kulkas"})
+    _, sections = parse_file(data, "tall.xlsx")
+    assert sections[0].rows == [("Produk: Kulkas", {"sheet": "Sheet1", "row": 1_048_576})]
+
+
+def test_xlsx_row_limit_counts_only_rows_with_values(settings):
+    settings.KB_MAX_TABLE_ROWS = 3
+    data = _sparse_xlsx({(1, 1): "Produk", (1, 2): "Harga", (500, 1): "Kopi", (1_000, 1): "Teh"})
+    _, sections = parse_file(data, "harga.xlsx")
+    assert [r[1]["row"] for r in sections[0].rows] == [500, 1_000]
+    data = _sparse_xlsx({(1, 1): "Produk", (1, 2): "Harga", (500, 1): "Kopi", (1_000, 1): "Teh", (1_001, 1): "Gula"})
+    with pytest.raises(DocumentError) as err:
+        parse_file(data, "harga.xlsx")
+    assert err.value.code == "too_many_rows" and err.value.details == {"limit": 3, "sheet": "Sheet1"}
+
+
+def test_xlsx_cell_limit_counts_the_whole_workbook(settings):
+    settings.KB_MAX_TABLE_CELLS = 10
+    data = _xlsx({"A": [["Produk", "Harga"], ["Kopi", 1], ["Teh", 2]],
+                  "B": [["Produk", "Harga"], ["Gula", 3], ["Garam", 4]]})
+    with pytest.raises(DocumentError) as err:
+        parse_file(data, "harga.xlsx")
+    assert (err.value.status, err.value.code) == (422, "too_many_cells")
+    assert err.value.details == {"limit": 10, "found": 12, "sheet": "B"}
+
+
+def test_csv_column_limit(settings):
+    settings.KB_MAX_TABLE_COLUMNS = 5
+    assert parse_file(b"a,b,,,,,,,\n1,2,,,,,,,\n", "padded.csv")[1][0].rows == [("a: 1; b: 2", {"row": 2})]
+    with pytest.raises(DocumentError) as err:
+        parse_file(b"a,b\n1,2,,,,,x\n", "wide.csv")
+    assert err.value.code == "too_many_columns" and err.value.details == {"limit": 5, "found": 7, "row": 2}
+
+
+def test_blank_rows_cost_little_but_are_capped_too():
+    # Excel's sheet maximum bounds the rows read, empty or not: 20 MB of newlines is not a table.
+    with pytest.raises(DocumentError) as err:
+        parse_file(b"a,b\n1,2\n" + b"\n" * 1_048_576, "blank.csv")
+    assert err.value.code == "too_many_rows" and err.value.details == {"limit": 1_048_576}
+
+
+def test_xlsx_reader_falls_back_to_public_api_if_openpyxl_changes(monkeypatch):
+    # The sparse reader uses openpyxl's private WorkSheetParser; without it, parsing still works and is bounded.
+    import openpyxl.worksheet._reader
+
+    data = _xlsx({"Harga": [["Produk", "Harga", "Stok"], ["Kopi Gayo 250g", 85000, 12], [None, None, None]]})
+    monkeypatch.delattr(openpyxl.worksheet._reader, "WorkSheetParser")
+    _, sections = parse_file(data, "harga.xlsx")
+    assert sections[0].rows == [("Produk: Kopi Gayo 250g; Harga: 85000; Stok: 12", {"sheet": "Harga", "row": 2})]
+    # it reads one column past the cap, so a value there is still refused (values further right go unseen)
+    with pytest.raises(DocumentError) as err:
+        parse_file(_sparse_xlsx({(1, 1): "a", (1, 1_001): "x", (2, 16_384): "y"}), "wide.xlsx")
+    assert err.value.code == "too_many_columns" and err.value.details["found"] == 1_001
+
+
+TITLED = [["DAFTAR HARGA TOKO MELATI - JANUARI 2026"], [], ["Produk", "Harga", "Garansi"],
+          ["Kulkas Sharp SJ-195", 3250000, "12 bulan"], ["Kipas Angin Miyako", 250000, None]]
+
+
+def test_xlsx_title_rows_above_the_header_are_context_not_header():
+    _, sections = parse_file(_xlsx({"Daftar Harga": TITLED}), "harga.xlsx")
+    (section,) = sections
+    assert section.rows == [
+        ("Produk: Kulkas Sharp SJ-195; Harga: 3250000; Garansi: 12 bulan", {"sheet": "Daftar Harga", "row": 4}),
+        ("Produk: Kipas Angin Miyako; Harga: 250000", {"sheet": "Daftar Harga", "row": 5}),
+    ]
+    assert section.context == "Sheet: Daftar Harga — DAFTAR HARGA TOKO MELATI - JANUARI 2026"
+    assert section.provenance == {"sheet": "Daftar Harga", "title": "DAFTAR HARGA TOKO MELATI - JANUARI 2026"}
+
+
+def test_csv_title_rows_above_the_header_are_context_not_header():
+    data = ("TOKO MELATI;;\nDAFTAR HARGA JANUARI 2026;;\nProduk;Harga;Garansi\n"
+            "Kulkas Sharp SJ-195;3.250.000;12 bulan\n").encode()
+    _, sections = parse_file(data, "harga.csv")
+    assert sections[0].rows == [("Produk: Kulkas Sharp SJ-195; Harga: 3.250.000; Garansi: 12 bulan", {"row": 4})]
+    assert sections[0].context == "TOKO MELATI — DAFTAR HARGA JANUARI 2026"
+
+
+def test_one_column_lists_keep_their_first_row_as_header():
+    _, sections = parse_file(_xlsx({"Kota": [["Kota tujuan"], ["Bandung"], ["Medan"]]}), "kota.xlsx")
+    assert sections[0].context == "Sheet: Kota" and sections[0].rows == [
+        ("Kota tujuan: Bandung", {"sheet": "Kota", "row": 2}), ("Kota tujuan: Medan", {"sheet": "Kota", "row": 3})]
+    # more single values above the first wider row than a title has: still a list under its header
+    rows = [["Kota tujuan"]] + [[f"Kota {i}"] for i in range(6)] + [["Ambon", "via laut"]]
+    _, sections = parse_file(_xlsx({"Kota": rows}), "kota.xlsx")
+    assert sections[0].rows[0][0] == "Kota tujuan: Kota 0"
+    assert sections[0].rows[-1][0] == "Kota tujuan: Ambon; Column 2: via laut"
+
+
 def test_xlsx_that_is_not_a_zip():
     with pytest.raises(DocumentError) as err:
         parse_file(b"just text", "fake.xlsx")
@@ -114,6 +334,68 @@ def test_csv_encodings_and_delimiter_are_detected(encoding):
     rows = sections[0].rows
     assert rows[0] == ("Produk: Kopi Gayo; Harga: 85.000; Catatan: Kopi pilihan dari Aceh", {"row": 2})
     assert rows[1][0] == "Produk: Café crème; Harga: 40.000; Catatan: “Spesial” – musim ini"
+
+
+@pytest.mark.parametrize("data,text", [
+    (b"caf\xe9", "café"),
+    ("Harga kopi €2 – murah".encode("cp1252"), "Harga kopi €2 – murah"),
+    ("price £5 ©".encode("cp1252"), "price £5 ©"),
+    ("Menu café: croissant, crème brûlée, naïve tea".encode("cp1252"), "Menu café: croissant, crème brûlée, naïve tea"),
+], ids=["cafe-as-utf16", "euro-dash-as-cp437", "pound-copyright-as-cp932", "french-menu"])
+def test_short_cp1252_text_is_not_guessed_as_utf16_or_cjk(data, text):
+    assert decode_text(data) == (text, "cp1252")
+
+
+def test_short_cp1252_csv_price_list():
+    data = "Produk;Harga;Keterangan\r\nKopi Café Latte;€2;Promo “spesial” – hari ini\r\n".encode("cp1252")
+    _, sections = parse_file(data, "harga.csv")
+    assert sections[0].rows == [("Produk: Kopi Café Latte; Harga: €2; Keterangan: Promo “spesial” – hari ini",
+                                 {"row": 2})]
+
+
+@pytest.mark.parametrize("text,encoding", [
+    ("Привет мир, как дела? Цена товара 250 рублей, доставка бесплатно.", "cp1251"),
+    ("Γειά σου Κόσμε καλημέρα, η τιμή είναι πενήντα ευρώ.", "cp1253"),
+    ("مرحبا بالعالم كيف حالك؟ السعر خمسون درهما.", "cp1256"),
+])
+def test_other_single_byte_scripts_keep_their_letters(text, encoding):
+    assert decode_text(text.encode(encoding))[0] == text
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_bom(encoding):
+    data = "produk,harga\r\nKulkas,3000000\r\nKipas “angin”,250000\r\n".encode(encoding)
+    _, sections = parse_file(data, "harga.csv")
+    assert [r[0] for r in sections[0].rows] == ["produk: Kulkas; harga: 3000000",
+                                                "produk: Kipas “angin”; harga: 250000"]
+
+
+@pytest.mark.parametrize("name,data", [
+    ("weird.csv", b"\x00\x01\x02\xff\xfe garbage\x00"),
+    ("binary.txt", bytes(range(256)) * 10),
+    ("photo.md", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00"),
+    ("controls.tsv", bytes(range(1, 32)) * 20),
+], ids=["weird.csv", "binary.txt", "png.md", "controls.tsv"])
+def test_binary_files_posing_as_text_are_refused(name, data):
+    with pytest.raises(DocumentError) as err:
+        parse_file(data, name)
+    assert (err.value.status, err.value.code) == (422, "file_unreadable")
+    assert "looks like a binary file, not text" in err.value.message
+
+
+def test_a_stray_nul_far_into_a_text_file_is_dropped():
+    text = "Pertanyaan\tJawaban\n" + "Ongkir?\tGratis di atas 200 ribu\n" * 400
+    _, sections = parse_file((text + "Retur?\t14 hari\x00\n").encode(), "faq.tsv")
+    assert sections[0].rows[-1][0] == "Pertanyaan: Retur?; Jawaban: 14 hari"
+    _, sections = parse_file((text + "\x00akhir").encode(), "faq.txt")
+    assert "\x00" not in sections[0].text and sections[0].text.endswith("akhir")
+
+
+def test_no_section_leaves_parse_file_with_a_nul(monkeypatch):
+    monkeypatch.setitem(parsers.PARSERS, "txt", lambda data: [
+        Section(text="a\x00b", context="c\x00", rows=None), Section(rows=[("x\x00: y", {"row": 2})])])
+    _, sections = parse_file(b"anything", "a.txt")
+    assert [(s.text, s.context, s.rows) for s in sections] == [("ab", "c", None), ("", "", [("x: y", {"row": 2})])]
 
 
 def test_latin1_csv_with_comma():

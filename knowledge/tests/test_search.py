@@ -54,6 +54,36 @@ def test_an_embedding_outage_leaves_keyword_search(tenant_a, scoped, monkeypatch
     assert response.status_code == 200 and response.json()["hits"][0]["title"] == "Garansi produk"
 
 
+def test_a_changed_vector_size_leaves_keyword_search_until_the_resize(tenant_a, scoped, monkeypatch, client_a,
+                                                                       settings, caplog):
+    """EMBEDDING_DIMENSIONS changed and the processes restarted, the column not resized yet
+    (the whole ``kb_reembed --resize`` run): search and chat answer by keyword, not 500."""
+    from agent_project.lib.embeddings import EmbeddingError
+    from knowledge import db
+
+    _load(tenant_a, scoped)
+    monkeypatch.setattr(db, "_comparable", {})
+    monkeypatch.setattr(selectors, "_sizes_warned_at", [float("-inf")])
+    settings.EMBEDDING_DIMENSIONS = 128
+    with scoped(tenant_a):
+        for _ in range(2):  # the mismatch is asked again each time, and logged once
+            hits = selectors.chunk_search(tenant=tenant_a, query="klaim garansi elektronik", k=3)
+            assert hits[0].title == "Garansi produk" and hits[0].scores["vector"] is None
+        with pytest.raises(EmbeddingError, match="kb_reembed --all-tenants --resize"):
+            selectors.chunk_search(tenant=tenant_a, query="klaim garansi", k=3, methods=("vector",))
+    assert sum("searching by keyword only" in r.getMessage() for r in caplog.records) == 1
+    response = client_a.post("/kb/search", {"query": "klaim garansi elektronik", "k": 3}, format="json")
+    assert response.status_code == 200 and response.json()["hits"][0]["title"] == "Garansi produk"
+    response = client_a.post("/chat", {"user_id": "u1", "messages": [{"role": "user", "content": "garansi berapa lama?"}]},
+                             format="json")
+    assert response.status_code == 200, response.content
+    assert "12 bulan" in " ".join(response.json()["bubbles"])
+    # Back to the stored size: vector search again.
+    settings.EMBEDDING_DIMENSIONS = 384
+    with scoped(tenant_a):
+        assert selectors.chunk_search(tenant=tenant_a, query="klaim garansi", k=3)[0].scores["vector"] is not None
+
+
 def test_stemming_matches_affixed_forms(tenant_a, scoped):
     _load(tenant_a, scoped)
     with scoped(tenant_a):

@@ -12,15 +12,24 @@ from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 
 
-def _files(paths: list[str]) -> list[Path]:
-    found = []
+def _files(paths: list[str]) -> tuple[list[Path], int]:
+    """The files to import and how many files of other types the folders held. A file
+    named on the command line is always tried, so an unsupported one is reported as failed
+    instead of silently left out."""
+    found, ignored = [], 0
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise CommandError(f"{raw}: no such file or directory")
-        candidates = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        found.extend(p for p in candidates if p.suffix.lower().lstrip(".") in PARSERS)
-    return list(dict.fromkeys(p.resolve() for p in found))
+        if not path.is_dir():
+            found.append(path)
+            continue
+        for candidate in sorted(p for p in path.rglob("*") if p.is_file()):
+            if candidate.suffix.lower().lstrip(".") in PARSERS:
+                found.append(candidate)
+            else:
+                ignored += 1
+    return list(dict.fromkeys(p.resolve() for p in found)), ignored
 
 
 class Command(BaseCommand):
@@ -40,7 +49,7 @@ class Command(BaseCommand):
         tenant = Tenant.objects.filter(pk=options["tenant"]).first()
         if tenant is None:
             raise CommandError(f"No tenant '{options['tenant']}'.")
-        files = _files(options["paths"])
+        files, ignored = _files(options["paths"])
         tags = [t.strip() for t in options["tags"].split(",") if t.strip()]
         rows: list[tuple[str, str, int, str]] = []  # file, outcome, chunks, reason
         interrupted = False
@@ -60,13 +69,13 @@ class Command(BaseCommand):
             interrupted = True
         finally:
             bar.close()
-        self._summary(rows, interrupted, len(files))
+        self._summary(rows, interrupted, len(files), ignored)
         if interrupted:
             sys.exit(130)
         if any(outcome == "failed" for _, outcome, _, _ in rows):
             sys.exit(1)
 
-    def _summary(self, rows, interrupted: bool, total: int) -> None:
+    def _summary(self, rows, interrupted: bool, total: int, ignored: int) -> None:
         out = self.stdout
         width = max([len("file")] + [len(r[0]) for r in rows])
         out.write(f"{'file'.ljust(width)}  {'outcome':<8}  {'chunks':>6}  reason")
@@ -75,4 +84,5 @@ class Command(BaseCommand):
         counts = {k: sum(1 for r in rows if r[1] == k) for k in ("created", "updated", "skipped", "failed")}
         out.write(f"\nimported {counts['created'] + counts['updated']} (created {counts['created']}, "
                   f"updated {counts['updated']}), skipped {counts['skipped']} unchanged, failed {counts['failed']}"
-                  + (f" — interrupted after {len(rows)} of {total} files" if interrupted else ""))
+                  + (f" — interrupted after {len(rows)} of {total} files" if interrupted else "")
+                  + (f"; {ignored} file(s) of other types in the folders ignored" if ignored else ""))
