@@ -198,6 +198,10 @@ def _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_para
 
 #: What a hit shows besides its scores, fetched with the vector query for every candidate.
 _DETAIL_COLUMNS = "c.document_id, c.text, c.provenance"
+#: A hit's document title, looked up by primary key for each row. Not a join: the "|| ''" tenant
+#: recheck leaves the planner expecting one chunk row, and for 75 candidates it nested a sequential
+#: scan of the documents inside the loop (7,800 rows filtered, 2.6 ms of a 0.5% tenant's ~11 ms search).
+_TITLE_SQL = "(SELECT d.title FROM knowledge_document d WHERE d.id = {document} AND d.tenant_id = {tenant})"
 
 
 def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> tuple[list, dict[int, float], dict]:
@@ -205,11 +209,11 @@ def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> t
     detail columns) and, in the same round trip, the cosines of the chunks ``also`` names
     (keyword candidates), with every row's details and document title: every candidate
     of the fusion is one or the other, so no query for the winners' text follows."""
-    sql = (f"SELECT u.*, d.title FROM ((SELECT *, true AS nearest FROM ({sql}) nn) UNION ALL "
+    sql = (f"SELECT u.*, {_TITLE_SQL.format(document='u.document_id', tenant='%s')} "
+           f"FROM ((SELECT *, true AS nearest FROM ({sql}) nn) UNION ALL "
            f"(SELECT c.id, 1 - (c.embedding <=> %b), NULL, NULL, {_DETAIL_COLUMNS}, false FROM knowledge_chunk c "
-           f"WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s))) u "
-           f"JOIN knowledge_document d ON d.id = u.document_id AND d.tenant_id = %s")
-    params = [*params, qvec, tenant_id, also, tenant_id]
+           f"WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s))) u")
+    params = [tenant_id, *params, qvec, tenant_id, also]
     cur.execute(sql, params)
     rows, extra, details = [], {}, {}
     for cid, cosine, search_text, length, document_id, text, provenance, nearest, title in cur.fetchall():
@@ -282,9 +286,8 @@ def _details(cur, tenant_id: str, ids: list[int], terms: dict | None = None) -> 
     if not ids:
         return {}
     cur.execute(
-        f"SELECT c.id, {_DETAIL_COLUMNS}, d.title, c.search_text, c.token_count FROM knowledge_chunk c "
-        "JOIN knowledge_document d ON d.id = c.document_id AND d.tenant_id = c.tenant_id "
-        "WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)",
+        f"SELECT c.id, {_DETAIL_COLUMNS}, {_TITLE_SQL.format(document='c.document_id', tenant='c.tenant_id')}, "
+        "c.search_text, c.token_count FROM knowledge_chunk c WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)",
         [tenant_id, ids],
     )
     details = {}
