@@ -11,9 +11,10 @@ embeds the next file on a worker thread while one is written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -329,15 +330,31 @@ def documents_import(*, tenant, paths: Iterable[Path], tags: list[str] | None = 
     import command). While one file is written, the next is parsed and embedded on a
     worker thread when the embedder allows it (``overlaps_writes``): the model leaves
     part of the CPU idle and the writes run in the database server, so their time
-    overlaps instead of adding up. A file that cannot be read or ingested is
-    reported and the rest go on."""
+    overlaps instead of adding up. torch instead embeds two files at once on one
+    thread each (``import_streams``: the process's torch threads are halved while the
+    import runs, so call this from a command or task, not beside live queries). A file
+    that cannot be read or ingested is reported and the rest go on."""
     try:
         embedder = get_embedder()
         _check_dimensions(embedder)  # here, so the worker thread never needs the database
-        overlap = embedder.overlaps_writes
     except EmbeddingError:  # misconfigured: every file reports the error below
-        overlap = False
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kb-import") if overlap else _InPlace()
+        embedder = None
+    with embedder.import_streams() if embedder is not None else contextlib.nullcontext(1) as streams:
+        if embedder is not None and embedder.overlaps_writes:
+            workers = max(1, streams)
+        else:
+            workers = streams if streams > 1 else 0
+        yield from _import_files(tenant=tenant, paths=paths, tags=tags, workers=workers,
+                                 per_thread=embedder.import_thread_setup if embedder is not None else None)
+
+
+def _import_files(*, tenant, paths: Iterable[Path], tags, workers: int, per_thread) -> Iterator[FileImport]:
+    """``documents_import``'s loop: ``workers`` files embedded ahead on worker threads while
+    the oldest is written on this one (0: each file embedded here, then written)."""
+    if workers:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kb-import", initializer=per_thread)
+    else:
+        pool = _InPlace()
 
     def start(path: Path):
         try:
@@ -367,16 +384,15 @@ def documents_import(*, tenant, paths: Iterable[Path], tags: list[str] | None = 
             logger.exception("importing %s failed", path)
             return FileImport(path, error=exc)
 
-    ahead = None
+    ahead: deque = deque()  # started files, oldest first: results come out in the given order
     try:
         for path in paths:
-            started = start(Path(path))
-            if ahead is not None:
-                yield finish(ahead)
-            ahead = started
-        if ahead is not None:
-            yield finish(ahead)
-    finally:  # interrupted: waits for the one file being embedded, stores nothing more
+            ahead.append(start(Path(path)))
+            while len(ahead) > workers:
+                yield finish(ahead.popleft())
+        while ahead:
+            yield finish(ahead.popleft())
+    finally:  # interrupted: waits for the files being embedded, stores nothing more
         pool.shutdown(cancel_futures=True)
 
 

@@ -94,17 +94,21 @@ def test_a_file_that_fails_unexpectedly_is_reported_and_the_rest_go_on(folder, t
         assert list(Document.objects.values_list("title", flat=True)) == ["harga"]
 
 
-@pytest.mark.parametrize("overlap", [True, False], ids=["beside-the-writes", "in-place"])
-def test_identical_files_in_one_run_are_stored_once(folder, tenant_a, scoped, monkeypatch, overlap):
-    """The next file is prepared while one is written (on a worker thread when the
+@pytest.mark.parametrize("overlap,streams", [(True, 1), (False, 1), (False, 2)],
+                         ids=["beside-the-writes", "in-place", "two-streams"])
+def test_identical_files_in_one_run_are_stored_once(folder, tenant_a, scoped, monkeypatch, overlap, streams):
+    """The next file(s) are prepared while one is written (on worker threads when the
     embedder allows it): a copy of a file not yet stored when the copy was checked is
-    still caught, inside the copy's transaction."""
+    still caught, inside the copy's transaction, and files are stored in path order."""
+    import contextlib
     import threading
 
     from agent_project.lib.embeddings import get_embedder
     from knowledge import services
 
     monkeypatch.setattr(type(get_embedder()), "overlaps_writes", overlap)
+    monkeypatch.setattr(type(get_embedder()), "import_streams", lambda self: contextlib.nullcontext(streams))
+    (folder / "sub" / "zz-last.txt").write_text("Toko tutup hari Minggu.")
     prepare, threads = services._prepare_file, set()
 
     def recording(*args, **kwargs):
@@ -114,10 +118,12 @@ def test_identical_files_in_one_run_are_stored_once(folder, tenant_a, scoped, mo
     monkeypatch.setattr(services, "_prepare_file", recording)
     (folder / "faq-copy.md").write_bytes((folder / "faq.md").read_bytes())
     code, out = run_import("--tenant", tenant_a.id, str(folder))
-    assert code == 0 and "imported 2 (created 2, updated 0), skipped 1 unchanged" in out
-    assert threads == ({"kb-import"} if overlap else {"MainThread"})
+    assert code == 0 and "imported 3 (created 3, updated 0), skipped 1 unchanged" in out
+    assert threads == ({"kb-import"} if overlap or streams > 1 else {"MainThread"})
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith(str(folder))]
+    assert rows == sorted(rows)  # in the order given (folders walked sorted), whichever file embedded first
     with scoped(tenant_a):
-        assert Document.objects.count() == 2
+        assert Document.objects.count() == 3
         faq = Document.objects.get(title__startswith="faq")  # the first of the two in path order
         assert faq.title == "faq-copy" and faq.chunk_count > 0
         assert Chunk.objects.filter(document__title__startswith="faq").count() == faq.chunk_count

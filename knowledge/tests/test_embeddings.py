@@ -274,3 +274,12 @@ def test_onnx_int8_export_agrees_with_torch_and_is_reused(settings, tmp_path, lo
     again = embeddings.build_embedder("onnx")
     assert np.allclose(again.embed_query("jam buka"), onnx.embed_query("jam buka"), atol=1e-6)
     assert exported[0].stat().st_mtime_ns == mtime
+
+
+def test_a_bulk_import_runs_torch_as_two_streams_and_restores_its_threads(local_embedder):
+    import torch
+
+    before = torch.get_num_threads()
+    with local_embedder.import_streams() as streams:
+        assert (streams, torch.get_num_threads()) == ((2, before // 2) if before >= 2 else (1, before))
+    assert torch.get_num_threads() == before
