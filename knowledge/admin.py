@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from agent_project.errors import ApiError
 from knowledge import selectors
 from knowledge.ingestion.parsers import SUPPORTED_TYPES, DocumentError, parse_file, preflight
 from knowledge.models import Chunk, Document
@@ -119,6 +120,15 @@ class DocumentAdmin(admin.ModelAdmin):
         else:
             messages.info(request, {"created": "Processed.", "queued": "Queued: a worker will process it."}
                           [result.outcome])
+
+    def add_view(self, request, form_url="", extra_context=None):
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except ApiError as exc:
+            # The embedding provider is down (503) or the upload broke a limit checked at store time: the
+            # add view's transaction has rolled back, so nothing is stored; say why instead of a 500 page.
+            messages.error(request, f"Nothing was stored: {exc.message}")
+            return HttpResponseRedirect(request.get_full_path())
 
     def response_add(self, request, obj, post_url_continue=None):
         if getattr(request, "kb_upload_outcome", None) == "duplicate":

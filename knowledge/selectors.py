@@ -20,7 +20,8 @@
    so a tenant holding k chunks always gets k hits.
 
 Every candidate of either retriever then gets both scores exactly (BM25 from its
-stored terms, cosine from its stored vector) before fusion.
+stored terms, cosine from its stored vector) before fusion. Only the k winners'
+text, provenance and document title are read, last.
 """
 
 from __future__ import annotations
@@ -161,10 +162,50 @@ def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
     return weights, known, mass
 
 
-def _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params, qvec=None) -> dict[int, tuple]:
-    """{chunk id: (search_text, token_count, cosine to ``qvec`` or None)}."""
+def _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params, qvec=None,
+                        terms_of: list[int] | tuple = ()) -> tuple[dict[int, tuple], dict[int, tuple]]:
+    """{chunk id: (search_text, token_count, cosine to ``qvec`` or None)} of the keyword
+    candidates and, in the same round trip, {chunk id: (search_text, token_count)} of the
+    chunks ``terms_of`` names (the in-memory vector search's nearest, for their BM25; a
+    chunk deleted since the vectors were loaded is not among them)."""
+    terms_sql = ("SELECT c.id, c.search_text, c.token_count, NULL, false FROM knowledge_chunk c "
+                 "WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)")
+    terms_params = [tenant_id, list(terms_of)]
+    chosen = _candidate_terms(weights, dfs, n)
+    if not chosen:
+        if not terms_of:
+            return {}, {}
+        cur.execute(terms_sql, terms_params)
+        return {}, {row[0]: row[1:3] for row in cur.fetchall()}
+    # The tenant's own lexeme (see Chunk.search_vector) makes the GIN index do the tenant filter.
+    tenant_lexeme = "tenant" + hashlib.md5(tenant_id.encode()).hexdigest()
+    tsquery = f"'{tenant_lexeme}' & (" + " | ".join("'" + t + "'" for t in chosen) + ")"
+    # No ts_rank ordering when even the rarest term exceeds the budget: ranking all its
+    # postings cost up to 90 ms p95 on a 100k-chunk tenant. Such a query has no
+    # distinctive word; the vector side carries it.
+    # The tenant_id test is a recheck only ("|| ''" keeps it off the b-tree): ANDing the
+    # GIN bitmap with the tenant's b-tree bitmap read all of a 100k-chunk tenant's
+    # entries (5.5 ms) to filter what the tenant lexeme had already filtered.
+    cosine_sql, cosine_params = (", 1 - (c.embedding <=> %b)", [qvec]) if qvec is not None else (", NULL::float8", [])
+    sql = (f"SELECT c.id, c.search_text, c.token_count{cosine_sql}, true FROM {_from_sql(filter_sql)}, "
+           f"to_tsquery('simple', %s) q WHERE (c.tenant_id || '') = %s AND c.search_vector @@ q{filter_sql} LIMIT %s")
+    params = [*cosine_params, tsquery, tenant_id, *filter_params, KEYWORD_CANDIDATE_BUDGET]
+    if terms_of:
+        sql, params = f"({sql}) UNION ALL ({terms_sql})", [*params, *terms_params]
+    cur.execute(sql, params)
+    keyword, terms = {}, {}
+    for cid, search_text, length, cosine, matched in cur.fetchall():
+        if matched:
+            keyword[cid] = (search_text, length, cosine)
+        else:
+            terms[cid] = (search_text, length)
+    return keyword, terms
+
+
+def _candidate_terms(weights: dict[str, float], dfs: dict[str, int], n: int) -> list[str]:
+    """The query terms whose postings pick the keyword candidates."""
     if not weights:
-        return {}
+        return []
     # Rarest terms first (highest idf); stop adding terms once their postings exceed
     # the budget. Common words still count in BM25 below, they just don't pick candidates.
     by_rarity = sorted(weights, key=lambda t: -weights[t])
@@ -176,102 +217,70 @@ def _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_para
             continue
         chosen.append(term)
         postings += df
-    if not chosen:
-        return {}
-    # The tenant's own lexeme (see Chunk.search_vector) makes the GIN index do the tenant filter.
-    tenant_lexeme = "tenant" + hashlib.md5(tenant_id.encode()).hexdigest()
-    tsquery = f"'{tenant_lexeme}' & (" + " | ".join("'" + t + "'" for t in chosen) + ")"
-    # No ts_rank ordering when even the rarest term exceeds the budget: ranking all its
-    # postings cost up to 90 ms p95 on a 100k-chunk tenant. Such a query has no
-    # distinctive word; the vector side carries it.
-    # The tenant_id test is a recheck only ("|| ''" keeps it off the b-tree): ANDing the
-    # GIN bitmap with the tenant's b-tree bitmap read all of a 100k-chunk tenant's
-    # entries (5.5 ms) to filter what the tenant lexeme had already filtered.
-    cosine_sql, cosine_params = (", 1 - (c.embedding <=> %b)", [qvec]) if qvec is not None else (", NULL", [])
-    cur.execute(
-        f"SELECT c.id, c.search_text, c.token_count{cosine_sql} FROM {_from_sql(filter_sql)}, "
-        f"to_tsquery('simple', %s) q WHERE (c.tenant_id || '') = %s AND c.search_vector @@ q{filter_sql} LIMIT %s",
-        [*cosine_params, tsquery, tenant_id, *filter_params, KEYWORD_CANDIDATE_BUDGET],
-    )
-    return {row[0]: row[1:] for row in cur.fetchall()}
+    return chosen
 
 
-#: What a hit shows besides its scores, fetched with the vector query for every candidate.
-_DETAIL_COLUMNS = "c.document_id, c.text, c.provenance"
-#: A hit's document title, looked up by primary key for each row. Not a join: the "|| ''" tenant
-#: recheck leaves the planner expecting one chunk row, and for 75 candidates it nested a sequential
-#: scan of the documents inside the loop (7,800 rows filtered, 2.6 ms of a 0.5% tenant's ~11 ms search).
-_TITLE_SQL = "(SELECT d.title FROM knowledge_document d WHERE d.id = {document} AND d.tenant_id = {tenant})"
-
-
-def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> tuple[list, dict[int, float], dict]:
-    """Run a nearest-neighbour query (rows: id, cosine, search_text, token_count, then the
-    detail columns) and, in the same round trip, the cosines of the chunks ``also`` names
-    (keyword candidates), with every row's details and document title: every candidate
-    of the fusion is one or the other, so no query for the winners' text follows."""
-    sql = (f"SELECT u.*, {_TITLE_SQL.format(document='u.document_id', tenant='%s')} "
-           f"FROM ((SELECT *, true AS nearest FROM ({sql}) nn) UNION ALL "
-           f"(SELECT c.id, 1 - (c.embedding <=> %b), NULL, NULL, {_DETAIL_COLUMNS}, false FROM knowledge_chunk c "
-           f"WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s))) u")
-    params = [tenant_id, *params, qvec, tenant_id, also]
-    cur.execute(sql, params)
-    rows, extra, details = [], {}, {}
-    for cid, cosine, search_text, length, document_id, text, provenance, nearest, title in cur.fetchall():
-        details[cid] = (document_id, title, text, provenance)
+def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> tuple[list, dict[int, float]]:
+    """Run a nearest-neighbour query (rows: id, cosine, search_text, token_count) and, in
+    the same round trip, the cosines of the chunks ``also`` names (keyword candidates).
+    No text, provenance or title: only the k winners' are fetched, after the fusion
+    (for 80 candidates they cost ~1.3 ms more than the extra round trip)."""
+    sql = (f"(SELECT *, true FROM ({sql}) nn) UNION ALL "
+           f"(SELECT c.id, 1 - (c.embedding <=> %b), NULL, NULL, false FROM knowledge_chunk c "
+           f"WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s))")
+    cur.execute(sql, [*params, qvec, tenant_id, also])
+    rows, extra = [], {}
+    for cid, cosine, search_text, length, nearest in cur.fetchall():
         if nearest:
             rows.append((cid, cosine, search_text, length))
         else:
             extra[cid] = float(cosine)
     rows.sort(key=lambda r: (-r[1], r[0]))  # relaxed_order (HNSW) may return slightly out of order; ties: lower id
-    return rows, extra, details
+    return rows, extra
 
 
-def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict, dict]:
+def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
     # The distance once per row (OFFSET 0 keeps the subquery from being flattened into
     # two evaluations); "+ 0" keeps the planner off the HNSW index; equal distances go
     # to the lower id, as in memory.
-    sql = (f"SELECT id, 1 - distance, search_text, token_count, document_id, text, provenance FROM ("
-           f"SELECT c.id, c.embedding <=> %b AS distance, c.search_text, c.token_count, {_DETAIL_COLUMNS} "
+    sql = (f"SELECT id, 1 - distance, search_text, token_count FROM ("
+           f"SELECT c.id, c.embedding <=> %b AS distance, c.search_text, c.token_count "
            f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} OFFSET 0) s "
            f"ORDER BY distance + 0, id LIMIT %s")
     return _nearest(cur, sql, [qvec, tenant_id, *filter_params, limit], tenant_id, qvec, also)
 
 
-def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict, dict]:
+def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
     # iterative_scan and ef_search were set by _corpus_stats, for this session
-    sql = (f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count, {_DETAIL_COLUMNS} "
+    sql = (f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count "
            f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s")
     return _nearest(cur, sql, [qvec, tenant_id, *filter_params, qvec, limit], tenant_id, qvec, also)
 
 
-def _memory_vector(cur, tenant_id, qvec, limit, version, cache, also) -> tuple[list, dict, dict]:
-    """The exact search over the tenant's vectors held in this process (``vector_cache``),
-    then the rows of the nearest chunks and of ``also`` in one query."""
+def _in_memory(cur, tenant_id: str, version: int) -> vector_cache.TenantVectors | None:
+    """The tenant's vectors held in this process (``vector_cache``) for the exact search,
+    loaded if this corpus version is not there yet; None when the cache is off."""
+    cache = vector_cache.get_cache()
+    if cache is None:
+        return None
     entry = cache.get(tenant_id, version)
     if entry is None:
         entry = vector_cache.load(cur, tenant_id)
         cache.put(tenant_id, entry)
-    nearest, extra = entry.nearest(qvec, limit, also)
-    terms: dict[int, tuple] = {}
-    details = _details(cur, tenant_id, list({cid for cid, _ in nearest} | set(extra)), terms=terms)
-    # A chunk deleted since the version was read is simply not among the rows.
-    rows = [(cid, cosine, *terms[cid]) for cid, cosine in nearest if cid in terms]
-    return rows, {cid: cos for cid, cos in extra.items() if cid in terms}, details
+    return entry
 
 
 def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params,
-                       also: list[int], version: int = 0) -> tuple[list, dict[int, float], dict, str]:
-    """The tenant's ``limit`` nearest chunks, the cosines of ``also``, every row's details
-    and the plan used: in memory or an exact scan for a small tenant, HNSW for a big one."""
-    if n <= EXACT_SCAN_MAX_CHUNKS and not filter_sql and (cache := vector_cache.get_cache()) is not None:
-        return *_memory_vector(cur, tenant_id, qvec, limit, version, cache, also), "memory"
+                       also: list[int]) -> tuple[list, dict[int, float], str]:
+    """The tenant's ``limit`` nearest chunks, the cosines of ``also`` and the plan used, in
+    the database: an exact scan for a small tenant, HNSW for a big one."""
     if n <= EXACT_SCAN_MAX_CHUNKS:
         return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact"
-    rows, extra, details = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also)
+    rows, extra = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also)
     if len(rows) < limit:
         # The index ran out (a very selective filter): the exact scan knows the truth.
         return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact-fallback"
-    return rows, extra, details, "hnsw"
+    return rows, extra, "hnsw"
 
 
 #: Chunk counts seen by this process's last search of each tenant: a big tenant's HNSW
@@ -279,23 +288,23 @@ def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params
 _tenant_sizes: dict[str, int] = {}
 
 
-def _details(cur, tenant_id: str, ids: list[int], terms: dict | None = None) -> dict[int, tuple]:
-    """{chunk id: (document id, document title, text, provenance)}, by primary key ("|| ''":
-    a plan through the tenant b-tree read all of a tenant's chunks); ``terms``, if given,
-    receives {chunk id: (search_text, token_count)}."""
+def _details(cur, tenant_id: str, ids: list[int]) -> dict[int, tuple]:
+    """{chunk id: (document id, document title, text, provenance)}, chunks by primary key
+    ("|| ''": a plan through the tenant b-tree read all of a tenant's chunks), titles by
+    the documents' primary key once per document. (A title subquery per chunk row ran a
+    sequential scan of a small documents table for each: 14 µs a row.)"""
     if not ids:
         return {}
     cur.execute(
-        f"SELECT c.id, {_DETAIL_COLUMNS}, {_TITLE_SQL.format(document='c.document_id', tenant='c.tenant_id')}, "
-        "c.search_text, c.token_count FROM knowledge_chunk c WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)",
-        [tenant_id, ids],
+        "WITH c AS MATERIALIZED (SELECT c.id, c.document_id, c.text, c.provenance FROM knowledge_chunk c "
+        "WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s)), "
+        "d AS (SELECT d.id, d.title FROM knowledge_document d WHERE d.tenant_id = %s "
+        "AND d.id = ANY(ARRAY(SELECT DISTINCT document_id FROM c))) "
+        "SELECT c.id, c.document_id, d.title, c.text, c.provenance FROM c LEFT JOIN d ON d.id = c.document_id",
+        [tenant_id, ids, tenant_id],
     )
-    details = {}
-    for cid, document_id, text, provenance, title, search_text, length in cur.fetchall():
-        details[cid] = (document_id, title, text, provenance)
-        if terms is not None:
-            terms[cid] = (search_text, length)
-    return details
+    return {cid: (document_id, title or "", text, provenance) for cid, document_id, title, text, provenance
+            in cur.fetchall()}
 
 
 def _parallel(n: int, use_keyword: bool, use_vector: bool, filter_sql: str) -> bool:
@@ -416,17 +425,29 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
         elif beside is not None and n <= EXACT_SCAN_MAX_CHUNKS:
             beside = None  # the tenant has shrunk: the exact plan below, not the HNSW result
         weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n, own_synonyms)
-        keyword_rows = _keyword_candidates(cur, tenant_id, weights, dfs, n, filter_sql, filter_params,
-                                           qvec=qvec if beside is not None else None)
+        # A small tenant's exact vector search runs here, over its vectors in memory, before the
+        # keyword query, which then also brings the nearest chunks' stored terms.
+        memory = None
+        if use_vector and beside is None and n <= EXACT_SCAN_MAX_CHUNKS and not filter_sql:
+            memory = _in_memory(cur, tenant_id, version)
+        nearest, cosines_of = memory.search(qvec, pool) if memory is not None else ([], None)
+        keyword_rows, nearest_terms = _keyword_candidates(
+            cur, tenant_id, weights, dfs, n, filter_sql, filter_params,
+            qvec=qvec if beside is not None else None, terms_of=[cid for cid, _ in nearest])
         # Both scores for every candidate of either retriever: BM25 from the stored terms,
-        # cosine from the vector query, which also returns those of the keyword candidates
-        # (or, when it runs beside, from the keyword query itself).
+        # cosine from the vectors in memory, or from the vector query, which also returns
+        # those of the keyword candidates (or, when it runs beside, from the keyword query itself).
         score_bm25 = ranking.Bm25Scorer(weights, avgdl)
         bm25 = {cid: score_bm25(text, length) for cid, (text, length, _) in keyword_rows.items()}
         keyword_top = sorted(bm25, key=lambda cid: -bm25[cid])[:pool]
         cosine: dict[int, float | None] = {cid: keyword_rows[cid][2] for cid in keyword_top}
-        vector_rows, details, prefetched, plan = [], {}, {}, "none"
-        if beside is not None:
+        vector_rows, prefetched, plan = [], {}, "none"
+        if memory is not None:
+            # A chunk deleted since the vectors were loaded has no terms: it is left out.
+            vector_rows = [(cid, cos, *nearest_terms[cid]) for cid, cos in nearest if cid in nearest_terms]
+            cosine.update(cosines_of(keyword_top))
+            plan = "memory"
+        elif beside is not None:
             # While the other connection searches, this one fetches what the keyword side's
             # best k would show (most hits of a lexical query are among them).
             prefetched = _details(cur, tenant_id, keyword_top[:k])
@@ -437,12 +458,11 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
                 logger.warning("vector search beside failed (%s); searching serially", exc)
                 beside = None
             if beside is not None and len(vector_rows) < pool:
-                vector_rows, _, details = _exact_vector(cur, tenant_id, qvec, pool, filter_sql, filter_params, [])
+                vector_rows, _ = _exact_vector(cur, tenant_id, qvec, pool, filter_sql, filter_params, [])
                 plan = "exact-fallback"
-        if use_vector and beside is None:
-            vector_rows, extra, details, plan = _vector_candidates(cur, tenant_id, qvec, pool, n, filter_sql,
-                                                                   filter_params, also=keyword_top,
-                                                                   version=version)
+        if use_vector and beside is None and memory is None:
+            vector_rows, extra, plan = _vector_candidates(cur, tenant_id, qvec, pool, n, filter_sql, filter_params,
+                                                          also=keyword_top)
             cosine.update(extra)
         for cid, sim, text, length in vector_rows:
             cosine[cid] = float(sim)
@@ -471,14 +491,17 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             ranked = [(i, scored[i][2] if use_keyword else scored[i][4]) for i in order]
         ranked = ranked[:k]
 
-        details = {**prefetched, **details}
+        # What the winners show (text, provenance, document title), for them only.
+        details = prefetched
         missing = [scored[i][0] for i, _ in ranked if scored[i][0] not in details]
-        if missing:  # keyword only: the vector query did not bring them
+        if missing:
             details.update(_details(cur, tenant_id, missing))
 
     hits = []
     for index, fused in ranked:
         cid, raw, kw, cos, _ = scored[index]
+        if cid not in details:
+            continue  # deleted since its candidate row was read
         document_id, title, text, provenance = details[cid]
         if isinstance(provenance, str):  # Django's connection loads jsonb as text for JSONField
             provenance = json.loads(provenance)

@@ -67,14 +67,23 @@ class TenantVectors:
     def nearest(self, query: np.ndarray, limit: int, also=()) -> tuple[list[tuple[int, float]], dict[int, float]]:
         """The ``limit`` nearest chunks as (id, cosine), best first (equal scores: lower
         id first), and the cosines of the chunks ``also`` names that this tenant has."""
+        found, cosines_of = self.search(query, limit)
+        return found, cosines_of(also)
+
+    def search(self, query: np.ndarray, limit: int):
+        """``nearest`` without ``also``, and a function giving the cosines of other chunks
+        later (the search knows which once the keyword side has answered)."""
         if not len(self.ids):
-            return [], {}
+            return [], lambda ids: {}
         scores = self._cosines(query)
         limit = min(limit, len(scores))
         top = np.argpartition(-scores, limit - 1)[:limit] if limit < len(scores) else np.arange(len(scores))
         top = top[np.lexsort((top, -scores[top]))]
-        extra = {int(cid): float(scores[self.position[cid]]) for cid in also if cid in self.position}
-        return [(int(self.ids[i]), float(scores[i])) for i in top], extra
+
+        def cosines_of(ids) -> dict[int, float]:
+            return {int(cid): float(scores[self.position[cid]]) for cid in ids if cid in self.position}
+
+        return [(int(self.ids[i]), float(scores[i])) for i in top], cosines_of
 
 
 class VectorCache:

@@ -82,3 +82,19 @@ def test_reprocess_and_delete_actions(operator, tenant_a, scoped, django_capture
     operator.post("/admin/knowledge/document/", {"action": "delete_with_chunks", "_selected_action": [doc.pk]})
     with scoped(tenant_a):
         assert not Document.objects.exists() and not Chunk.objects.exists() and not Term.objects.exists()
+
+
+def test_an_upload_while_the_embedder_is_down_says_so_and_stores_nothing(operator, tenant_a, scoped, monkeypatch):
+    from agent_project.lib.embeddings import EmbeddingError, get_embedder
+
+    def down(texts, kind):
+        raise EmbeddingError("Gemini embedding failed: 503 UNAVAILABLE")
+
+    monkeypatch.setattr(get_embedder(), "_embed", down)
+    response = operator.post("/admin/knowledge/document/add/", {
+        "tenant": tenant_a.id, "upload": SimpleUploadedFile("promo.txt", b"Promo akhir tahun.")}, follow=True)
+    page = response.content.decode()
+    assert response.status_code == 200 and response.redirect_chain[-1][0].endswith("/admin/knowledge/document/add/")
+    assert "Nothing was stored: The embedding model is unavailable; try again later." in page
+    with scoped(tenant_a):
+        assert not Document.objects.exists()

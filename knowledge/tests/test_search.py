@@ -554,3 +554,27 @@ def test_a_word_the_tenant_never_uses_is_searched_as_its_synonym(tenant_a, scope
     with scoped(tenant_a):
         hits = selectors.chunk_search(tenant=tenant_a, query="ganti alamat", k=3)
         assert hits[0].title == "Ganti" and all(h.title != "Tukar" or h.scores["keyword"] == 0 for h in hits)
+
+
+@pytest.mark.parametrize("when", ["before-the-candidates", "before-the-details"])
+def test_a_chunk_deleted_during_a_search_is_left_out(tenant_a, scoped, monkeypatch, when):
+    """Searches run in autocommit: a document deleted between the search's queries (after the
+    vectors in memory were read, or after the winners were chosen) drops out of the hits
+    instead of failing the search."""
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        before = selectors.chunk_search(tenant=tenant_a, query="garansi elektronik", k=5)
+        assert before[0].title == "Garansi produk" and before[0].scores["plan"] == "memory"
+        gone = Chunk.objects.get(pk=before[0].chunk_id)
+        step = "_keyword_candidates" if when == "before-the-candidates" else "_details"
+        original = getattr(selectors, step)
+
+        def deleting_first(*args, **kwargs):
+            Chunk.objects.filter(pk=gone.pk).delete()  # as another process's delete, committed meanwhile
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(selectors, step, deleting_first)
+        hits = selectors.chunk_search(tenant=tenant_a, query="garansi elektronik", k=5)
+    assert gone.pk not in {h.chunk_id for h in hits}
+    assert [h.chunk_id for h in hits] == [h.chunk_id for h in before if h.chunk_id != gone.pk][:len(hits)]
+    assert len(hits) == 4  # the five entries but the deleted one
