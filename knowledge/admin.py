@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+from agent_project.admin import ReadOnlyAdmin
 from agent_project.errors import ApiError
 from knowledge import selectors
 from knowledge.ingestion.parsers import SUPPORTED_TYPES, DocumentError, parse_file, preflight
@@ -95,13 +96,17 @@ class DocumentAdmin(admin.ModelAdmin):
 
     @admin.display(description=f"chunks (first {ADMIN_CHUNKS_SHOWN})")
     def chunk_list(self, obj):
-        chunks = Chunk.objects.filter(document=obj).order_by("position").only(
+        chunks = Chunk.objects.filter(tenant_id=obj.tenant_id, document=obj).order_by("position").only(
             "position", "text", "provenance", "token_count", "embedding_model")[:ADMIN_CHUNKS_SHOWN]
         rows = format_html_join(
             "", "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>",
             ((c.position, Truncator(c.text).chars(400), c.provenance, c.token_count) for c in chunks),
         )
-        return format_html("<table><tr><th>#</th><th>text</th><th>provenance</th><th>terms</th></tr>{}</table>", rows)
+        every = format_html('<p><a href="{}?tenant__id__exact={}&amp;document={}">All {} chunks, with their full text and '
+                            'search terms</a></p>', reverse("admin:knowledge_chunk_changelist"), obj.tenant_id,
+                            obj.pk, obj.chunk_count)
+        return format_html("{}<table><tr><th>#</th><th>text</th><th>provenance</th><th>terms</th></tr>{}</table>",
+                           every, rows)
 
     def save_model(self, request, obj, form, change):
         if change:
@@ -171,3 +176,30 @@ class DocumentAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "title": "Search the knowledge base", "form": form,
                    "hits": hits, "threshold": selectors.RELEVANCE_THRESHOLD, "opts": self.model._meta}
         return TemplateResponse(request, "admin/knowledge/search.html", context)
+
+
+@admin.register(Chunk)
+class ChunkAdmin(ReadOnlyAdmin):
+    """Every chunk of a document, read-only: chunks change only through their document
+    (upload, re-process, delete), which keeps the search statistics right. Opened from a
+    document's page, filtered by its tenant and id (the tenant b-tree serves the list)."""
+
+    list_display = ["chunk", "document", "excerpt", "provenance", "token_count", "embedding_model"]
+    list_filter = ["tenant"]
+    search_fields = ["text"]
+    list_select_related = ["document"]
+    list_per_page = 50
+    show_full_result_count = False  # a count of the whole table on every page of a big knowledge base
+    fields = ["tenant", "document", "position", "text", "provenance", "token_count", "search_text", "embedding_model"]
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("embedding")
+
+    @admin.display(description="#", ordering="position")
+    def chunk(self, obj):
+        return obj.position
+
+    @admin.display(description="text")
+    def excerpt(self, obj):
+        return Truncator(obj.text).chars(300)

@@ -98,3 +98,36 @@ def test_an_upload_while_the_embedder_is_down_says_so_and_stores_nothing(operato
     assert "Nothing was stored: The embedding model is unavailable; try again later." in page
     with scoped(tenant_a):
         assert not Document.objects.exists()
+
+
+def test_every_chunk_of_a_document_is_listed_read_only(operator, tenant_a, tenant_b, scoped, settings):
+    settings.KB_SYNC_MAX_CHUNKS = 500
+    body = "\n\n".join(f"# Bagian {i}\n\nPasal {i}: ketentuan nomor {i} berlaku untuk cabang {i}." for i in range(60))
+    with scoped(tenant_a):
+        doc = entries_upsert(tenant=tenant_a, entries=[{"title": "Syarat", "content": body}])[0]["document"]
+        entries_upsert(tenant=tenant_a, entries=[{"title": "Lain", "content": "Dokumen lain, ketentuan lain."}])
+        count = Chunk.objects.filter(tenant=tenant_a, document=doc).count()
+        last = Chunk.objects.filter(tenant=tenant_a, document=doc).order_by("-position").first()
+    with scoped(tenant_b):
+        entries_upsert(tenant=tenant_b, entries=[{"title": "Syarat B", "content": "Pasal rahasia tenant B."}])
+    assert count > 50  # more than the document page shows
+    page = operator.get(f"/admin/knowledge/document/{doc.pk}/change/").content.decode()
+    link = f"/admin/knowledge/chunk/?tenant__id__exact={tenant_a.pk}&amp;document={doc.pk}"
+    assert link in page and f"All {count} chunks" in page and "Pasal 59" not in page
+
+    listing = operator.get(link.replace("&amp;", "&") + "&p=2")
+    text = listing.content.decode()
+    assert listing.status_code == 200 and "Pasal 59" in text  # the second page of 50
+    assert "Dokumen lain" not in text and "rahasia" not in text
+    found = operator.get("/admin/knowledge/chunk/", {"tenant__id__exact": tenant_a.pk, "q": "rahasia"})
+    assert "Pasal rahasia" not in found.content.decode() and "0 results" in found.content.decode()
+    theirs = operator.get("/admin/knowledge/chunk/", {"tenant__id__exact": tenant_b.pk, "q": "rahasia"})
+    assert "Pasal rahasia" in theirs.content.decode()
+
+    detail = operator.get(f"/admin/knowledge/chunk/{last.pk}/change/")
+    assert detail.status_code == 200 and last.search_text in detail.content.decode()
+    assert operator.post(f"/admin/knowledge/chunk/{last.pk}/change/", {"text": "diubah"}).status_code == 403
+    assert operator.get("/admin/knowledge/chunk/add/").status_code == 403
+    assert operator.post(f"/admin/knowledge/chunk/{last.pk}/delete/", {"post": "yes"}).status_code == 403
+    with scoped(tenant_a):
+        assert Chunk.objects.get(pk=last.pk).text != "diubah"
