@@ -9,8 +9,9 @@ written to a temporary folder and imported two ways: one file after another
 it (``documents_import``: the next file is embedded while one is written, with
 embedders that allow it; torch embeds two files at once on one thread each, so a third
 table compares kb_import with the bare encode run that way too). Each round times the bare encode and both imports, in rotating order.
-A second table imports the same passages as one large file (a long document uploaded
-once) against the bare encode of its own batches.
+A further table imports the same passages as one large file (a long document uploaded
+once) against the bare encode of its own batches, and the last as API entries
+(``/kb/upsert``, 100 per request).
 
     python benchmarks/bench_knowledge_ingest.py [--provider local|fake] [--rounds 3]
 """
@@ -102,23 +103,47 @@ def main(argv=None) -> None:
         big = Path(tmp) / "semua-berita.md"
         big.write_text("\n\n".join(f.read_text(encoding="utf-8") for f in files), encoding="utf-8")
         big_texts = [d.text for d in chunk_drafts(parse_file(big.read_bytes(), big.name)[1])]
-        big_times = {"encode": [], "import": []}
-        for round_no in range(args.rounds):
-            for what in (["encode", "import"] if round_no % 2 == 0 else ["import", "encode"]):
-                if what == "encode":
+        def against_encode(tenant_id: str, encode, ingest) -> dict[str, list[float]]:
+            """Rounds of ``encode()`` and ``ingest(tenant)`` (into a new tenant, stemmer cache
+            emptied), alternating which goes first."""
+            times = {"encode": [], "import": []}
+            for round_no in range(args.rounds):
+                for what in (["encode", "import"] if round_no % 2 == 0 else ["import", "encode"]):
+                    tenant = fresh_tenant(tenant_id) if what == "import" else None
+                    analysis.stem.cache_clear()
                     t0 = time.perf_counter()
-                    for i in range(0, len(big_texts), EMBED_BATCH):
-                        embedder.embed_documents(big_texts[i:i + EMBED_BATCH])
-                    big_times["encode"].append(time.perf_counter() - t0)
-                    continue
-                tenant = fresh_tenant("bench-ingest-large")
-                analysis.stem.cache_clear()
-                t0 = time.perf_counter()
-                with tenant_scope(tenant):
-                    chunks = document_import(tenant=tenant, name=str(big), data=big.read_bytes()).document.chunk_count
-                big_times["import"].append(time.perf_counter() - t0)
-                assert chunks == len(big_texts), (chunks, len(big_texts))
-                tenant.delete()
+                    if tenant is None:
+                        encode()
+                    else:
+                        with tenant_scope(tenant):
+                            ingest(tenant)
+                    times[what].append(time.perf_counter() - t0)
+                    if tenant is not None:
+                        tenant.delete()
+            return times
+
+        def import_big(tenant):
+            chunks = document_import(tenant=tenant, name=str(big), data=big.read_bytes()).document.chunk_count
+            assert chunks == len(big_texts), (chunks, len(big_texts))
+
+        big_times = against_encode("bench-ingest-large", lambda: encode_file(big_texts), import_big)
+
+        # The same passages as API entries (``POST /kb/upsert`` with ``entries``, at most
+        # MAX_ENTRIES per request, through the service the view calls): each is one document.
+        from knowledge.api import MAX_ENTRIES
+        from knowledge.services import entries_upsert, entry_sections
+
+        entries = [{"title": f"Berita {i}", "content": p, "external_id": f"berita-{i}"} for i, p in enumerate(passages)]
+        requests = [entries[i:i + MAX_ENTRIES] for i in range(0, len(entries), MAX_ENTRIES)]
+        entry_texts = [[d.text for e in batch for d in chunk_drafts(entry_sections(e["title"], e["content"]))]
+                       for batch in requests]
+
+        def upsert_all(tenant):
+            stored = sum(len(entries_upsert(tenant=tenant, entries=batch)) for batch in requests)
+            assert stored == len(entries), stored
+
+        # the encode: each request's chunks in batches of EMBED_BATCH, as the upsert sends them
+        upsert_times = against_encode("bench-ingest-upsert", lambda: [encode_file(t) for t in entry_texts], upsert_all)
 
     def overhead(seconds, encode):
         return f"{(seconds / encode - 1) * 100:+.1f}%"
@@ -165,6 +190,16 @@ def main(argv=None) -> None:
     rows.append(["median round", len(big_texts), "", "", overhead(ratios[args.rounds // 2], 1)])
     print(f"the same passages as one Markdown file ({len(big_texts)} chunks), imported as an upload would be:")
     print(table(["", "chunks", "bare encode chunks/s", "import chunks/s", "overhead"], rows))
+    upsert_chunks = sum(len(t) for t in entry_texts)
+    rows = [[f"round {i + 1}", upsert_chunks, upsert_chunks / e, upsert_chunks / u, overhead(u, e)]
+            for i, (e, u) in enumerate(zip(upsert_times["encode"], upsert_times["import"]))]
+    rows.append(["all rounds", upsert_chunks * args.rounds, upsert_chunks * args.rounds / sum(upsert_times["encode"]),
+                 upsert_chunks * args.rounds / sum(upsert_times["import"]),
+                 overhead(sum(upsert_times["import"]), sum(upsert_times["encode"]))])
+    ratios = sorted(u / e for e, u in zip(upsert_times["encode"], upsert_times["import"]))
+    rows.append(["median round", upsert_chunks, "", "", overhead(ratios[args.rounds // 2], 1)])
+    print(f"the same passages as {len(entries)} API entries, {MAX_ENTRIES} per request (POST /kb/upsert with entries):")
+    print(table(["", "chunks", "bare encode chunks/s", "upsert chunks/s", "overhead"], rows))
 
 
 if __name__ == "__main__":

@@ -124,6 +124,39 @@ def test_upsert_without_external_id_does_not_duplicate_identical_entries(client_
     assert second["action"] == "unchanged" and second["id"] == first["id"]
 
 
+def test_upsert_of_many_entries_embeds_them_together_and_applies_them_in_order(client_a, tenant_a, scoped,
+                                                                               embedder):
+    from knowledge.services import stats_check
+
+    first = client_a.post("/kb/upsert", {"entries": [
+        {"title": "Ongkir", "content": "Gratis ongkir di atas 200 ribu.", "external_id": "ongkir"},
+        {"title": "Retur", "content": "Retur dalam 7 hari.", "external_id": "retur"},
+    ]}, format="json").json()["results"]
+    calls = len(embedder.calls)
+    entries = [
+        {"title": "Ongkir", "content": "Gratis ongkir di atas 300 ribu.", "external_id": "ongkir"},  # changed
+        {"title": "Retur", "content": "Retur dalam 7 hari.", "external_id": "retur", "tags": ["retur"]},  # same
+        {"title": "Jam buka", "content": "Buka jam 9 sampai 21."},  # new, no external_id
+        {"title": "Jam buka", "content": "Buka jam 9 sampai 21."},  # the same content again: found, not doubled
+        {"title": "Ongkir", "content": "Gratis ongkir di atas 300 ribu."},  # what the first entry just stored
+        {"title": "Garansi", "content": "Garansi resmi 12 bulan.", "external_id": "garansi"},
+    ]
+    results = client_a.post("/kb/upsert", {"entries": entries}, format="json").json()["results"]
+    assert [r["action"] for r in results] == ["updated", "unchanged", "created", "unchanged", "unchanged", "created"]
+    assert results[0]["id"] == first[0]["id"] and results[1]["id"] == first[1]["id"]
+    assert results[3]["id"] == results[2]["id"] and results[4]["id"] == first[0]["id"]
+    assert results[1]["tags"] == ["retur"]
+    # The changed and new entries' chunks in one call to the model; the fourth and fifth repeat earlier ones.
+    assert embedder.calls[calls:] == [("document", 3)]
+    with scoped(tenant_a):
+        assert Document.objects.count() == 4
+        texts = sorted(Chunk.objects.values_list("text", flat=True))
+        assert texts == ["Garansi\nGaransi resmi 12 bulan.", "Jam buka\nBuka jam 9 sampai 21.",
+                         "Ongkir\nGratis ongkir di atas 300 ribu.", "Retur\nRetur dalam 7 hari."]
+        assert all(d.status == "ready" and d.chunk_count == 1 for d in Document.objects.all())
+        assert stats_check(tenant=tenant_a).ok and not Term.objects.filter(term="200").exists()
+
+
 def test_upsert_requires_an_existing_tenant(global_client):
     response = global_client.post("/kb/upsert", {"title": "a", "content": "b"}, format="json",
                                   HTTP_X_TENANT_ID="no-such-tenant")
