@@ -607,7 +607,7 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
             found[key] = document
             if found.get(("checksum", old_checksum)) is document and old_checksum != checksum:
                 del found[("checksum", old_checksum)]
-            if document.status == Document.Status.READY:
+            if document.status == Document.Status.READY and document.source_kind == Document.Source.ENTRY:
                 found.setdefault(("checksum", checksum), document)
         # Every entry's chunks in one DELETE, one COPY and one statistics update: one entry at a
         # time, these writes and the lookups made an upsert of 272 one-chunk entries 30% slower
