@@ -382,3 +382,19 @@ def test_a_big_upload_is_checked_before_it_is_queued(client_a, tenant_a, scoped,
     readable = max((p for p in PDFS if p.name != "libreoffice-writer-password.pdf"), key=lambda p: p.stat().st_size)
     response = upload(client_a, readable.name, readable.read_bytes())
     assert response.status_code == 202 and response.json()["status"] == "pending"
+
+
+def test_an_entry_changed_twice_in_one_call_keeps_the_last_content(tenant_a, scoped):
+    """The API refuses a repeated external_id in one request; the service, called directly,
+    applies the entries one after another."""
+    from knowledge.services import entries_upsert, stats_check
+
+    with scoped(tenant_a):
+        results = entries_upsert(tenant=tenant_a, entries=[
+            {"title": "Promo", "content": "Diskon 10% semua produk.", "external_id": "promo"},
+            {"title": "Promo", "content": "Diskon 20% khusus sepatu.", "external_id": "promo"},
+        ])
+        assert [r["action"] for r in results] == ["created", "updated"]
+        document = Document.objects.get()
+        assert list(Chunk.objects.values_list("text", flat=True)) == ["Promo\nDiskon 20% khusus sepatu."]
+        assert document.chunk_count == 1 and stats_check(tenant=tenant_a).ok
