@@ -254,6 +254,10 @@ KB_CHUNK_OVERLAP_WORDS = env.int("KB_CHUNK_OVERLAP_WORDS", default=30)
 KB_SYNC_MAX_BYTES = env.int("KB_SYNC_MAX_BYTES", default=1024 * 1024)
 KB_SYNC_MAX_CHUNKS = env.int("KB_SYNC_MAX_CHUNKS", default=64)
 KB_MAX_PDF_PAGES = env.int("KB_MAX_PDF_PAGES", default=500)
+# Seconds a PDF's text may take to extract (worker), and any file's parsing in the upload request: past the
+# latter the file is queued for the worker instead (202).
+KB_PDF_MAX_SECONDS = env.int("KB_PDF_MAX_SECONDS", default=120)
+KB_SYNC_PARSE_SECONDS = env.int("KB_SYNC_PARSE_SECONDS", default=10)
 # Small tenants' vectors kept in each process's memory for the exact search
 # (knowledge.vector_cache); 0 turns it off and PostgreSQL scans them instead.
 KB_VECTOR_CACHE_MB = env.int("KB_VECTOR_CACHE_MB", default=256)
@@ -261,6 +265,8 @@ KB_VECTOR_CACHE_MB = env.int("KB_VECTOR_CACHE_MB", default=256)
 # (knowledge.db.send_beside): one more PostgreSQL connection per web worker thread.
 KB_PARALLEL_VECTOR_SEARCH = env.bool("KB_PARALLEL_VECTOR_SEARCH", default=True)
 KB_MAX_XLSX_UNCOMPRESSED_BYTES = env.int("KB_MAX_XLSX_UNCOMPRESSED_BYTES", default=100 * 1024 * 1024)
+KB_MAX_XLSX_COMPRESSION_RATIO = env.int("KB_MAX_XLSX_COMPRESSION_RATIO", default=200)  # per member over 1 MiB
+KB_MAX_XLSX_SHARED_STRINGS = env.int("KB_MAX_XLSX_SHARED_STRINGS", default=2_000_000)
 KB_MAX_TABLE_ROWS = env.int("KB_MAX_TABLE_ROWS", default=200_000)  # non-empty rows per sheet/table
 KB_MAX_TABLE_COLUMNS = env.int("KB_MAX_TABLE_COLUMNS", default=1_000)  # the column a value may sit in
 KB_MAX_TABLE_CELLS = env.int("KB_MAX_TABLE_CELLS", default=2_000_000)  # non-empty cells per file

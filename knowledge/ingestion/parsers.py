@@ -5,18 +5,22 @@
 each row already rendered as "Header: value; Header: value" so a price list or
 an FAQ sheet is searchable row by row). Every failure is a ``DocumentError``
 with an HTTP status and a stable code; no parser lets a hostile file exhaust
-memory (upload size, PDF page count and stream size, XLSX decompressed size, and a
-table's rows, columns and cells are capped), and no section ever holds a NUL
-character (PostgreSQL refuses it in text).
+memory or the CPU (upload size, PDF page count, stream size and text-extraction time,
+XLSX decompressed size, compression ratio and shared strings, and a table's rows,
+columns and cells are capped), and no section ever holds a NUL character (PostgreSQL
+refuses it in text). ``parse_file`` takes an optional time budget: the upload request
+passes a short one and hands a file that needs more to the worker (``ParseTimeout``).
 """
 
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import itertools
 import logging
 import re
+import time
 import unicodedata
 import zipfile
 from collections.abc import Iterable, Iterator
@@ -34,6 +38,31 @@ class DocumentError(Exception):
     def __init__(self, status: int, code: str, message: str, details=None):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
+
+
+class ParseTimeout(DocumentError):
+    """Parsing would take longer than the time it was given. With the worker's budget that is the answer (422);
+    with the request's shorter one the caller queues the file for the worker instead."""
+
+
+class _Budget:
+    """A deadline for one file's parsing, checked between pages or rows and every few thousand PDF operators.
+
+    ``max_step`` also refuses to start one uninterruptible step (pypdf parsing a page's content stream, openpyxl
+    loading shared strings) estimated to need more: the upload request gives it, so a step that alone would hold
+    the web thread for seconds goes to the worker without being tried."""
+
+    def __init__(self, seconds: float | None, code: str, what: str, max_step: float | None = None):
+        self.seconds, self.code, self.what, self.max_step = seconds, code, what, max_step
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+
+    def check(self, ahead: float = 0.0, **details) -> None:
+        """Fail when the deadline has passed, or would pass after ``ahead`` more seconds of estimated work."""
+        if self.deadline is not None and (time.monotonic() + ahead > self.deadline or (
+                self.max_step is not None and ahead > self.max_step)):
+            raise ParseTimeout(422, self.code, f"{self.what} would take more than {self.seconds:g} seconds to read; "
+                                               "it is too complex to index.",
+                               {"limit_seconds": self.seconds, **details})
 
 
 @dataclass
@@ -118,6 +147,39 @@ def _decode_legacy(data: bytes) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
+_ESCAPED_BYTE = re.compile(r"[\udc80-\udcff]")
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """Text that is UTF-8 but for a few bytes: a cp1252 line appended to a UTF-8 export, or an export cut in the
+    middle of a character. Read as cp1252 throughout, every correct accent and dash of it would turn to mojibake
+    ("cafÃ©"), so when its valid multi-byte characters are at least as many as its invalid bytes (a legacy file
+    almost never holds a valid UTF-8 sequence by chance), or the only invalid bytes are a sequence cut at the end,
+    it is read as UTF-8 and just the invalid bytes as cp1252."""
+    text = data.decode("utf-8", errors="surrogateescape")
+    bad = len(_ESCAPED_BYTE.findall(text))
+    ascii_bytes = len(data) - len(data.translate(None, _ASCII))
+    good = len(text) - ascii_bytes - bad
+    cut_at_end = not _ESCAPED_BYTE.search(text[:-3])
+    if not good or (bad > good and not cut_at_end):
+        return None
+    tail = re.search(r"[\udc80-\udcff]{1,3}$", text)
+    if tail:
+        try:
+            bytes(ord(c) - 0xDC00 for c in tail.group()).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data":  # a character cut in half: dropped, not misread
+                text = text[:tail.start()]
+
+    def legacy(match: re.Match) -> str:
+        try:
+            return bytes([ord(match.group()) - 0xDC00]).decode("cp1252")
+        except UnicodeDecodeError:
+            return "\ufffd"
+
+    return _ESCAPED_BYTE.sub(legacy, text)
+
+
 def _looks_binary(text: str) -> bool:
     """A NUL in the first 8 KB (git's and grep's test), or many control characters other than tab, newlines and
     form feed: an image or archive renamed to .txt or .csv, which would otherwise be indexed as noise."""
@@ -130,8 +192,8 @@ def _looks_binary(text: str) -> bool:
 
 def decode_text(data: bytes) -> tuple[str, str]:
     """Decode bytes of a text file: UTF-32/16 or UTF-8 with a BOM, UTF-16 without one, UTF-8, else a legacy
-    single-byte encoding (cp1252 first). A file that still looks binary is refused; a stray NUL further on is
-    dropped, since PostgreSQL cannot store it."""
+    single-byte encoding (cp1252 first); bytes that are overwhelmingly UTF-8 stay UTF-8 (``_mostly_utf8``). A file
+    that still looks binary is refused; a stray NUL further on is dropped, since PostgreSQL cannot store it."""
     if data.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
         text, encoding = data.decode("utf-32", errors="replace"), "utf-32"
     elif data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -144,7 +206,8 @@ def decode_text(data: bytes) -> tuple[str, str]:
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
-            text, encoding = _decode_legacy(data)
+            repaired = _mostly_utf8(data)
+            text, encoding = (repaired, "utf-8") if repaired is not None else _decode_legacy(data)
     if _looks_binary(text):
         raise DocumentError(422, "file_unreadable", _UNREADABLE_BINARY)
     return text.replace("\x00", ""), encoding
@@ -207,12 +270,69 @@ def _pdf_errors():
                             f"This PDF could not be read: {str(exc) or type(exc).__name__}") from None
 
 
-def parse_pdf(data: bytes) -> list[Section]:
+#: pypdf's cost to parse and walk a content stream, per decoded byte (measured: 1.4 MB of "(a) Tj" took 2.3 s). A
+#: page whose estimated cost is over the time left is refused before pypdf starts on it, since its parse cannot be
+#: interrupted.
+_PDF_SECONDS_PER_CONTENT_BYTE = 1.5e-6
+#: the extraction's deadline is checked every this many content-stream operators
+_PDF_OPERATORS_PER_CHECK = 4096
+
+
+def _request_step(max_seconds: float | None) -> float | None:
+    """An explicit budget is the request's: there, one step may take a tenth of it."""
+    return None if max_seconds is None else max_seconds / 10
+
+
+def _page_content_key(page) -> tuple | None:
+    """What a page's text depends on: its content streams (by object number), resources and rotation. Pages
+    sharing all three read the same, so their text is extracted once: a few-KB PDF whose hundreds of pages point to
+    one heavy stream would otherwise make pypdf parse it once per page (2.4 s each). None when a page's content is
+    not an indirect object (nothing to share)."""
+    from pypdf.generic import ArrayObject, IndirectObject
+
+    contents = page.raw_get("/Contents") if "/Contents" in page else None
+    refs = contents if isinstance(contents, ArrayObject) else [contents]
+    if not refs or not all(isinstance(ref, IndirectObject) for ref in refs):
+        return None
+    resources = page.raw_get("/Resources") if "/Resources" in page else None
+    resources = (resources.idnum, resources.generation) if isinstance(resources, IndirectObject) else repr(resources)
+    if len(resources) > 10_000:  # an inline resource dictionary is small; a huge one is not worth comparing
+        return None
+    return tuple((ref.idnum, ref.generation) for ref in refs), resources, repr(page.get("/Rotate", 0))
+
+
+def _page_text(page, budget: _Budget, number: int) -> str:
+    contents = page.get_contents()
+    size = len(contents.get_data()) if contents is not None else 0
+    budget.check(ahead=size * _PDF_SECONDS_PER_CONTENT_BYTE, page=number)
+    operators = 0
+
+    def visit(*_):
+        nonlocal operators
+        operators += 1
+        if operators % _PDF_OPERATORS_PER_CHECK == 0:
+            budget.check(page=number)
+
+    return _pdf_text(page.extract_text(visitor_operand_before=visit) or "")
+
+
+def parse_pdf(data: bytes, *, max_seconds: float | None = None) -> list[Section]:
+    """One section per page with text. Extraction has a time budget (``max_seconds``, else ``KB_PDF_MAX_SECONDS``),
+    checked between pages and while a page is read: past it the file is refused as ``pdf_too_complex``."""
+    seconds = max_seconds if max_seconds is not None else _limit("KB_PDF_MAX_SECONDS", 120)
+    budget = _Budget(seconds, "pdf_too_complex", "This PDF's text", _request_step(max_seconds))
     with _pdf_errors():
         reader = _open_pdf(data)
         sections = []
+        extracted: dict[tuple, str] = {}
         for number, page in enumerate(reader.pages, start=1):
-            text = _pdf_text(page.extract_text() or "")
+            budget.check(page=number)
+            key = _page_content_key(page)
+            text = extracted.get(key) if key is not None else None
+            if text is None:
+                text = _page_text(page, budget, number)
+                if key is not None:
+                    extracted[key] = text
             if text.strip():
                 sections.append(Section(text=text, provenance={"page": number}))
     return sections
@@ -230,11 +350,22 @@ _MAX_TITLE_LINES = 5
 _MAX_ROWS_READ = 1_048_576
 
 
-def _cell(value) -> str:
+def _cell(value, percent_decimals: int | None = None) -> str:
+    """A cell's text as the sheet shows it, for the formats that matter to a reader: whole numbers without ".0",
+    dates without a midnight time, and a percentage format as a percentage (0.15 as "15%")."""
     if value is None:
         return ""
+    if percent_decimals is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value * 100:.{percent_decimals}f}%"
     if isinstance(value, float) and value.is_integer():
         value = int(value)
+    elif isinstance(value, datetime.datetime):
+        if not (value.hour or value.minute or value.second or value.microsecond):
+            value = value.date()
+        else:
+            value = value.isoformat(sep=" ", timespec="seconds" if value.second else "minutes")
+    elif isinstance(value, datetime.time):
+        value = value.isoformat(timespec="seconds" if value.second else "minutes")
     return str(value).replace("\x00", "").strip()
 
 
@@ -243,7 +374,8 @@ class _TableLimits:
     the first row over a limit. Empty rows and cells cost nothing, so a sheet whose only value sits in row 1,048,576
     or column XFD is as cheap as a small one; these caps bound what a dense table can make us render and embed."""
 
-    def __init__(self):
+    def __init__(self, budget: _Budget | None = None):
+        self.budget = budget
         self.max_rows = _limit("KB_MAX_TABLE_ROWS", 200_000)
         # Price lists and FAQ sheets use a handful of columns, wide exports a few hundred; a value in column 1,000+
         # is not a table a customer asks about, and each column becomes a "Header: value" pair in the row's text.
@@ -258,6 +390,8 @@ class _TableLimits:
         count = 0
         for number, cells in rows:
             self.rows_read += 1
+            if self.budget is not None and self.rows_read % 1024 == 0:
+                self.budget.check(**located)
             if self.rows_read > _MAX_ROWS_READ:
                 raise DocumentError(422, "too_many_rows",
                                     f"This file has more than {_MAX_ROWS_READ} rows, counting empty ones.",
@@ -320,31 +454,103 @@ def _table_section(titles: list[str], rendered: list[tuple[str, dict]], context:
 
 # --- XLSX --------------------------------------------------------------------------
 
-def _check_zip(data: bytes) -> None:
-    """Refuse a zip bomb before openpyxl inflates it: the sum of the members'
-    declared sizes is capped, and openpyxl reads members lazily (read-only mode)."""
+#: a member smaller than this is not checked for its compression ratio (small XML parts compress very well)
+_RATIO_CHECKED_FROM = 1024 * 1024
+_SHARED_STRINGS = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?si[\s/>]")
+#: openpyxl's cost to load the shared-string table, per byte of ``sharedStrings.xml`` (worst case, 17-byte strings:
+#: 1.5M of them, 25 MB, took 10 s and ~300 MB)
+_XLSX_SECONDS_PER_SHARED_STRING_BYTE = 0.4e-6
+
+
+def _too_large(message: str, **details) -> DocumentError:
+    return DocumentError(422, "xlsx_too_large", message, details)
+
+
+def _check_zip(data: bytes) -> dict[str, zipfile.ZipInfo]:
+    """Refuse a zip bomb before openpyxl inflates it, from the zip's directory alone: the sum of the members'
+    declared sizes is capped (``zipfile`` stops reading a member at its declared size, so the sizes cannot lie),
+    and so is each big member's compression ratio. Worksheet and shared-string XML compresses 5-30x; 5.5M copies
+    of ``<si><t>ab</t></si>`` compress 400x, to a 245 KB file under the size cap whose shared strings openpyxl
+    loads whole (37 s, 1 GB). Returns the members by name."""
     max_bytes = _limit("KB_MAX_XLSX_UNCOMPRESSED_BYTES", 100 * 1024 * 1024)
+    max_ratio = _limit("KB_MAX_XLSX_COMPRESSION_RATIO", 200)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            total = sum(info.file_size for info in archive.infolist())
+            members = {info.filename: info for info in archive.infolist()}
     except zipfile.BadZipFile:
         raise DocumentError(422, "file_unreadable", "This XLSX file is not a valid workbook (bad zip).") from None
+    total = sum(info.file_size for info in members.values())
     if total > max_bytes:
-        raise DocumentError(422, "xlsx_too_large",
-                            f"This workbook expands to {total} bytes; the limit is {max_bytes}.",
-                            {"uncompressed_bytes": total, "limit": max_bytes})
+        raise _too_large(f"This workbook expands to {total} bytes; the limit is {max_bytes}.",
+                         uncompressed_bytes=total, limit=max_bytes)
+    for info in members.values():
+        if info.file_size > _RATIO_CHECKED_FROM and info.file_size > max_ratio * max(info.compress_size, 1):
+            ratio = info.file_size // max(info.compress_size, 1)
+            raise _too_large(f"The workbook part '{info.filename}' expands {ratio} times when decompressed (to "
+                             f"{info.file_size} bytes); the limit is {max_ratio} times. It looks like a zip bomb.",
+                             member=info.filename, uncompressed_bytes=info.file_size,
+                             compressed_bytes=info.compress_size, ratio=ratio, limit=max_ratio)
+    content_types = members.get("[Content_Types].xml")
+    if content_types is None or content_types.file_size > 1024 * 1024 or not any(
+            name.endswith(".xml") and "sheet" in name.lower() for name in members):
+        raise DocumentError(422, "file_unreadable", "This XLSX file is not a valid workbook (no worksheets).")
+    return members
 
 
-def _sheet_rows(sheet, max_columns: int) -> Iterator[Row]:
-    """The cells a read-only sheet's XML holds, with their coordinates, and nothing else.
+def _shared_strings_member(members: dict[str, zipfile.ZipInfo]) -> zipfile.ZipInfo | None:
+    return next((info for name, info in members.items() if name.lower().endswith("sharedstrings.xml")), None)
+
+
+def _check_shared_strings(data: bytes, member: zipfile.ZipInfo) -> None:
+    """openpyxl loads the whole shared-string table when it opens a workbook, ~7 us and ~170 bytes a string. A
+    table cannot need more strings than the file may have cells, so more than ``KB_MAX_XLSX_SHARED_STRINGS`` is
+    refused; counting them streams the member (bounded by the checks of ``_check_zip``) and keeps nothing."""
+    max_strings = _limit("KB_MAX_XLSX_SHARED_STRINGS", 2_000_000)
+    count, tail = 0, b""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive, archive.open(member) as stream:
+        while block := stream.read(1024 * 1024):
+            # a tag split between two blocks is found in the carried tail + the next block; one wholly inside the
+            # tail was counted with the block before
+            window = tail + block
+            count += len(_SHARED_STRINGS.findall(window)) - len(_SHARED_STRINGS.findall(tail))
+            tail = window[-32:]
+            if count > max_strings:
+                raise _too_large(f"This workbook holds more than {max_strings} shared strings.",
+                                 member=member.filename, limit=max_strings)
+
+
+def _percent_styles(workbook) -> dict[int, int]:
+    """Style ids whose number format is a percentage, with its decimals. openpyxl's read-only parser gives each
+    cell's style id but not its format; the style table is PRIVATE API (``_cell_styles``, ``_number_formats``), so
+    if it changes, percentages read as plain numbers again."""
+    try:
+        from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE
+
+        styles = {}
+        for style_id, style in enumerate(workbook._cell_styles):
+            format_id = style.numFmtId
+            number_format = (BUILTIN_FORMATS.get(format_id, "General") if format_id < BUILTIN_FORMATS_MAX_SIZE
+                             else workbook._number_formats[format_id - BUILTIN_FORMATS_MAX_SIZE])
+            shown = re.sub(r'"[^"]*"|\\.', "", number_format.split(";")[0])
+            if "%" in shown:
+                decimals = re.search(r"\.(0+)", shown)
+                styles[style_id] = len(decimals.group(1)) if decimals else 0
+        return styles
+    except Exception:  # noqa: BLE001 - an optional nicety: never fail a workbook over it
+        return {}
+
+
+def _sheet_rows(sheet, max_columns: int, percent_styles: dict[int, int] | None = None) -> Iterator[Row]:
+    """The cells a read-only sheet's XML holds, with their coordinates, and nothing else; hidden rows are skipped.
 
     openpyxl's public ``iter_rows`` pads every row to the sheet's widest column and yields every missing row: one
     value per row in column XFD costs 16,384 cells a row (15k rows: 38 s, +1.7 GB), and a value in row 1,048,576 a
     million empty rows. Its own row parser, which ``iter_rows`` wraps, yields only the cells present. That parser
     is PRIVATE API (openpyxl 3.1: ``WorkSheetParser(...).parse()`` -> (row, [{'column', 'value', ...}])); if it
     is gone, fall back to ``iter_rows`` cut at one column past the cap: slower but bounded, a value there is still
-    refused, and values further right go unseen.
+    refused, and values further right go unseen (and hidden rows are read).
     """
+    percent_styles = percent_styles or {}
     try:
         from openpyxl.worksheet._reader import WorkSheetParser
 
@@ -364,24 +570,41 @@ def _sheet_rows(sheet, max_columns: int) -> Iterator[Row]:
     dimensions = getattr(parser, "row_dimensions", None)
     with source:
         for number, cells in parser.parse():
+            hidden = False
             if dimensions:
+                # a hidden row (an internal column of figures, a cost line) is not meant to be read by customers
+                hidden = str(dimensions.get(str(number), {}).get("hidden", "")).lower() in ("1", "true")
                 dimensions.clear()  # row heights and styles: unused here, ~300 bytes each in a million blank rows
-            yield number, sorted((cell["column"], text) for cell in cells if (text := _cell(cell["value"])))
+            if hidden:
+                yield number, []
+                continue
+            yield number, sorted((cell["column"], text) for cell in cells
+                                 if (text := _cell(cell["value"], percent_styles.get(cell.get("style_id") or 0))))
 
 
-def parse_xlsx(data: bytes) -> list[Section]:
+def parse_xlsx(data: bytes, *, max_seconds: float | None = None) -> list[Section]:
+    """One table section per visible sheet with values: hidden and very hidden sheets (cost prices, reseller
+    discounts) are skipped, as are hidden rows. ``max_seconds`` bounds the time spent (none by default)."""
     from openpyxl import load_workbook
 
-    _check_zip(data)
+    budget = _Budget(max_seconds, "xlsx_too_complex", "This workbook", _request_step(max_seconds))
+    members = _check_zip(data)
+    shared_strings = _shared_strings_member(members)
+    if shared_strings is not None:
+        budget.check(ahead=shared_strings.file_size * _XLSX_SECONDS_PER_SHARED_STRING_BYTE)
+        _check_shared_strings(data, shared_strings)
     try:
         workbook = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a broken workbook
         raise DocumentError(422, "file_unreadable", f"This XLSX file could not be read: {exc}") from None
-    limits = _TableLimits()
+    limits = _TableLimits(budget)
     sections = []
     try:
+        percent_styles = _percent_styles(workbook)
         for sheet in workbook.worksheets:
-            rows = limits.checked(_sheet_rows(sheet, limits.max_columns), sheet=sheet.title)
+            if getattr(sheet, "sheet_state", "visible") != "visible":
+                continue
+            rows = limits.checked(_sheet_rows(sheet, limits.max_columns, percent_styles), sheet=sheet.title)
             titles, rendered = _render_rows(rows, {"sheet": sheet.title})
             if rendered:
                 sections.append(_table_section(titles, rendered, f"Sheet: {sheet.title}", {"sheet": sheet.title}))
@@ -396,8 +619,16 @@ def parse_xlsx(data: bytes) -> list[Section]:
 
 # --- CSV / TSV ---------------------------------------------------------------------
 
+#: Excel's delimiter hint, a first line "sep=;" (written by Excel and tools that target it)
+_SEP_HINT = re.compile(r'"?sep=(.)"?[ \t]*(?:\r\n|\r|\n|$)', re.IGNORECASE)
+
+
 def _parse_delimited(data: bytes, delimiter: str | None) -> list[Section]:
     text, _ = decode_text(data)
+    first_row = 1
+    if hint := _SEP_HINT.match(text):
+        # the hint names the delimiter and is no row of the table; rows keep their line numbers
+        delimiter, text, first_row = delimiter or hint.group(1), text[hint.end():], 2
     if delimiter is None:
         sample = text[:20_000]
         try:
@@ -406,7 +637,7 @@ def _parse_delimited(data: bytes, delimiter: str | None) -> list[Section]:
             delimiter = ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = ((number, [(column, cell) for column, value in enumerate(values, start=1) if (cell := _cell(value))])
-            for number, values in enumerate(reader, start=1))
+            for number, values in enumerate(reader, start=first_row))
     try:
         titles, rendered = _render_rows(_TableLimits().checked(rows), {})
     except csv.Error as exc:
@@ -424,7 +655,25 @@ def parse_tsv(data: bytes) -> list[Section]:
 
 # --- Markdown and plain text ---------------------------------------------------------
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+# CommonMark, as far as a heading path needs it: an ATX heading is indented 0-3 spaces and its optional closing
+# "#"s follow a space ("## Kursus C#" keeps its "#"); a setext heading is one paragraph line underlined by "=" (h1)
+# or "-" (h2); a fence closes only with the character it opened with, at least as many times.
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}(?!.*`)|~{3,})")
+#: lines that are no paragraph text, so a "---" under them is a thematic break: list items, quotes, table rows,
+#: indented code, headings, fences
+_NOT_PARAGRAPH = re.compile(r"^(?: {4}|\t| {0,3}(?:[-*+](?:[ \t]|$)|\d{1,9}[.)](?:[ \t]|$)|>|\||#|`{3}|~{3}))")
+
+
+def _front_matter_end(lines: list[str]) -> int:
+    """The number of lines of a YAML front matter block ("---" ... "---" or "..."), 0 if there is none: its closing
+    "---" under "title: ..." is no setext heading."""
+    if lines and lines[0].strip() == "---":
+        for index, line in enumerate(lines[1:200], start=1):
+            if line.strip() in ("---", "..."):
+                return index + 1
+    return 0
 
 
 def split_markdown(text: str) -> list[Section]:
@@ -432,7 +681,8 @@ def split_markdown(text: str) -> list[Section]:
     sections: list[Section] = []
     path: list[tuple[int, str]] = []
     buffer: list[str] = []
-    in_fence = False
+    fence: str | None = None  # the opening fence's run of ` or ~ while inside a code block
+    lone_line = False  # the last line is a paragraph's first line, which a setext underline makes a heading
 
     def flush():
         body = "\n".join(buffer).strip()
@@ -442,16 +692,41 @@ def split_markdown(text: str) -> list[Section]:
             sections.append(Section(text=body, context=" > ".join(headings),
                                     provenance={"heading_path": headings} if headings else {}))
 
-    for line in text.splitlines():
-        if line.lstrip().startswith(("```", "~~~")):
-            in_fence = not in_fence
-        match = None if in_fence else _HEADING.match(line)
-        if match:
-            flush()
-            level = len(match.group(1))
-            path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, match.group(2).strip())]
-        else:
+    def heading(level: int, title: str):
+        nonlocal path
+        flush()
+        path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, title)]
+
+    lines = text.splitlines()
+    front = _front_matter_end(lines)
+    buffer.extend(lines[:front])
+    after_break = True  # at the start, or after a blank line, a heading or a code block
+    for line in lines[front:]:
+        if fence is not None:
             buffer.append(line)
+            closing = line.strip()
+            if closing and set(closing) == {fence[0]} and len(closing) >= len(fence) and len(line) - len(
+                    line.lstrip(" ")) < 4:
+                fence, after_break = None, True
+            continue
+        if opening := _FENCE.match(line):
+            fence, lone_line = opening.group(1), False
+            buffer.append(line)
+            continue
+        if lone_line and (underline := _SETEXT.match(line)):
+            title = buffer.pop().strip()
+            heading(1 if underline.group(1)[0] == "=" else 2, title)
+            lone_line, after_break = False, True
+            continue
+        atx = _ATX.match(line)
+        if atx and (atx.group(2) or "").strip():
+            heading(len(atx.group(1)), atx.group(2).strip())
+            lone_line, after_break = False, True
+            continue
+        blank = not line.strip()
+        lone_line = after_break and not blank and not _NOT_PARAGRAPH.match(line) and not _SETEXT.match(line)
+        after_break = blank
+        buffer.append(line)
     flush()
     if not sections and path:  # headings only
         sections.append(Section(text=" > ".join(h for _, h in path), provenance={"heading_path": [h for _, h in path]}))
@@ -510,34 +785,40 @@ def _sized_type(data: bytes, filename: str) -> str:
     return file_type
 
 
-def parse_file(data: bytes, filename: str) -> tuple[str, list[Section]]:
-    """Parse an upload; raises ``DocumentError`` for a bad type, size or content."""
+_EMPTY_MESSAGES = {
+    "pdf": "No text could be extracted from this PDF (a scanned PDF needs OCR first).",
+    "xlsx": "The workbook has no values in its visible sheets.",
+    "csv": "The table has no rows with values.",
+    "tsv": "The table has no rows with values.",
+}
+
+
+def parse_file(data: bytes, filename: str, *, max_seconds: float | None = None) -> tuple[str, list[Section]]:
+    """Parse an upload; raises ``DocumentError`` for a bad type, size or content. ``max_seconds`` bounds the time a
+    PDF or workbook may take (a PDF otherwise has ``KB_PDF_MAX_SECONDS``); past it ``ParseTimeout`` is raised."""
     file_type = _sized_type(data, filename)
-    sections = [_without_nul(section) for section in PARSERS[file_type](data)]
+    parser = PARSERS[file_type]
+    parsed = parser(data, max_seconds=max_seconds) if file_type in ("pdf", "xlsx") else parser(data)
+    sections = [_without_nul(section) for section in parsed]
     if not any((s.text or "").strip() or s.rows for s in sections):
         raise DocumentError(422, "empty_document",
-                            "No text could be extracted from this file (a scanned PDF needs OCR first).")
+                            _EMPTY_MESSAGES.get(file_type, "The file holds no text, only whitespace."))
     return file_type, sections
 
 
 def preflight(data: bytes, filename: str) -> str:
     """The checks of ``parse_file`` that cost little whatever the file's size: its type, size, and for a PDF the
-    header, encryption and page count, for a workbook its zip and declared sizes, for text whether it decodes and
-    is not binary. An upload too big to process in the request runs these before it is queued, so a locked or
-    broken file is refused at once (422) instead of answering 202 and failing in the worker later. Returns the
-    file type."""
+    header, encryption and page count, for a workbook its zip directory (declared sizes, compression ratios, parts
+    present: openpyxl is not opened, since opening a workbook loads its whole shared-string table), for text whether
+    it decodes and is not binary. An upload too big to process in the request runs these before it is queued, so a
+    locked or broken file is refused at once (422) instead of answering 202 and failing in the worker later.
+    Returns the file type."""
     file_type = _sized_type(data, filename)
     if file_type == "pdf":
         with _pdf_errors():
             _open_pdf(data)
     elif file_type == "xlsx":
-        from openpyxl import load_workbook
-
         _check_zip(data)
-        try:
-            load_workbook(io.BytesIO(data), read_only=True, data_only=True).close()
-        except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a broken workbook
-            raise DocumentError(422, "file_unreadable", f"This XLSX file could not be read: {exc}") from None
     else:
         decode_text(data)
     return file_type

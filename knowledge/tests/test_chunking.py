@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from knowledge import analysis, ranking
+from knowledge.ingestion import chunking
 from knowledge.ingestion.chunking import chunk_sections, split_sentences
 from knowledge.ingestion.parsers import Section
 
@@ -327,3 +328,41 @@ def test_bm25_scorer_agrees_with_counting_terms(text):
     scorer = ranking.Bm25Scorer(weights, avgdl=4.0)
     assert scorer(text, len(terms)) == pytest.approx(ranking.bm25(weights, terms, 4.0), abs=1e-12)
     assert ranking.Bm25Scorer({}, avgdl=4.0)(text, len(terms)) == 0.0
+
+
+# --- Chunks are bounded in characters too (text without spaces, CJK, huge table rows) -------------------------------
+
+def test_cjk_full_stops_end_sentences_without_a_space():
+    assert split_sentences("我们九点开门。晚上九点关门！真的吗？「好。」然后") == [
+        "我们九点开门。", "晚上九点关门！", "真的吗？", "「好。」", "然后"]
+
+
+@pytest.mark.parametrize("text", [
+    "我们的商店每天上午九点开门，晚上九点关门。" * 3000,  # 63,000 characters, no space: one "word" before
+    "x" * 50_000,  # a one-line file without a break anywhere
+    ",".join(f"kata{i:05d}" for i in range(20_000)),  # a comma-joined export: the F2 tsvector overflow's shape
+])
+def test_text_without_spaces_is_cut_at_the_character_cap_and_keeps_every_character(text):
+    chunks = chunk_sections([Section(text=text, context="Ctx")], target_words=180, overlap_words=30)
+    assert len(chunks) > 1 and all(len(c.text) <= len("Ctx\n") + 180 * chunking.CHARS_PER_WORD for c in chunks)
+    body = "".join(c.text.removeprefix("Ctx\n").replace("\n", "").replace(" ", "") for c in chunks)
+    assert set(body) == set(text) and len(body) >= len(text)  # nothing lost (overlap may repeat sentences)
+    # every chunk's stored search terms stay far below PostgreSQL's 1 MB tsvector limit
+    assert max(len(analysis.search_text(c.text)[0]) for c in chunks) < 10_000
+
+
+def test_a_hard_cut_prefers_punctuation_or_a_space():
+    text = ",".join(f"kata{i:05d}" for i in range(1_000))
+    chunks = chunk_sections([Section(text=text)], target_words=10, overlap_words=0)
+    assert all(c.text.endswith(",") for c in chunks[:-1]) and all(len(c.text) <= 120 for c in chunks)
+    assert "".join(c.text for c in chunks) == text
+
+
+def test_a_huge_table_row_is_cut_keeping_its_provenance():
+    huge = "; ".join(f"Kolom {i}: {words(5, f'v{i}_')}" for i in range(400))  # ~19k characters
+    rows = [("Produk: Kopi; Harga: 85000", {"sheet": "S", "row": 2}), (huge, {"sheet": "S", "row": 3})]
+    chunks = chunk_sections([Section(rows=rows, context="Sheet: S")], target_words=180, overlap_words=30)
+    assert chunks[0].text == "Sheet: S\nProduk: Kopi; Harga: 85000"
+    assert chunks[0].provenance == {"sheet": "S", "rows": [2, 2]}
+    assert len(chunks) > 3 and all(c.provenance == {"sheet": "S", "rows": [3, 3]} for c in chunks[1:])
+    assert all(len(c.text) <= len("Sheet: S\n") + 180 * chunking.CHARS_PER_WORD for c in chunks)

@@ -65,6 +65,19 @@ def test_broken_pdfs(data, code):
     assert (err.value.status, err.value.code) == (422, code)
 
 
+def _pdf_of(objects: list[bytes]) -> bytes:
+    """A PDF file of ``objects`` (numbered from 1; the first is the catalog), with its cross-reference table."""
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
 def _pdf(content: bytes, *, flate: bool = False) -> bytes:
     """A one-page PDF in Helvetica whose page content stream is ``content`` (deflated when ``flate``)."""
     stream_head = b"<< /Length %d%s >>\nstream\n" % (len(content), b" /Filter /FlateDecode" if flate else b"")
@@ -76,15 +89,7 @@ def _pdf(content: bytes, *, flate: bool = False) -> bytes:
         stream_head + content + b"\nendstream",
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
     ]
-    out, offsets = bytearray(b"%PDF-1.4\n"), []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return _pdf_of(objects)
 
 
 def test_pdf_deflate_bomb_is_a_clear_422():
@@ -447,3 +452,224 @@ def test_upload_size_limit(settings):
     with pytest.raises(DocumentError) as err:
         parse_file(b"x" * 11, "a.txt")
     assert (err.value.status, err.value.code) == (413, "file_too_large")
+
+
+# --- Review fixes: hostile workbooks and PDFs that fit the size caps, decoding, sheets, Markdown ---------------------
+
+def _xlsx_with_shared_strings(strings: list[str]) -> bytes:
+    """A valid workbook whose shared-string table holds ``strings`` (referenced by no cell)."""
+    source = zipfile.ZipFile(io.BytesIO(_xlsx({"Sheet1": [["x", "y"]]})))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            if info.filename == "[Content_Types].xml":
+                data = data.replace(b"</Types>", b'<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                                    b'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>')
+            if info.filename == "xl/_rels/workbook.xml.rels":
+                data = data.replace(b"</Relationships>", b'<Relationship Id="rId99" Type="http://schemas.openxml'
+                                    b'formats.org/officeDocument/2006/relationships/sharedStrings" '
+                                    b'Target="sharedStrings.xml"/></Relationships>')
+            archive.writestr(info.filename, data)
+        body = "".join(f"<si><t>{text}</t></si>" for text in strings)
+        archive.writestr("xl/sharedStrings.xml",
+                         f'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">{body}</sst>')
+    return out.getvalue()
+
+
+def _refuse_opening_workbooks(monkeypatch):
+    import openpyxl
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the workbook should have been refused before openpyxl opened it")
+
+    monkeypatch.setattr(openpyxl, "load_workbook", refuse)
+
+
+@pytest.mark.parametrize("check", [parse_file, parsers.preflight], ids=["parse", "preflight"])
+def test_xlsx_shared_strings_bomb_is_refused_by_its_compression_ratio(monkeypatch, check):
+    # The review's bomb, scaled down: 100k tiny strings (1.7 MB of XML) deflate ~400x, under the total-size cap.
+    data = _xlsx_with_shared_strings(["ab"] * 100_000)
+    assert len(data) < 20_000
+    _refuse_opening_workbooks(monkeypatch)
+    with pytest.raises(DocumentError) as err:
+        check(data, "harga.xlsx")
+    assert (err.value.status, err.value.code) == (422, "xlsx_too_large")
+    assert err.value.details["member"] == "xl/sharedStrings.xml" and err.value.details["ratio"] > 200
+    assert "zip bomb" in err.value.message
+
+
+def test_xlsx_shared_string_count_is_capped_before_openpyxl_loads_them(monkeypatch, settings):
+    settings.KB_MAX_XLSX_SHARED_STRINGS = 1_000
+    data = _xlsx_with_shared_strings([f"produk {i}" for i in range(1_500)])
+    parsers.preflight(data, "harga.xlsx")  # preflight reads only the zip directory
+    _refuse_opening_workbooks(monkeypatch)
+    with pytest.raises(DocumentError) as err:
+        parse_file(data, "harga.xlsx")
+    assert err.value.code == "xlsx_too_large" and err.value.details["limit"] == 1_000
+
+
+def test_xlsx_shared_strings_too_slow_for_the_request_are_a_parse_timeout(monkeypatch):
+    data = _xlsx_with_shared_strings([f"produk {i}" for i in range(1_500)])
+    monkeypatch.setattr(parsers, "_XLSX_SECONDS_PER_SHARED_STRING_BYTE", 1.0)  # as if the table were huge
+    with pytest.raises(parsers.ParseTimeout):
+        parse_file(data, "harga.xlsx", max_seconds=10)
+    assert parse_file(data, "harga.xlsx")[1]  # without a budget (the worker) it is read
+
+
+def test_xlsx_preflight_checks_the_zip_without_opening_the_workbook(monkeypatch):
+    _refuse_opening_workbooks(monkeypatch)
+    assert parsers.preflight(_xlsx({"Harga": [["Produk", "Harga"], ["Kopi", 85000]]}), "a.xlsx") == "xlsx"
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("word/document.xml", "<w:document/>")
+    with pytest.raises(DocumentError) as err:
+        parsers.preflight(buffer.getvalue(), "a.xlsx")
+    assert err.value.code == "file_unreadable"
+
+
+def _pdf_pages_sharing_one_stream(content: bytes, pages: int) -> bytes:
+    """``pages`` pages whose /Contents all point to one deflated stream (the review's F4 shape)."""
+    stream = zlib.compress(content, 9)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % (4 + i) for i in range(pages)),
+                                                             pages),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 3 0 R >> >> "
+                b"/Contents %d 0 R >>" % (4 + pages)] * pages
+    objects.append(b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream")
+    return _pdf_of(objects)
+
+
+def test_pdf_pages_sharing_one_content_stream_are_extracted_once(monkeypatch):
+    from pypdf import PageObject
+
+    calls = []
+    extract = PageObject.extract_text
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return extract(self, *args, **kwargs)
+
+    monkeypatch.setattr(PageObject, "extract_text", counted)
+    _, sections = parse_file(_pdf_pages_sharing_one_stream(b"BT /F1 12 Tf 72 720 Td (Halo) Tj ET", 40), "a.pdf")
+    assert [s.provenance["page"] for s in sections] == list(range(1, 41))
+    assert {s.text for s in sections} == {"Halo"} and len(calls) == 1
+
+
+def test_pdf_page_too_heavy_for_the_budget_is_refused_before_pypdf_parses_it(monkeypatch, settings):
+    data = _pdf_pages_sharing_one_stream(b"BT /F1 12 Tf 72 720 Td " + b"(a) Tj " * 20_000 + b"ET", 3)
+    calls = []
+    monkeypatch.setattr("pypdf.PageObject.extract_text", lambda *a, **k: calls.append(1) or "")
+    # The request's budget: one page estimated at a tenth of it or more goes to the worker untried.
+    monkeypatch.setattr(parsers, "_PDF_SECONDS_PER_CONTENT_BYTE", 1e-5)  # 140 KB of content: 1.4 s estimated
+    with pytest.raises(parsers.ParseTimeout) as err:
+        parse_file(data, "a.pdf", max_seconds=10)
+    assert (err.value.status, err.value.code, err.value.details) == (422, "pdf_too_complex",
+                                                                     {"limit_seconds": 10, "page": 1})
+    # The worker's budget (KB_PDF_MAX_SECONDS): a page estimated past it is refused outright.
+    settings.KB_PDF_MAX_SECONDS = 1
+    with pytest.raises(DocumentError) as err:
+        parse_file(data, "a.pdf")
+    assert err.value.code == "pdf_too_complex" and "too complex" in err.value.message and not calls
+
+
+def test_pdf_budget_is_checked_while_a_page_is_read(monkeypatch):
+    # Estimates aside (as if free), the deadline still stops pypdf between operators of a page.
+    monkeypatch.setattr(parsers, "_PDF_SECONDS_PER_CONTENT_BYTE", 0)
+    monkeypatch.setattr(parsers, "_PDF_OPERATORS_PER_CHECK", 1)
+    data = _pdf_pages_sharing_one_stream(b"BT /F1 12 Tf 72 720 Td " + b"(a) Tj " * 2_000 + b"ET", 1)
+    with pytest.raises(parsers.ParseTimeout) as err:
+        parse_file(data, "a.pdf", max_seconds=1e-9)
+    assert err.value.code == "pdf_too_complex"
+
+
+@pytest.mark.parametrize("data,expected", [
+    ("Menu: café latte — Rp 35.000\n".encode() + b"Catatan: harga \x93promo\x94\n",
+     "Menu: café latte — Rp 35.000\nCatatan: harga “promo”\n"),
+    ("Menu: café latte — Rp 35.000\nNasi goreng spésial ☕\n".encode()[:-2],
+     "Menu: café latte — Rp 35.000\nNasi goreng spésial "),  # the character cut in half is dropped
+])
+def test_mostly_utf8_text_stays_utf8_and_only_its_bad_bytes_read_as_cp1252(data, expected):
+    assert decode_text(data) == (expected, "utf-8")
+
+
+def test_cp1252_text_with_one_accidental_utf8_sequence_is_still_cp1252():
+    data = "Café crème, naïve, à la carte, déjà vu, façade: ".encode("cp1252") + "Ã©".encode("cp1252")
+    assert decode_text(data) == ("Café crème, naïve, à la carte, déjà vu, façade: Ã©", "cp1252")
+
+
+def test_xlsx_hidden_sheets_and_rows_are_not_indexed():
+    workbook = Workbook()
+    visible = workbook.active
+    visible.title = "Harga"
+    for row in (["Produk", "Harga"], ["Kopi", 85000], ["Stok internal", 3], ["Teh", 30000]):
+        visible.append(row)
+    visible.row_dimensions[3].hidden = True
+    for name, state in (("HPP", "veryHidden"), ("Diskon reseller", "hidden")):
+        sheet = workbook.create_sheet(name)
+        sheet.append(["Produk", "Modal"])
+        sheet.append(["Kopi", 41000])
+        sheet.sheet_state = state
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    (section,) = parse_file(buffer.getvalue(), "harga.xlsx")[1]
+    assert section.rows == [("Produk: Kopi; Harga: 85000", {"sheet": "Harga", "row": 2}),
+                            ("Produk: Teh; Harga: 30000", {"sheet": "Harga", "row": 4})]
+
+
+def test_xlsx_dates_times_and_percentages_read_as_shown():
+    import datetime
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["Promo", "Mulai", "Sampai", "Diskon", "Bunga"])
+    sheet.append(["Ramadan", datetime.date(2025, 3, 1), datetime.datetime(2025, 3, 30, 21, 30), 0.15, 0.0125])
+    sheet["D2"].number_format = "0%"
+    sheet["E2"].number_format = "0.00%"
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    (section,) = parse_file(buffer.getvalue(), "promo.xlsx")[1]
+    assert section.rows[0][0] == ("Promo: Ramadan; Mulai: 2025-03-01; Sampai: 2025-03-30 21:30; Diskon: 15%; "
+                                  "Bunga: 1.25%")
+
+
+@pytest.mark.parametrize("name,data,says", [
+    ("kosong.csv", b" \n \n", "table"),
+    ("kosong.txt", b" \n\t\n", "whitespace"),
+    ("kosong.md", b"\n\n", "whitespace"),
+    ("kosong.xlsx", None, "workbook"),
+    ("scan.pdf", None, "scanned PDF"),
+])
+def test_empty_document_message_fits_the_file_type(name, data, says):
+    if name.endswith(".xlsx"):
+        data = _xlsx({"Kosong": []})
+    elif name.endswith(".pdf"):
+        data = _pdf(b"")
+    with pytest.raises(DocumentError) as err:
+        parse_file(data, name)
+    assert err.value.code == "empty_document" and says in err.value.message
+    assert name.endswith(".pdf") or "PDF" not in err.value.message
+
+
+def test_csv_excel_sep_line_is_the_delimiter_not_a_title():
+    _, sections = parse_file(b"sep=;\r\nProduk;Harga\r\nKopi, bubuk;85.000\r\n", "harga.csv")
+    assert sections[0].context == "" and sections[0].rows == [("Produk: Kopi, bubuk; Harga: 85.000", {"row": 3})]
+
+
+@pytest.mark.parametrize("text,paths", [
+    ("## Kursus C#\nBelajar C# dasar.", [["Kursus C#"]]),
+    ("## Biaya ##\nGratis.", [["Biaya"]]),
+    ("   ## Indented\nIsi.", [["Indented"]]),
+    ("Pengiriman\n==========\n\nKami kirim via JNE.\n\nBiaya\n-----\n\nRp 10.000.",
+     [["Pengiriman"], ["Pengiriman", "Biaya"]]),
+    ("```\n~~~\n# not a heading\n```\n# Real\nbody", [None, ["Real"]]),
+    ("~~~~\n```\n# not a heading\n~~~\nstill code\n~~~~\n# Real\nbody", [None, ["Real"]]),
+    # not setext headings: a thematic break after a blank line, a table's separator row, front matter, a list item
+    ("Para.\n\n---\n\nLagi.", [None]),
+    ("| a | b |\n|---|---|\n| 1 | 2 |", [None]),
+    ("---\ntitle: Harga\n---\n# Harga\nIsi.", [None, ["Harga"]]),
+    ("- satu\n---\nteks", [None]),
+])
+def test_markdown_headings_follow_commonmark(text, paths):
+    assert [s.provenance.get("heading_path") for s in parsers.split_markdown(text)] == paths
