@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError as DjangoValidationError
+from django.conf import settings
+from django.core.exceptions import (
+    PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, ValidationError as DjangoValidationError,
+)
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
@@ -73,8 +76,15 @@ def api_exception_handler(exc, context):
         exc = drf.PermissionDenied()
     elif isinstance(exc, DjangoValidationError):
         exc = drf.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
-    elif isinstance(exc, RequestDataTooBig):
-        return Response(error_body("payload_too_large", str(exc)), status=413)
+    elif isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
+        return Response(error_body(*_refused_body(exc)), status=413 if isinstance(exc, RequestDataTooBig) else 400)
+
+    elif _retryable_database_error(exc):
+        # Defence in depth: writers take their locks in one order (knowledge.services._lock_stats),
+        # but a client should still get something it can act on, not a 500.
+        logger.warning("database conflict, answered 503: %s", exc)
+        return Response(error_body("write_conflict", "A concurrent change got in the way of this request; "
+                                   "nothing was stored. Try again."), status=503, headers={"Retry-After": "1"})
 
     from rest_framework.views import exception_handler  # imported late: DRF's views read our settings
 
@@ -96,6 +106,29 @@ def api_exception_handler(exc, context):
         details = {"retry_after_seconds": int(exc.wait)}
     response.data = error_body(code, message, details)
     return response
+
+
+def _refused_body(exc) -> tuple[str, str, dict]:
+    """What Django's own request-parsing limits answer (its messages name its settings)."""
+    if isinstance(exc, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return "too_many_fields", f"The request has more than {limit} form fields.", {"max_fields": limit}
+    if isinstance(exc, TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return "too_many_files", f"The request has more than {limit} files.", {"max_files": limit}
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return ("payload_too_large", f"The request's fields may be at most {limit} bytes together (files aside).",
+            {"max_bytes": limit})
+
+
+def _retryable_database_error(exc) -> bool:
+    """A deadlock, serialization failure or lock timeout: the transaction was rolled back
+    and the same request may well succeed a moment later."""
+    from django.db import OperationalError
+    from psycopg import errors
+
+    cause = exc.__cause__ if isinstance(exc, OperationalError) else exc
+    return isinstance(cause, (errors.DeadlockDetected, errors.SerializationFailure, errors.LockNotAvailable))
 
 
 def _wants_json(request) -> bool:
@@ -123,8 +156,8 @@ class JsonErrorMiddleware:
     def process_exception(self, request, exception):
         if not _wants_json(request):
             return None
-        if isinstance(exception, RequestDataTooBig):
-            return error_response(413, "payload_too_large", str(exception))
+        if isinstance(exception, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
+            return error_response(413 if isinstance(exception, RequestDataTooBig) else 400, *_refused_body(exception))
         logger.exception("Unhandled error on %s", request.path, exc_info=exception)
         return error_response(500, "internal_error", "An unexpected error occurred.")
 

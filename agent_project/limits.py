@@ -7,7 +7,11 @@
 - ``/chat``: more than ``CHAT_MAX_MESSAGES`` messages, 422 ``too_many_messages``; a
   message longer than ``CHAT_MAX_MESSAGE_CHARS``, 422 ``message_too_long``;
 - ``?page_size`` above ``MAX_PAGE_SIZE``, 422 ``page_size_too_large`` (not a number:
-  422 ``invalid_page_size``), instead of being silently clamped.
+  422 ``invalid_page_size``), instead of being silently clamped;
+- text PostgreSQL cannot store (a NUL character, an unpaired surrogate) anywhere in a JSON
+  body, keys included: 400 ``validation_error`` naming where; in a query parameter: 400
+  ``malformed_request`` (free-form JSON such as metadata reached the database and failed there
+  with a 500).
 
 Checking here, once, keeps every app's views and serializers free of it and
 refuses an oversized upload from its ``Content-Length`` before reading it.
@@ -41,6 +45,29 @@ def json_depth(value, limit: int) -> int:
                 return deepest
             stack.extend((child, depth) for child in (node.values() if isinstance(node, dict) else node))
     return deepest
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def unstorable_text(value) -> str | None:
+    """Where in a parsed JSON value the first string (key or value) holding a NUL or an
+    unpaired surrogate is (``"entries[2].metadata.note"``; ``""`` for the value itself), or None."""
+    stack = [(value, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if _UNSTORABLE.search(node):
+                return path
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                where = f"{path}.{key}" if path else str(key)
+                if _UNSTORABLE.search(key):
+                    return where.encode("unicode_escape").decode()
+                stack.append((child, where))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(node))
+    return None
 
 
 def chat_violation(body, *, max_messages: int, max_chars: int):
@@ -98,6 +125,9 @@ class RequestLimitsMiddleware:
                                   f"The request body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
                                   {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "content_length": length})
 
+        if any(_UNSTORABLE.search(text) for key, values in request.GET.lists() for text in (key, *values)):
+            return error_response(400, "malformed_request",
+                                  "Query parameters may not contain NUL characters or unpaired surrogates.")
         page_size = request.GET.get("page_size")
         if page_size is not None:
             if not page_size.isdigit() or int(page_size) < 1:
@@ -124,6 +154,11 @@ class RequestLimitsMiddleware:
                 return None  # malformed JSON: the view's parser answers 400 malformed_request
             if json_depth(body, settings.MAX_JSON_DEPTH) > settings.MAX_JSON_DEPTH:
                 return self._too_deep()
+            where = unstorable_text(body)
+            if where is not None:
+                return error_response(400, "validation_error",
+                                      f"Text may not contain NUL characters or unpaired surrogates ({where or 'body'}).",
+                                      {"field": where})
             if self.chat_paths.search(request.path):
                 violation = chat_violation(body, max_messages=settings.CHAT_MAX_MESSAGES,
                                            max_chars=settings.CHAT_MAX_MESSAGE_CHARS)

@@ -103,13 +103,74 @@ def may_have_affix(word: str) -> bool:
     return bool(_MAY_HAVE_PREFIX.match(word) or _MAY_HAVE_SUFFIX.search(word))
 
 
+# Everyday shop words Sastrawi stems to another root that is in its dictionary: "memesan" (to
+# order) to "mes", "pemesanan" to "mesan", "mengemas" (to pack) to "emas" (gold), "pengecekan"
+# to "kece", "perawatan" to "awat". Found by stemming the affixed forms of 40 shop verbs (the
+# others come out right); a particle or possessive after them is dropped as Sastrawi drops it.
+# Changing this list needs `kb_reindex --reanalyse`.
+STEM_FIXES = {
+    **dict.fromkeys(["memesan", "pemesan", "pemesanan", "dipesan", "memesankan", "dipesankan"], "pesan"),
+    **dict.fromkeys(["mengecek", "pengecekan"], "cek"),
+    **dict.fromkeys(["mengemas", "pengemasan", "mengemaskan"], "kemas"),
+    "perawatan": "rawat",
+}
+_PARTICLE = re.compile(r"(?:nya|lah|kah|pun|ku|mu)$")
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
+    fixed = STEM_FIXES.get(word) or STEM_FIXES.get(_PARTICLE.sub("", word))
+    if fixed:
+        return fixed
     # Sastrawi knows Indonesian morphology only: other scripts, numbers, codes pass as they are.
     if len(word) <= 3 or not (word.isascii() and word.isalpha()) or not may_have_affix(word):
         return word
     stemmed = _stemmer().stem(word)
     return stemmed if stemmed and " " not in stemmed else word
+
+
+# Prefixes and suffixes a misspelt word may still carry, for ``root_guesses``; a nasal prefix
+# before a vowel may stand for a root's dropped first letter (peng+irim = kirim, pem+akai =
+# pakai, pen+ulis = tulis, peny+ewa = sewa).
+_GUESS_PREFIXES = (("meny", "s"), ("peny", "s"), ("meng", "k"), ("peng", "k"), ("meng", ""), ("peng", ""),
+                   ("mem", "p"), ("pem", "p"), ("mem", ""), ("pem", ""), ("men", "t"), ("pen", "t"), ("men", ""),
+                   ("pen", ""), ("ber", ""), ("ter", ""), ("per", ""), ("me", ""), ("pe", ""), ("di", ""), ("ke", ""))
+_GUESS_SUFFIXES = ("kannya", "annya", "nya", "kan", "an", "i")
+MAX_ROOT_GUESSES = 8
+
+
+def root_guesses(word: str) -> list[str]:
+    """Roots a word Sastrawi could not stem may have, by stripping affixes without its
+    dictionary: a misspelt affixed word ("pembyaran", "pengirman") is left whole by the stemmer,
+    and as a whole it is too far from the stored root ("bayar", "kirim") for a trigram match; a
+    guess ("byar", "kirm") is one edit from it. Most stripped first; at most ``MAX_ROOT_GUESSES``."""
+    if len(word) < 6 or not (word.isascii() and word.isalpha()):
+        return []
+    bodies = [word[:-len(suffix)] for suffix in _GUESS_SUFFIXES if word.endswith(suffix) and len(word) - len(suffix) >= 4]
+    guesses = []
+    for body in [*bodies, word]:
+        for prefix, first in _GUESS_PREFIXES:
+            rest = body[len(prefix):]
+            if body.startswith(prefix) and (not first or rest[:1] in "aiueo"):
+                guesses.append(first + rest)
+    guesses += bodies
+    guesses = [g for g in dict.fromkeys(guesses) if len(g) >= 4 and g != word]
+    return sorted(guesses, key=len)[:MAX_ROOT_GUESSES]
+
+
+def one_edit_apart(a: str, b: str) -> bool:
+    """Whether ``b`` is ``a`` with at most one letter inserted, deleted, replaced or two
+    neighbours swapped (Damerau-Levenshtein distance ≤ 1)."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        return a[i + 1:] == b[i + 1:] or (a[i + 2:] == b[i + 2:] and a[i:i + 2] == b[i:i + 2][::-1])
+    return a[i + 1:] == b[i:] if len(a) > len(b) else a[i:] == b[i + 1:]
 
 
 # Chat spellings (WhatsApp Indonesian) and the words they stand for, in chunks and queries
@@ -294,6 +355,14 @@ QUERY_STOPWORDS = INDONESIAN_STOPWORDS | ENGLISH_STOPWORDS
 # not the word. Dropped only right after "berapa" or "how" ("produk lama" keeps it).
 QUANTITY_WORDS = frozenset(
     "lama lamanya banyak banyaknya kali jauh jauhnya besar besarnya long many much far often".split())
+
+
+def typo_probes(query: str, term: str) -> list[str]:
+    """Root guesses for a query term the tenant does not know: from the term and from the
+    query's words it was stemmed from (Sastrawi may have half-stemmed a misspelt word:
+    "pengembalan" to "embal", while the word itself gives "kembal")."""
+    words = [w for w in _words(query) if w != term and stem(w) == term]
+    return list(dict.fromkeys(g for w in (term, *words) for g in root_guesses(w)))[:MAX_ROOT_GUESSES]
 
 
 def query_terms(query: str) -> list[str]:

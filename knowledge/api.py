@@ -17,6 +17,8 @@ from tenants.viewsets import TenantAPIView, TenantViewSet, owned_or_404
 
 MAX_ENTRIES = 100
 MAX_DETAIL_CHUNKS = 500
+MAX_TAGS, MAX_TAG_CHARS = 50, 64  # Document.tags is varchar(64)[]
+MAX_CHUNK_OFFSET = 2**31 - 1  # chunk positions are int4
 
 
 class DocumentSerializer(serializers.ModelSerializer):
@@ -64,7 +66,8 @@ class DocumentDetailSerializer(DocumentSerializer):
 class EntrySerializer(serializers.Serializer):
     title = serializers.CharField(max_length=300)
     content = serializers.CharField(max_length=200_000)
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
+    tags = serializers.ListField(child=serializers.CharField(max_length=MAX_TAG_CHARS), required=False,
+                                 max_length=MAX_TAGS)
     metadata = serializers.DictField(required=False)
     external_id = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True)
 
@@ -75,7 +78,8 @@ class UpsertSerializer(serializers.Serializer):
     entries = EntrySerializer(many=True, required=False, max_length=MAX_ENTRIES, allow_empty=False)
     title = serializers.CharField(max_length=300, required=False)
     content = serializers.CharField(max_length=200_000, required=False)
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
+    tags = serializers.ListField(child=serializers.CharField(max_length=MAX_TAG_CHARS), required=False,
+                                 max_length=MAX_TAGS)
     metadata = serializers.DictField(required=False)
     external_id = serializers.CharField(max_length=200, required=False, allow_null=True, allow_blank=True)
     tenant_id = serializers.CharField(required=False, help_text="Optional; must be the key's tenant.")
@@ -128,7 +132,18 @@ class KbUpsertView(TenantAPIView):
 class UploadSerializer(serializers.Serializer):
     file = serializers.FileField(allow_empty_file=True, help_text=f"One of: {', '.join('.' + t for t in SUPPORTED_TYPES)}")
     title = serializers.CharField(max_length=300, required=False, allow_blank=True)
-    tags = serializers.CharField(required=False, allow_blank=True, help_text="Comma-separated.")
+    tags = serializers.CharField(required=False, allow_blank=True, help_text="Comma-separated (at most 50, each "
+                                 "at most 64 characters, as for /kb/upsert).")
+
+    def validate_tags(self, value: str) -> list[str]:
+        tags = list(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
+        too_long = [t for t in tags if len(t) > MAX_TAG_CHARS]
+        if too_long:
+            raise serializers.ValidationError(f"Each tag may be at most {MAX_TAG_CHARS} characters "
+                                              f"({too_long[0][:20]}… has {len(too_long[0])}).")
+        if len(tags) > MAX_TAGS:
+            raise serializers.ValidationError(f"At most {MAX_TAGS} tags (got {len(tags)}).")
+        return tags
 
 
 class UploadResultSerializer(DocumentSerializer):
@@ -163,7 +178,7 @@ class KbUploadView(TenantAPIView):
         if upload.size > limit:  # refuse before reading it into memory
             raise ApiError(413, "file_too_large", f"The file is {upload.size} bytes; the limit is {limit}.",
                            {"bytes": upload.size, "limit": limit})
-        tags = [t.strip() for t in (serializer.validated_data.get("tags") or "").split(",") if t.strip()]
+        tags = serializer.validated_data.get("tags") or []
         result = services.document_upload(tenant=self.tenant, filename=upload.name, data=upload.read(),
                                           title=serializer.validated_data.get("title") or "", tags=tags)
         code = {"created": 201, "queued": 202, "duplicate": 200}[result.outcome]
@@ -201,7 +216,7 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
     def get_serializer_context(self):
         context = super().get_serializer_context()
         if self.action == "retrieve":
-            context["chunks_window"] = (self._query_int("chunks_offset", 0, 0, None),
+            context["chunks_window"] = (self._query_int("chunks_offset", 0, 0, MAX_CHUNK_OFFSET),
                                         self._query_int("chunks_limit", MAX_DETAIL_CHUNKS, 1, MAX_DETAIL_CHUNKS))
         return context
 
@@ -227,7 +242,8 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
 class SearchFiltersSerializer(serializers.Serializer):
     document_id = serializers.IntegerField(required=False)
     document_ids = serializers.ListField(child=serializers.IntegerField(), required=False, max_length=500)
-    tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, max_length=50)
+    tags = serializers.ListField(child=serializers.CharField(max_length=MAX_TAG_CHARS), required=False,
+                                 max_length=MAX_TAGS)
     source_kind = serializers.ChoiceField(choices=Document.Source.choices, required=False)
     file_type = serializers.CharField(max_length=16, required=False)
 

@@ -121,11 +121,13 @@ def _corpus_stats(cur, tenant_id: str, terms: list[str],
 
 
 def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
-                  n: int, own_synonyms: tuple[str, ...] = ()) -> tuple[dict[str, float], dict[str, int], float]:
+                  n: int, own_synonyms: tuple[str, ...] = (), query: str = "") -> tuple[dict[str, float], dict[str, int], float]:
     """idf (and df) of each query term the tenant knows; an unknown term is replaced
-    by its closest vocabulary terms (pg_trgm), weighted by similarity. The third
-    value is the query's whole idf mass (unknown terms count as the rarest), what a
-    perfectly matching chunk would score: the keyword score's denominator."""
+    by its closest vocabulary terms (pg_trgm), weighted by similarity, or, when it still
+    carries affixes the stemmer could not strip (a misspelt "pembyaran"), by the vocabulary
+    terms one edit from a guess at its root ("byar" → "bayar"). The third value is the
+    query's whole idf mass (unknown terms count as the rarest), what a perfectly matching
+    chunk would score: the keyword score's denominator."""
     if not terms:
         return {}, {}, 0.0
     stats = known  # the query terms' and their synonyms' document frequencies
@@ -141,9 +143,11 @@ def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
                     weights[other] = max(weights.get(other, 0.0), ranking.idf(stats[other], n))
                     known[other] = stats[other]
                     synonym_mass[t] = max(synonym_mass.get(t, 0.0), weights[other])
-    unknown = [t for t in terms if t not in known and t not in synonym_mass
-               and len(t) >= TYPO_MIN_LENGTH and not t.isdigit()]
-    if unknown:
+    unknown = [t for t in terms if t not in known and t not in synonym_mass and not t.isdigit()]
+    # (a short unknown stem may come from a long misspelt word: "pengirian" stems to "iri")
+    guesses = {g: t for t in unknown for g in analysis.typo_probes(query, t) if g not in known}
+    unknown = [t for t in unknown if len(t) >= TYPO_MIN_LENGTH]
+    if unknown or guesses:
         cur.execute(
             """
             SELECT q.term, t.term, t.df, t.sim FROM unnest(%s::text[]) AS q(term)
@@ -151,11 +155,16 @@ def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
                 SELECT term, df, similarity(term, q.term) AS sim FROM knowledge_term
                 WHERE tenant_id = %s AND df > 0 AND term %% q.term
                 ORDER BY sim DESC LIMIT 2
-            ) t WHERE t.sim >= %s
+            ) t
             """,
-            [unknown, tenant_id, TYPO_MIN_SIMILARITY],
+            [[*unknown, *guesses], tenant_id],
         )
-        for _, term, df, sim in cur.fetchall():
+        for probe, term, df, sim in cur.fetchall():
+            if probe in guesses and probe not in unknown:
+                if not analysis.one_edit_apart(probe, term):
+                    continue
+            elif sim < TYPO_MIN_SIMILARITY:
+                continue
             weights[term] = max(weights.get(term, 0.0), ranking.idf(df, n) * float(sim))
             known[term] = df
     mass = sum(ranking.idf(known[t], n) if t in known else synonym_mass.get(t) or ranking.idf(0, n) for t in terms)
@@ -424,7 +433,7 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
         elif beside is not None and n <= EXACT_SCAN_MAX_CHUNKS:
             beside = None  # the tenant has shrunk: the exact plan below, not the HNSW result
-        weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n, own_synonyms)
+        weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n, own_synonyms, query)
         # A small tenant's exact vector search runs here, over its vectors in memory, before the
         # keyword query, which then also brings the nearest chunks' stored terms.
         memory = None

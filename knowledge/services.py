@@ -35,13 +35,15 @@ from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge import analysis
 from knowledge.db import HNSW_MAX_DIMENSIONS, copy_chunks, stored_dimensions, vector_cursor
 from knowledge.ingestion.chunking import ChunkDraft, chunk_sections
-from knowledge.ingestion.parsers import DocumentError, Section, file_type_of, parse_file, preflight, split_markdown
+from knowledge.ingestion.parsers import (DocumentError, ParseTimeout, Section, file_type_of, parse_file, preflight,
+                                         split_markdown)
 from knowledge.models import Document
 
 logger = logging.getLogger(__name__)
 
 EMBED_BATCH = 64
 LIVE_STATUSES = (Document.Status.PENDING, Document.Status.PROCESSING, Document.Status.READY)
+IMPORT_ID_PREFIX = "import:"  # kb_import's external_id: the prefix and the file's path
 
 
 def _setting(name: str, default: int) -> int:
@@ -157,44 +159,61 @@ def analyse_chunks(prepared: PreparedChunks) -> PreparedChunks:
     return prepared
 
 
-def _apply_stats(cur, tenant_id: str, analysed_texts, sign: int) -> None:
-    """Add (sign=+1) or remove (-1) chunks' contribution to the tenant's BM25 statistics.
-    Terms are written in sorted order so concurrent ingestions cannot deadlock."""
+def _lock_stats(cur, tenant_id: str) -> None:
+    """Lock the tenant's statistics row (made if missing) for the rest of the transaction.
+    Every write of a tenant's chunks takes it first, before any term row: writers of one
+    tenant then queue here instead of locking term rows in different orders (two
+    concurrent updates of different entries deadlocked: each removed its old terms, the
+    other's new ones, then waited for the statistics row). The order is: key locks
+    (``_lock_keys``), document rows, this row, term rows."""
+    cur.execute("SELECT 1 FROM knowledge_corpusstats WHERE tenant_id = %s FOR UPDATE", [tenant_id])
+    if cur.fetchone() is None:
+        cur.execute("INSERT INTO knowledge_corpusstats (tenant_id, chunk_count, token_total) VALUES (%s, 0, 0) "
+                    "ON CONFLICT (tenant_id) DO NOTHING", [tenant_id])
+        # a fresh statement sees the row a concurrent first write may have inserted instead
+        cur.execute("SELECT 1 FROM knowledge_corpusstats WHERE tenant_id = %s FOR UPDATE", [tenant_id])
+
+
+def _apply_stats(cur, tenant_id: str, removed_texts, added_texts) -> None:
+    """Update the tenant's BM25 statistics for chunks removed and added (their stored
+    search terms), one net change per term: a term both removed and added again (most of an
+    edited document's) is not written at all. Call after ``_lock_stats``."""
     df: Counter[str] = Counter()
-    tokens = 0
-    count = 0
-    for search_text in analysed_texts:
-        terms = search_text.split()
-        df.update(set(terms))
-        tokens += len(terms)
-        count += 1
-    if not count:
+    tokens = count = chunks = 0
+    for sign, texts in ((-1, removed_texts), (1, added_texts)):
+        for search_text in texts:
+            terms = search_text.split()
+            for term in set(terms):
+                df[term] += sign
+            tokens += sign * len(terms)
+            count += sign
+            chunks += 1
+    if not chunks:
         return
-    terms = sorted(df)
+    changed = sorted(t for t, d in df.items() if d)
+    if changed:
+        cur.execute(
+            "INSERT INTO knowledge_term (tenant_id, term, df) SELECT %s, t, d "
+            "FROM unnest(%s::text[], %s::int[]) AS x(t, d) "
+            "ON CONFLICT (tenant_id, term) DO UPDATE SET df = knowledge_term.df + EXCLUDED.df",
+            [tenant_id, changed, [df[t] for t in changed]],
+        )
+        fallen = [t for t in changed if df[t] < 0]
+        if fallen:
+            cur.execute("DELETE FROM knowledge_term WHERE tenant_id = %s AND term = ANY(%s) AND df <= 0",
+                        [tenant_id, fallen])
     cur.execute(
-        "INSERT INTO knowledge_term (tenant_id, term, df) SELECT %s, t, d FROM unnest(%s::text[], %s::int[]) AS x(t, d) "
-        "ON CONFLICT (tenant_id, term) DO UPDATE SET df = knowledge_term.df + EXCLUDED.df",
-        [tenant_id, terms, [sign * df[t] for t in terms]],
-    )
-    if sign < 0:
-        cur.execute("DELETE FROM knowledge_term WHERE tenant_id = %s AND term = ANY(%s) AND df <= 0", [tenant_id, terms])
-    cur.execute(
-        "INSERT INTO knowledge_corpusstats (tenant_id, chunk_count, token_total) VALUES (%s, %s, %s) "
-        "ON CONFLICT (tenant_id) DO UPDATE SET chunk_count = knowledge_corpusstats.chunk_count + EXCLUDED.chunk_count,"
-        " token_total = knowledge_corpusstats.token_total + EXCLUDED.token_total,"
-        " version = nextval('knowledge_corpus_version_seq')",
-        [tenant_id, sign * count, sign * tokens],
+        "UPDATE knowledge_corpusstats SET chunk_count = chunk_count + %s, token_total = token_total + %s, "
+        "version = nextval('knowledge_corpus_version_seq') WHERE tenant_id = %s",
+        [count, tokens, tenant_id],
     )
 
 
-def _remove_chunks(cur, document: Document) -> None:
-    _remove_chunks_of(cur, document.tenant_id, [document.pk])
-
-
-def _remove_chunks_of(cur, tenant_id: str, document_ids: list[int]) -> None:
+def _remove_chunks_of(cur, tenant_id: str, document_ids: list[int]) -> list[str]:
+    """Delete the documents' chunks; returns their stored search terms (for ``_apply_stats``)."""
     cur.execute("DELETE FROM knowledge_chunk WHERE tenant_id = %s AND document_id = ANY(%s) RETURNING search_text",
                 [tenant_id, document_ids])
-    _apply_stats(cur, tenant_id, (row[0] for row in cur.fetchall()), -1)
+    return [row[0] for row in cur.fetchall()]
 
 
 def _mark_ready(document: Document, prepared: PreparedChunks) -> None:
@@ -218,7 +237,8 @@ def _write_chunks(tenant_id: str, stored: list[tuple[Document, PreparedChunks]])
     if not stored:
         return
     with connection.cursor() as wrapper:
-        _remove_chunks_of(wrapper.cursor, tenant_id, [document.pk for document, _ in stored])
+        _lock_stats(wrapper.cursor, tenant_id)
+        removed = _remove_chunks_of(wrapper.cursor, tenant_id, [document.pk for document, _ in stored])
         rows = (
             (tenant_id, document.pk, position, draft.text, token_count, Jsonb(draft.provenance),
              prepared.vectors[position], prepared.embedding_model, search_text)
@@ -226,7 +246,7 @@ def _write_chunks(tenant_id: str, stored: list[tuple[Document, PreparedChunks]])
             for position, (draft, (search_text, token_count)) in enumerate(zip(prepared.drafts, prepared.analysed))
         )
         copy_chunks(rows)
-        _apply_stats(wrapper.cursor, tenant_id, (a[0] for _, prepared in stored for a in prepared.analysed), +1)
+        _apply_stats(wrapper.cursor, tenant_id, removed, (a[0] for _, prepared in stored for a in prepared.analysed))
 
 
 def _sections_of(document: Document) -> list[Section]:
@@ -296,9 +316,11 @@ def document_upload(*, tenant, filename: str, data: bytes, title: str = "", tags
     prepared = None
     try:
         if len(data) <= _setting("KB_SYNC_MAX_BYTES", 1024 * 1024):
-            _, sections = parse_file(data, filename)
-            drafts = chunk_drafts(sections)
-            if len(drafts) <= _setting("KB_SYNC_MAX_CHUNKS", 64):
+            try:  # a file too slow to read in the request goes to the worker, whose budget is longer
+                drafts = chunk_drafts(parse_file(data, filename, max_seconds=_setting("KB_SYNC_PARSE_SECONDS", 10))[1])
+            except ParseTimeout:
+                drafts = None
+            if drafts is not None and len(drafts) <= _setting("KB_SYNC_MAX_CHUNKS", 64):
                 prepared = _prepare_or_503(drafts)
         else:
             preflight(data, filename)  # a locked or broken big file: 422 now, not 202 and a failure later
@@ -444,7 +466,7 @@ def _prepare_file(name: str, data: bytes, analyse: bool = True) -> PreparedChunk
 def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: PreparedChunks,
                   tags: list[str] | None) -> UploadResult:
     filename = PurePath(name).name
-    external_id = f"import:{name}"[:200]
+    external_id = f"{IMPORT_ID_PREFIX}{name}"[:200]
     with _files_removed_on_failure() as saved, transaction.atomic():
         _lock_keys(tenant.pk, [f"checksum:{checksum}", f"external:{external_id}"])
         existing = _stored_copy(tenant, checksum)  # the same content stored since it was checked
@@ -522,9 +544,15 @@ def document_reprocess(*, document: Document) -> Document:
 
 
 def document_delete(*, document: Document) -> None:
+    """Delete a document, its chunks (and their share of the statistics) and its file."""
     with transaction.atomic():
+        # The document row first, as every other writer locks it (before the statistics row).
+        if not Document.objects.select_for_update().filter(tenant_id=document.tenant_id, pk=document.pk).exists():
+            return  # deleted meanwhile
         with connection.cursor() as wrapper:
-            _remove_chunks(wrapper.cursor, document)
+            _lock_stats(wrapper.cursor, document.tenant_id)
+            removed = _remove_chunks_of(wrapper.cursor, document.tenant_id, [document.pk])
+            _apply_stats(wrapper.cursor, document.tenant_id, removed, ())
         file = document.source_file
         document.delete()
         if file:
@@ -544,6 +572,13 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
     entries are embedded first and written in one transaction: all or nothing.
     Entries are applied in order, as if one after another: a later entry with the same
     content (and no ``external_id``) finds the document an earlier one created."""
+    # A title is one line: with a line break in it, "title\n\ncontent" (the checksum's text) could be
+    # split two ways, and moving a paragraph between title and content looked unchanged.
+    entries = [{**entry, "title": " ".join(entry["title"].split())} for entry in entries]
+    reserved = [e["external_id"] for e in entries if (e.get("external_id") or "").startswith(IMPORT_ID_PREFIX)]
+    if reserved:
+        raise ApiError(400, "validation_error", f"external_id {reserved[0]!r}: ids starting with "
+                       f"{IMPORT_ID_PREFIX!r} name files that kb_import keeps.", {"external_id": reserved[0]})
     keyed = [(entry, _entry_checksum(entry), entry.get("external_id") or None) for entry in entries]
 
     def drafts_of(entry: dict) -> list[ChunkDraft]:
@@ -551,6 +586,7 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
 
     # What is stored now (one query per kind of key, not one per entry), and which entries change it.
     found = _entry_documents(tenant, keyed)
+    _refuse_other_kinds(found)
     plans, changed, earlier = [], [], set()  # earlier: the contents this request's earlier entries store
     for entry, checksum, external_id in keyed:
         plans.append([entry, checksum, external_id, None])
@@ -575,6 +611,7 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
         _lock_keys(tenant.pk, [f"external:{external_id}" if external_id else f"checksum:{checksum}"
                                for _, checksum, external_id, _ in plans])
         found = _entry_documents(tenant, keyed, lock=True)
+        _refuse_other_kinds(found)
         for entry, checksum, external_id, prepared in plans:
             key = _entry_key(checksum, external_id)
             existing = found.get(key)
@@ -593,7 +630,7 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
             document.content = entry["content"]
             document.checksum = checksum
             if "tags" in entry or existing is None:
-                document.tags = list(entry.get("tags") or [])
+                document.tags = list(dict.fromkeys(entry.get("tags") or []))
             if "metadata" in entry or existing is None:
                 document.metadata = entry.get("metadata") or {}
             if prepared is not None:
@@ -614,6 +651,16 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
         # than embedding them.
         _write_chunks(tenant.pk, list(stored.values()))
     return results
+
+
+def _refuse_other_kinds(found: dict) -> None:
+    """An ``external_id`` held by an uploaded or imported document is not an entry's to replace:
+    its file would come back with the next re-process or import (409)."""
+    for (kind, key), document in found.items():
+        if kind == "external" and document.source_kind != Document.Source.ENTRY:
+            raise ApiError(409, "external_id_conflict", f"external_id {key!r} belongs to a document of kind "
+                           f"{document.source_kind!r} (id {document.pk}); an entry cannot replace it.",
+                           {"external_id": key, "document_id": document.pk, "source_kind": document.source_kind})
 
 
 def _entry_key(checksum: str, external_id: str | None) -> tuple[str, str]:

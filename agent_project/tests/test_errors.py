@@ -70,6 +70,22 @@ def test_500_inside_a_view_is_json_without_internals():
                                        "details": None}}
 
 
+def test_a_deadlock_is_a_retryable_503_not_a_500():
+    from django.db import OperationalError
+    from psycopg import errors
+
+    try:
+        try:
+            raise errors.DeadlockDetected("deadlock detected")
+        except errors.DeadlockDetected as cause:
+            raise OperationalError("deadlock detected") from cause
+    except OperationalError as exc:
+        response = api_exception_handler(exc, {})
+    assert response.status_code == 503 and response["Retry-After"] == "1"
+    assert response.data["error"]["code"] == "write_conflict"
+    assert api_exception_handler(OperationalError("server closed the connection"), {}).status_code == 500
+
+
 def test_500_outside_drf_is_json():
     request = RequestFactory().get("/anything")
     middleware = JsonErrorMiddleware(lambda r: None)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from agent_project.limits import chat_violation, json_depth
+from agent_project.limits import chat_violation, json_depth, unstorable_text
 from conftest import assert_error
 from tenants.models import Tenant
 
@@ -38,6 +38,47 @@ def test_json_depth_stops_counting_past_the_limit():
 def test_chat_violation(body, code):
     found = chat_violation(body, max_messages=3, max_chars=10)
     assert (found[0] if found else None) == code
+
+
+@pytest.mark.parametrize("value, where", [
+    ({"a": "ok", "b": ["fine", {"c": 1}]}, None), ("a\x00", ""), ({"note": "a\x00b"}, "note"),
+    ({"entries": [{}, {"metadata": {"x": [{"y": "\x00"}]}}]}, "entries[1].metadata.x[0].y"),
+    ({"a\x00": 1}, "a\\x00"), ({"s": "\ud800"}, "s"), ({"ok": "\U0001F600 emoji"}, None),
+])
+def test_unstorable_text(value, where):
+    assert unstorable_text(value) == where
+
+
+def test_nul_anywhere_in_json_is_400_and_nothing_is_stored(tenant_a, client_a):
+    """Free-form JSON (an entry's metadata) reached jsonb, which refused it: a 500."""
+    from knowledge.models import Document
+
+    for metadata in ({"note": "a\x00b"}, {"a\x00": 1}, {"x": [{"y": "\x00"}]}):
+        r = client_a.post("/kb/upsert", json.dumps({"title": "T", "content": "Isi", "metadata": metadata}),
+                          content_type="application/json")
+        assert "NUL" in assert_error(r, 400, "validation_error")["message"]
+    r = client_a.put("/tenants/tenant-a/settings", json.dumps({"persona": "x\x00"}), content_type="application/json")
+    assert assert_error(r, 400, "validation_error")["details"] == {"field": "persona"}
+    assert Tenant.objects.get(pk="tenant-a").persona == "Kamu asisten Toko A."
+    assert not Document.objects.exists()
+
+
+@pytest.mark.parametrize("query", ["external_id=%00", "tag=a%00", "status=%00", "%00=1"])
+def test_nul_in_a_query_parameter_is_400(client_a, query):
+    assert_error(client_a.get(f"/kb/documents?{query}"), 400, "malformed_request")
+
+
+def test_too_many_fields_or_files_is_400_not_500(settings, client_a):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 20
+    fields = {f"f{i}": "x" for i in range(21)}
+    r = client_a.post("/kb/upload", {**fields, "file": SimpleUploadedFile("a.txt", b"halo")}, format="multipart")
+    assert assert_error(r, 400, "too_many_fields")["details"] == {"max_fields": 20}
+    settings.DATA_UPLOAD_MAX_NUMBER_FILES = 5
+    files = {f"f{i}": SimpleUploadedFile(f"{i}.txt", b"a") for i in range(6)}
+    r = client_a.post("/kb/upload", files, format="multipart")
+    assert "settings" not in assert_error(r, 400, "too_many_files")["message"]
 
 
 def test_body_over_the_limit_is_413_and_nothing_changes(settings, tenant_a, client_a):

@@ -50,6 +50,20 @@ def test_upload_then_search_with_provenance(client_a):
     assert set(hits[0]["scores"]) >= {"keyword", "vector", "bm25"} and hits[0]["relevant"] is True
 
 
+def test_upload_tags_are_validated_as_upsert_validates_them(client_a, tenant_a, scoped):
+    """The column holds 64 characters a tag: a longer one was cut by the database while the
+    answer echoed it whole, and any number of tags was stored."""
+    error = assert_error(upload(client_a, "a.txt", b"Halo", tags="ok, " + "x" * 65), 400, "validation_error")
+    assert "64 characters" in error["message"]
+    error = assert_error(upload(client_a, "a.txt", b"Halo", tags=",".join(f"t{i}" for i in range(51))), 400,
+                         "validation_error")
+    assert "At most 50 tags" in error["message"]
+    with scoped(tenant_a):
+        assert not Document.objects.exists()
+    body = upload(client_a, "a.txt", b"Halo", tags="promo, promo, " + "y" * 64).json()
+    assert body["tags"] == ["promo", "y" * 64]
+
+
 def test_reupload_of_identical_content_is_detected(client_a, tenant_a, scoped):
     data = b"# FAQ\nToko buka jam 9 pagi."
     first = upload(client_a, "faq.md", data)
@@ -102,6 +116,42 @@ def test_upsert_single_entry_is_idempotent_and_updates_in_place(client_a, tenant
         # Term statistics follow the swap: "200" is gone, "300" is in.
         assert not Term.objects.filter(term="200").exists() and Term.objects.get(term="300").df == 1
         assert CorpusStats.objects.get().chunk_count == 1
+
+
+def test_moving_text_between_title_and_content_is_a_change(client_a, tenant_a, scoped):
+    """The checksum hashes "title\n\ncontent": with a line break allowed in the title, both splits
+    hashed alike, and the second answered "unchanged" over chunks of the first. A title is one line."""
+    first = client_a.post("/kb/upsert", {"title": "Promo\n\nDiskon 50%", "content": "Berlaku sampai Minggu.",
+                                         "external_id": "promo"}, format="json").json()
+    assert first["title"] == "Promo Diskon 50%"
+    second = client_a.post("/kb/upsert", {"title": "Promo", "content": "Diskon 50%\n\nBerlaku sampai Minggu.",
+                                          "external_id": "promo"}, format="json").json()
+    assert second["action"] == "updated" and second["title"] == "Promo"
+    with scoped(tenant_a):
+        assert list(Chunk.objects.values_list("text", flat=True)) == ["Promo\nDiskon 50%\nBerlaku sampai Minggu."]
+
+
+def test_an_entry_cannot_take_over_an_imported_or_uploaded_document(client_a, tenant_a, scoped):
+    """kb_import keys its files "import:<path>": an upsert of that id replaced the file's text with
+    the entry's, and the next re-process or import brought the file back."""
+    from knowledge.services import document_import
+
+    with scoped(tenant_a):
+        imported = document_import(tenant=tenant_a, name="/data/faq.md", data=b"# FAQ\nToko buka jam 9.").document
+        imported.refresh_from_db()
+    taken = {"title": "Lain", "content": "Isi lain", "external_id": "import:/data/faq.md"}
+    assert "kb_import" in assert_error(client_a.post("/kb/upsert", taken, format="json"), 400,
+                                       "validation_error")["message"]
+    assert_error(client_a.post("/kb/upsert", {**taken, "external_id": "import:/data/new.md"}, format="json"), 400,
+                 "validation_error")
+    with scoped(tenant_a):
+        Document.objects.filter(pk=imported.pk).update(external_id="sku-1")  # any non-entry document's id
+    error = assert_error(client_a.post("/kb/upsert", {"entries": [{"title": "A", "content": "B"},
+                                                                 {**taken, "external_id": "sku-1"}]}, format="json"),
+                         409, "external_id_conflict")
+    assert error["details"] == {"external_id": "sku-1", "document_id": imported.pk, "source_kind": "import"}
+    with scoped(tenant_a):
+        assert Document.objects.count() == 1 and Document.objects.get().checksum == imported.checksum
 
 
 def test_upsert_many_entries_all_or_nothing(client_a, tenant_a, scoped):
@@ -193,7 +243,8 @@ def test_a_long_documents_chunks_come_in_pages(client_a, settings):
         seen += [c["position"] for c in page["chunks"]]
         offset = page["chunks_next_offset"]
     assert seen == list(range(total))
-    for bad in ("chunks_limit=0", "chunks_limit=501", "chunks_offset=-1", "chunks_offset=x"):
+    for bad in ("chunks_limit=0", "chunks_limit=501", "chunks_offset=-1", "chunks_offset=x",
+                "chunks_offset=9223372036854775808"):  # past bigint: the database refused it, a 500
         assert_error(client_a.get(f"/kb/documents/{doc['id']}?{bad}"), 400, "invalid_filter")
 
 
@@ -311,6 +362,82 @@ def _at_once(n: int, work, monkeypatch):
         thread.join()
     assert not errors, errors
     return results
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_updates_of_different_entries_do_not_deadlock(tenant_a, scoped, monkeypatch):
+    """Each update removes its old terms and adds the other's: locking term rows as they came
+    (then the statistics row) deadlocked about every other round; writers now queue on the
+    tenant's statistics row first."""
+    from knowledge.services import entries_upsert, stats_check
+
+    with scoped(tenant_a):
+        entries_upsert(tenant=tenant_a, entries=[{"title": "Satu", "content": "alpha gamma", "external_id": "doc-1"},
+                                                 {"title": "Dua", "content": "beta delta", "external_id": "doc-2"}])
+    for round_no in range(6):
+        contents = ("beta delta", "alpha gamma") if round_no % 2 == 0 else ("alpha gamma", "beta delta")
+
+        def update(i, contents=contents):
+            with scoped(tenant_a):
+                entry = {"title": ("Satu", "Dua")[i], "content": contents[i], "external_id": f"doc-{i + 1}"}
+                return entries_upsert(tenant=tenant_a, entries=[entry])[0]["action"]
+
+        assert _at_once(2, update, monkeypatch) == ["updated", "updated"]
+        monkeypatch.undo()
+    with scoped(tenant_a):
+        assert stats_check(tenant=tenant_a).ok
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_while_another_entry_is_rewritten_does_not_deadlock(tenant_a, scoped, monkeypatch):
+    import threading
+    import time
+
+    from django.db import connection
+
+    from knowledge import services
+
+    with scoped(tenant_a):
+        services.entries_upsert(tenant=tenant_a, entries=[
+            {"title": "Satu", "content": "alpha", "external_id": "doc-1"},
+            {"title": "Dua", "content": "beta", "external_id": "doc-2"}])
+        doomed = Document.objects.get(external_id="doc-1")
+    writing = threading.Event()
+    copy = services.copy_chunks
+
+    def slow_copy(rows):  # a COPY into a big HNSW graph takes this long anyway
+        writing.set()
+        time.sleep(0.3)
+        return copy(rows)
+
+    monkeypatch.setattr(services, "copy_chunks", slow_copy)
+    errors = []
+
+    def run(work):
+        try:
+            with scoped(tenant_a):
+                work()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def delete():
+        writing.wait(10)
+        services.document_delete(document=doomed)
+
+    threads = [threading.Thread(target=run, args=(work,)) for work in (
+        lambda: services.entries_upsert(tenant=tenant_a, entries=[
+            {"title": "Dua", "content": "alpha", "external_id": "doc-2"}]), delete)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    with scoped(tenant_a):
+        assert list(Document.objects.values_list("external_id", flat=True)) == ["doc-2"]
+        assert services.stats_check(tenant=tenant_a).ok
+        services.document_delete(document=doomed)  # already gone: nothing to do, no error
 
 
 @pytest.mark.django_db(transaction=True)

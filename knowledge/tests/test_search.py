@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from knowledge import selectors
+from knowledge import analysis, selectors
 from knowledge.models import Chunk, Document
 from knowledge.services import entries_upsert
 
@@ -100,6 +100,41 @@ def test_typo_is_corrected_against_the_tenant_vocabulary(tenant_a, scoped):
         hits = selectors.chunk_search(tenant=tenant_a, query="garnsi", k=1, methods=("keyword",))
         assert hits and hits[0].title == "Garansi produk"
         assert selectors.chunk_search(tenant=tenant_a, query="qwxz", k=1, methods=("keyword",)) == []
+
+
+def test_a_misspelt_affixed_word_is_corrected_through_a_guess_at_its_root(tenant_a, scoped):
+    """Sastrawi leaves a misspelt affixed word whole ("pembyaran"), too far from the stored root
+    "bayar" for a trigram match; a guess at its root ("byar") is one edit from it."""
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        for typo, title in (("pembyaran", "Metode pembayaran"), ("pengirman", "Biaya pengiriman"),
+                            ("pengirian", "Biaya pengiriman"), ("membayr", "Metode pembayaran")):
+            hits = selectors.chunk_search(tenant=tenant_a, query=typo, k=1, methods=("keyword",))
+            assert hits and hits[0].title == title, typo
+        # a word with no near root in the vocabulary still finds nothing
+        assert selectors.chunk_search(tenant=tenant_a, query="pemqwxzan", k=1, methods=("keyword",)) == []
+
+
+@pytest.mark.parametrize("word, root", [
+    ("pemesanan", "pesan"), ("memesan", "pesan"), ("dipesan", "pesan"), ("pesanannya", "pesan"),
+    ("mengemas", "kemas"), ("pengecekan", "cek"), ("perawatan", "rawat"), ("pengiriman", "kirim"),
+])
+def test_shop_words_sastrawi_stems_to_another_root_are_fixed(word, root):
+    assert analysis.stem(word) == root
+
+
+@pytest.mark.parametrize("a, b, near", [
+    ("byar", "bayar", True), ("kirm", "kirim", True), ("garnasi", "garansi", True), ("bayar", "bayar", True),
+    ("bayarn", "bayar", True), ("byr", "bayar", False), ("kirim", "kiram", True), ("abcd", "dcba", False),
+])
+def test_one_edit_apart(a, b, near):
+    assert analysis.one_edit_apart(a, b) is near and analysis.one_edit_apart(b, a) is near
+
+
+def test_root_guesses_undo_the_nasal_prefix():
+    assert analysis.root_guesses("pengirman")[0] == "kirm"
+    assert "byar" in analysis.root_guesses("pembyaran") and analysis.root_guesses("garnsi") == ["garns"]
+    assert analysis.root_guesses("kopi") == [] and analysis.root_guesses("ZEBRA-7") == []
 
 
 def test_another_tenants_exact_match_never_comes_back(tenant_a, tenant_b, scoped):
