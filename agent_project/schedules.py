@@ -29,6 +29,14 @@ SCHEDULES = [
         "minutes": 1,
     },
     {
+        # CROSS-TENANT: re-queues (or gives up on) every tenant's documents whose processing task
+        # was lost: a killed worker, a broker down when the upload was queued (knowledge/tasks.py)
+        "name": "knowledge-documents-recover",
+        "func": "knowledge.tasks.documents_recover",
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 2,
+    },
+    {
         # Expired rate-limit counters of the database store (Redis expires its own).
         "name": "ratelimit-prune",
         "func": "agent_project.lib.ratelimit.ratelimit_prune",

@@ -258,6 +258,10 @@ KB_MAX_PDF_PAGES = env.int("KB_MAX_PDF_PAGES", default=500)
 # latter the file is queued for the worker instead (202).
 KB_PDF_MAX_SECONDS = env.int("KB_PDF_MAX_SECONDS", default=120)
 KB_SYNC_PARSE_SECONDS = env.int("KB_SYNC_PARSE_SECONDS", default=10)
+# A queued document's processing: runs before it ends failed (a worker killed, or past Q_TIMEOUT), and how long
+# it may wait pending before knowledge-documents-recover queues it again (a broker down when it was queued).
+KB_PROCESS_MAX_ATTEMPTS = env.int("KB_PROCESS_MAX_ATTEMPTS", default=3)
+KB_PENDING_REQUEUE_SECONDS = env.int("KB_PENDING_REQUEUE_SECONDS", default=600)
 # Small tenants' vectors kept in each process's memory for the exact search
 # (knowledge.vector_cache); 0 turns it off and PostgreSQL scans them instead.
 KB_VECTOR_CACHE_MB = env.int("KB_VECTOR_CACHE_MB", default=256)

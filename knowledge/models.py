@@ -51,6 +51,10 @@ class Document(TenantOwned):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(
+        default=0, help_text="Processing runs started since the document was last queued (a run the worker's time "
+                             "limit or a crash stopped counts; knowledge.services.documents_recover gives up after "
+                             "KB_PROCESS_MAX_ATTEMPTS).")
 
     class Meta:
         ordering = ["-created_at", "-id"]

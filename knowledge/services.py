@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,8 +27,9 @@ import numpy as np
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
+from django_q.exceptions import TimeoutException
 from psycopg.types.json import Jsonb
 
 from agent_project.errors import ApiError
@@ -252,10 +254,14 @@ def _write_chunks(tenant_id: str, stored: list[tuple[Document, PreparedChunks]])
 def _sections_of(document: Document) -> list[Section]:
     if document.source_kind == Document.Source.ENTRY:
         return entry_sections(document.title, document.content)
+    missing = DocumentError(422, "file_missing", "The document's file is no longer stored; upload it again.")
     if not document.source_file:
-        raise DocumentError(422, "file_missing", "The document's file is no longer stored; upload it again.")
-    with document.source_file.open("rb") as handle:
-        data = handle.read()
+        raise missing
+    try:
+        with document.source_file.open("rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:  # its message names the server's media path
+        raise missing from None
     return parse_file(data, document.original_name or document.source_file.name)[1]
 
 
@@ -277,12 +283,23 @@ class UploadResult:
     outcome: str  # created | duplicate | queued
 
 
-def _enqueue_processing(document: Document) -> None:
+def _send_processing(document_id: int) -> bool:
+    """Queue the document's processing task; False when the broker cannot be reached (the
+    document stays ``pending``, and ``documents_recover`` queues it again later)."""
     from django_q.tasks import async_task
 
+    try:
+        async_task("knowledge.tasks.document_process_task", document_id, task_name=f"kb-document-{document_id}")
+    except Exception as exc:  # noqa: BLE001 - a broker error of any kind: the upload itself is stored
+        logger.warning("could not queue document %s (%s); it will be queued again later", document_id, exc)
+        return False
+    return True
+
+
+def _enqueue_processing(document: Document) -> None:
+    """Queue the document's processing once the transaction commits."""
     document_id = document.pk
-    transaction.on_commit(lambda: async_task("knowledge.tasks.document_process_task", document_id,
-                                             task_name=f"kb-document-{document_id}"))
+    transaction.on_commit(lambda: _send_processing(document_id))
 
 
 def document_upload(*, tenant, filename: str, data: bytes, title: str = "", tags: list[str] | None = None,
@@ -463,10 +480,33 @@ def _prepare_file(name: str, data: bytes, analyse: bool = True) -> PreparedChunk
     return prepare_chunks(chunk_drafts(sections), analyse=analyse)
 
 
+def readable_name(name: str) -> str:
+    """A path as text PostgreSQL can store: a name that is not UTF-8 on disk (a Windows zip's
+    "caf\xe9.txt") reaches Python with surrogate escapes, which no text column accepts; its bytes
+    are read as cp1252 instead."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("cp1252", errors="replace")
+
+
+def import_id(name: str) -> str:
+    """kb_import's ``external_id`` for the file at path ``name``: the prefix and the path, or, for
+    a path too long for the column (200), its end and a hash of the whole (cut to 200, two long
+    paths ending alike were one document, overwritten by each in turn)."""
+    name = readable_name(name)
+    whole = f"{IMPORT_ID_PREFIX}{name}"
+    if len(whole) <= 200:
+        return whole
+    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+    return f"{IMPORT_ID_PREFIX}…{name[-(200 - len(IMPORT_ID_PREFIX) - 18):]}#{digest}"
+
+
 def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: PreparedChunks,
                   tags: list[str] | None) -> UploadResult:
-    filename = PurePath(name).name
-    external_id = f"{IMPORT_ID_PREFIX}{name}"[:200]
+    external_id = import_id(name)
+    filename = PurePath(readable_name(name)).name
     with _files_removed_on_failure() as saved, transaction.atomic():
         _lock_keys(tenant.pk, [f"checksum:{checksum}", f"external:{external_id}"])
         existing = _stored_copy(tenant, checksum)  # the same content stored since it was checked
@@ -496,16 +536,24 @@ def _prepare_or_503(drafts: list[ChunkDraft]) -> PreparedChunks:
         raise ApiError(503, "embedding_unavailable", "The embedding model is unavailable; try again later.") from None
 
 
+def _task_timeout() -> int:
+    return int(settings.Q_CLUSTER.get("timeout") or 600)
+
+
 def document_process(*, document_id: int) -> Document | None:
     """Process a pending document (the django-q2 task's body): claim it with a
     conditional update so two workers never process it twice, then parse, embed
-    and store, ending ``ready`` or ``failed`` with a readable error."""
+    and store, ending ``ready`` or ``failed`` with a readable error. A document that
+    was ready before (a re-process) and fails keeps its chunks and ``ready``, with the
+    error recorded: failed, they stayed searchable, and uploading the file again
+    stored every passage twice."""
     # A claim older than the task timeout belongs to a worker that died: django-q2's
-    # retry (after Q_CLUSTER["retry"] > timeout) may take it over.
-    stale = timezone.now() - timedelta(seconds=int(settings.Q_CLUSTER.get("timeout", 600)))
+    # retry (after Q_CLUSTER["retry"] > timeout) may take it over, within the attempts.
+    stale = timezone.now() - timedelta(seconds=_task_timeout())
     claimable = Q(status=Document.Status.PENDING) | Q(status=Document.Status.PROCESSING, updated_at__lt=stale)
-    claimed = Document.objects.filter(claimable, pk=document_id).update(
-        status=Document.Status.PROCESSING, error="", updated_at=timezone.now())
+    claimed = Document.objects.filter(claimable, pk=document_id,
+                                      attempts__lt=_setting("KB_PROCESS_MAX_ATTEMPTS", 3)).update(
+        status=Document.Status.PROCESSING, error="", updated_at=timezone.now(), attempts=F("attempts") + 1)
     document = Document.objects.filter(pk=document_id).first()
     if not claimed or document is None:
         return document
@@ -523,20 +571,74 @@ def document_process(*, document_id: int) -> Document | None:
         message = exc.message
     except EmbeddingError as exc:
         message = f"Embedding failed: {exc}"
+    except TimeoutException:  # django-q2 stops a task past Q_TIMEOUT with this SystemExit: record it, let it stop
+        _process_failed(document, f"Processing took longer than the worker's time limit ({_task_timeout()} s, "
+                                  "Q_TIMEOUT): split the file, or raise Q_TIMEOUT and re-process it.")
+        raise
     except Exception as exc:  # a task must record why it failed, whatever it was
         logger.exception("processing document %s failed", document_id)
         message = f"Processing failed: {exc.__class__.__name__}: {exc}"
-    Document.objects.filter(pk=document_id, status=Document.Status.PROCESSING).update(
-        status=Document.Status.FAILED, error=message[:2000], updated_at=timezone.now())
+    _process_failed(document, message)
     document.refresh_from_db()
     return document
+
+
+def _process_failed(document: Document, message: str) -> None:
+    """End a processing run that failed: ``failed``, or, for a document that has chunks from an
+    earlier run, ``ready`` with the error (those chunks are what a search finds)."""
+    still = Document.objects.filter(pk=document.pk, status=Document.Status.PROCESSING)
+    if document.processed_at is not None and document.chunk_count:
+        still.update(status=Document.Status.READY, updated_at=timezone.now(),
+                     error=f"Re-processing failed; the chunks of the previous processing are kept. {message}"[:2000])
+    else:
+        still.update(status=Document.Status.FAILED, error=message[:2000], updated_at=timezone.now())
+
+
+def documents_recover(*, now=None, limit: int = 500) -> dict:
+    """CROSS-TENANT. Documents whose processing task was lost: ``processing`` for longer than
+    django-q2's task timeout + 1 minute (its worker was killed: a deploy, the OOM killer; with
+    the Redis broker such a task is gone) go back to ``pending`` and are queued again, or, after
+    ``KB_PROCESS_MAX_ATTEMPTS`` runs, end ``failed`` (or ``ready`` with the error, for a
+    re-process) with a readable error; ``pending`` for ``KB_PENDING_REQUEUE_SECONDS`` (the
+    broker was down when it was queued) are queued again. Each change is a conditional update
+    on the status and ``updated_at`` that were read, and a re-queue sets ``updated_at`` to now;
+    a document queued twice is processed once (the claim). Reads ids, statuses and times only.
+    Answers ``{"requeued", "failed", "skipped"}``."""
+    from django_scopes import scopes_disabled
+
+    now = now or timezone.now()
+    dead_before = now - timedelta(seconds=_task_timeout() + 60)
+    pending_before = now - timedelta(seconds=_setting("KB_PENDING_REQUEUE_SECONDS", 600))
+    max_attempts = _setting("KB_PROCESS_MAX_ATTEMPTS", 3)
+    counts = {"requeued": 0, "failed": 0, "skipped": 0}
+    with scopes_disabled():
+        stuck = list(Document.objects.filter(
+            Q(status=Document.Status.PROCESSING, updated_at__lt=dead_before)
+            | Q(status=Document.Status.PENDING, updated_at__lt=pending_before),
+        ).order_by("updated_at", "id")[:limit])
+        for document in stuck:
+            unchanged = Document.objects.filter(pk=document.pk, status=document.status, updated_at=document.updated_at)
+            if document.status == Document.Status.PROCESSING and document.attempts >= max_attempts:
+                if not unchanged.update(updated_at=now):  # claimed for this outcome
+                    counts["skipped"] += 1
+                    continue
+                _process_failed(document, f"Processing stopped {document.attempts} times without finishing (its "
+                                          f"worker was stopped: killed, or past the {_task_timeout()} s time limit).")
+                counts["failed"] += 1
+                continue
+            if not unchanged.update(status=Document.Status.PENDING, updated_at=now):
+                counts["skipped"] += 1
+                continue
+            _send_processing(document.pk)
+            counts["requeued"] += 1
+    return counts
 
 
 def document_reprocess(*, document: Document) -> Document:
     """Queue a document to be parsed and embedded again (e.g. after a parser fix);
     its current chunks stay searchable until the new ones replace them."""
     with transaction.atomic():
-        Document.objects.filter(pk=document.pk).update(status=Document.Status.PENDING, error="",
+        Document.objects.filter(pk=document.pk).update(status=Document.Status.PENDING, error="", attempts=0,
                                                        updated_at=timezone.now())
         _enqueue_processing(document)
     document.refresh_from_db()

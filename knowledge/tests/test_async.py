@@ -96,6 +96,110 @@ def test_a_document_another_worker_claimed_is_left_alone(client_a, tenant_a, sco
         assert document_process(document_id=doc_id).status == "ready"
 
 
+@pytest.mark.django_db
+def test_a_run_past_the_task_timeout_ends_failed_and_the_file_can_be_uploaded_again(
+        client_a, tenant_a, scoped, async_uploads, settings, monkeypatch, django_capture_on_commit_callbacks):
+    """django-q2 stops a task past Q_TIMEOUT by raising TimeoutException, a SystemExit: ``except
+    Exception`` missed it, the document stayed ``processing`` for good and a new upload of the file
+    answered ``duplicate`` of it."""
+    from django_q.exceptions import TimeoutException
+
+    from knowledge import services
+
+    settings.KB_CHUNK_WORDS = 40
+    with django_capture_on_commit_callbacks(execute=True):
+        doc_id = upload(client_a, "kota.txt", TEXT.encode()).json()["id"]
+
+    def too_slow(drafts, analyse=True):
+        raise TimeoutException("Task exceeded maximum timeout value (600 seconds)")
+
+    monkeypatch.setattr(services, "prepare_chunks", too_slow)
+    with pytest.raises(TimeoutException):  # django-q2 still sees the task stop
+        document_process_task(doc_id)
+    detail = client_a.get(f"/kb/documents/{doc_id}").json()
+    assert detail["status"] == "failed" and "time limit" in detail["error"] and "Q_TIMEOUT" in detail["error"]
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        again = upload(client_a, "kota.txt", TEXT.encode())
+    assert again.status_code == 202 and again.json()["id"] != doc_id
+
+
+@pytest.mark.django_db
+def test_documents_whose_task_was_lost_are_queued_again_then_given_up(client_a, tenant_a, tenant_b, scoped,
+                                                                      async_uploads, settings, monkeypatch,
+                                                                      django_capture_on_commit_callbacks):
+    """With the Redis broker a killed worker's task is gone, and a broker down at upload time left
+    the document pending with nothing queued: both sat there for good."""
+    from knowledge import services
+
+    settings.KB_CHUNK_WORDS = 40
+    sent = []
+    monkeypatch.setattr(services, "_send_processing", lambda document_id: sent.append(document_id) or True)
+    with django_capture_on_commit_callbacks(execute=True):
+        lost = upload(client_a, "kota.txt", TEXT.encode()).json()["id"]  # processing, its worker killed
+        waiting = upload(client_a, "lain.txt", TEXT.encode() + b"\n\nLain.").json()["id"]  # never queued
+        fresh = upload(client_a, "baru.txt", TEXT.encode() + b"\n\nBaru.").json()["id"]
+    sent.clear()
+    now = timezone.now()
+    long_ago = now - timedelta(seconds=settings.Q_CLUSTER["timeout"] + 120)
+    with scoped(tenant_a):
+        Document.objects.filter(pk=lost).update(status="processing", attempts=1, updated_at=long_ago)
+        Document.objects.filter(pk=waiting).update(updated_at=now - timedelta(seconds=settings.KB_PENDING_REQUEUE_SECONDS + 1))
+    assert services.documents_recover(now=now) == {"requeued": 2, "failed": 0, "skipped": 0}
+    assert sorted(sent) == sorted([lost, waiting])
+    with scoped(tenant_a):
+        assert Document.objects.get(pk=lost).status == "pending" and Document.objects.get(pk=fresh).status == "pending"
+    assert services.documents_recover(now=now) == {"requeued": 0, "failed": 0, "skipped": 0}  # not again at once
+    assert document_process_task(lost) == "ready"  # the re-queued task does the work
+    # A document whose every run was stopped is given up, with a reason.
+    with scoped(tenant_a):
+        Document.objects.filter(pk=waiting).update(status="processing", attempts=settings.KB_PROCESS_MAX_ATTEMPTS,
+                                                   updated_at=long_ago)
+    assert services.documents_recover(now=now)["failed"] == 1
+    detail = client_a.get(f"/kb/documents/{waiting}").json()
+    assert detail["status"] == "failed" and "stopped 3 times" in detail["error"]
+    assert document_process_task(waiting) == "failed"  # a late retry does not run it a fourth time
+
+
+@pytest.mark.django_db
+def test_an_upload_while_the_broker_is_down_is_stored_and_queued_later(client_a, tenant_a, scoped, async_uploads,
+                                                                       settings, monkeypatch,
+                                                                       django_capture_on_commit_callbacks):
+    """async_task raised in the on-commit hook: a 500 for a document already stored as pending, and
+    the client's retry got ``duplicate`` of a document nobody would process."""
+    import django_q.tasks
+
+    def broker_down(*args, **kwargs):
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
+
+    settings.KB_CHUNK_WORDS = 40
+    monkeypatch.setattr(django_q.tasks, "async_task", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = upload(client_a, "kota.txt", TEXT.encode())
+    assert response.status_code == 202 and response.json()["status"] == "pending"
+
+
+@pytest.mark.django_db
+def test_a_failed_reprocess_keeps_the_chunks_it_had_and_says_why(client_a, tenant_a, scoped, monkeypatch,
+                                                                  django_capture_on_commit_callbacks):
+    """The document ended ``failed`` with its old chunks still searchable, and uploading the file
+    again (a failed document is no duplicate) stored every passage twice."""
+    from knowledge import services
+
+    with django_capture_on_commit_callbacks(execute=True):
+        body = upload(client_a, "faq.md", b"# Jam buka\nToko buka jam 9 pagi.").json()
+    with scoped(tenant_a):
+        document = Document.objects.get(pk=body["id"])
+        document.source_file.storage.delete(document.source_file.name)  # the stored file is gone
+        services.document_reprocess(document=document)
+    assert document_process_task(body["id"]) == "ready"
+    detail = client_a.get(f"/kb/documents/{body['id']}").json()
+    assert detail["chunk_count"] == 1 and detail["error"].startswith("Re-processing failed")
+    assert "no longer stored" in detail["error"] and "/" not in detail["error"]  # not the server's media path
+    with django_capture_on_commit_callbacks(execute=True):
+        assert upload(client_a, "faq.md", b"# Jam buka\nToko buka jam 9 pagi.").json()["outcome"] == "duplicate"
+
+
 def test_task_for_a_deleted_document_does_nothing(db):
     assert document_process_task(987654321) is None
 

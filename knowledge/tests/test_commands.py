@@ -129,6 +129,58 @@ def test_identical_files_in_one_run_are_stored_once(folder, tenant_a, scoped, mo
         assert Chunk.objects.filter(document__title__startswith="faq").count() == faq.chunk_count
 
 
+def test_what_the_walk_cannot_read_is_reported_as_failed(folder, tenant_a, scoped, tmp_path):
+    """An unreadable folder, a broken link and a pipe were left out without a word (exit 0), and a
+    pipe named on the command line made the import wait for ever. Linked folders are followed once."""
+    import os
+
+    (folder / "locked").mkdir()
+    (folder / "locked" / "secret.md").write_text("# Rahasia")
+    (folder / "locked").chmod(0)
+    (folder / "gone.md").symlink_to(tmp_path / "missing.md")
+    os.mkfifo(folder / "pipe.txt")
+    outside = tmp_path / "shared"
+    outside.mkdir()
+    (outside / "promo.md").write_text("# Promo\nDiskon 10%.")
+    (folder / "linked").symlink_to(outside)
+    (outside / "loop").symlink_to(folder)  # back up the tree
+    try:
+        code, out = run_import("--tenant", tenant_a.id, str(folder), str(folder / "pipe.txt"))
+    finally:
+        (folder / "locked").chmod(0o755)
+    assert code == 1, out
+    failed = {line.split()[0]: line for line in out.splitlines() if "  failed  " in line}
+    if os.geteuid() != 0:  # root reads any folder
+        assert "folder cannot be read" in failed[str(folder / "locked")]
+    assert "broken symbolic link" in failed[str(folder / "gone.md")]
+    assert "not a regular file" in failed[str(folder / "pipe.txt")]
+    with scoped(tenant_a):
+        assert {"faq", "harga", "promo"} <= set(Document.objects.values_list("title", flat=True))
+        assert Document.objects.filter(title="promo").count() == 1
+
+
+def test_long_paths_and_names_that_are_not_utf8_are_imported_apart(tmp_path, tenant_a, scoped):
+    """Cut to the column's 200 characters, two long paths were one document, overwritten by each in
+    turn; a Latin-1 name failed on every run."""
+    import os
+
+    deep = tmp_path.joinpath(*(["folder-with-a-long-name"] * 9))
+    deep.mkdir(parents=True)
+    (deep / "jam-buka-cabang-pertama.md").write_text("# Jam\nCabang pertama buka jam 9.")
+    (deep / "jam-buka-cabang-kedua.md").write_text("# Jam\nCabang kedua buka jam 10.")
+    latin = os.fsdecode(bytes(tmp_path) + b"/caf\xe9.txt")
+    with open(latin, "w") as handle:
+        handle.write("Menu kopi susu.")
+    code, out = run_import("--tenant", tenant_a.id, str(deep), latin)
+    assert code == 0, out
+    code, out = run_import("--tenant", tenant_a.id, str(deep), latin)
+    assert code == 0 and "skipped 3 unchanged" in out
+    with scoped(tenant_a):
+        ids = list(Document.objects.values_list("external_id", flat=True))
+        assert len(ids) == 3 and all(len(i) <= 200 for i in ids)
+        assert Document.objects.filter(original_name="café.txt").exists()
+
+
 def test_an_interrupted_import_keeps_the_files_it_finished(folder, tenant_a, scoped, monkeypatch):
     from knowledge import services
 
@@ -318,3 +370,21 @@ def test_kb_reindex_reanalyse_rewrites_stale_search_terms(tenant_a, scoped):
         call_command("kb_reindex", "--tenant", tenant_a.pk, "--check", "--reanalyse")
     with pytest.raises(CommandError):
         call_command("kb_reindex", "--tenant", "nobody")
+
+
+def test_sigterm_stops_an_import_as_ctrl_c_does(capsys):
+    """SIGTERM killed kb_import without its summary (exit 143); now it stops after the file being
+    written, as Ctrl-C does, and the handlers are put back."""
+    import os
+    import signal
+    import sys
+
+    from knowledge.management.commands.kb_import import _stoppable
+
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt):
+        with _stoppable(sys.stderr) as received:
+            os.kill(os.getpid(), signal.SIGTERM)  # the handler runs before the next statement
+            pytest.fail("not stopped")
+    assert received == [signal.SIGTERM] and "Stopping" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
