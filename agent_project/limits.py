@@ -8,8 +8,9 @@
   message longer than ``CHAT_MAX_MESSAGE_CHARS``, 422 ``message_too_long``;
 - ``?page_size`` above ``MAX_PAGE_SIZE``, 422 ``page_size_too_large`` (not a number:
   422 ``invalid_page_size``), instead of being silently clamped;
-- text PostgreSQL cannot store (a NUL character, an unpaired surrogate) anywhere in a JSON
-  body, keys included: 400 ``validation_error`` naming where; in a query parameter: 400
+- text PostgreSQL cannot store (a NUL character, an unpaired surrogate) or a number too big
+  to be finite (``1e400``) anywhere in a JSON body, keys included: 400 ``validation_error``
+  naming where; in a query parameter: 400
   ``malformed_request`` (free-form JSON such as metadata reached the database and failed there
   with a 500).
 
@@ -20,12 +21,14 @@ refuses an oversized upload from its ``Content-Length`` before reading it.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 
 from agent_project.errors import error_response
+from agent_project.lib.ids import parse_count
 
 # Multipart framing (boundaries, part headers, small form fields) on top of the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -52,12 +55,16 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 def unstorable_text(value) -> str | None:
     """Where in a parsed JSON value the first string (key or value) holding a NUL or an
-    unpaired surrogate is (``"entries[2].metadata.note"``; ``""`` for the value itself), or None."""
+    unpaired surrogate, or number too big to be finite (``1e400``), is
+    (``"entries[2].metadata.note"``; ``""`` for the value itself), or None."""
     stack = [(value, "")]
     while stack:
         node, path = stack.pop()
         if isinstance(node, str):
             if _UNSTORABLE.search(node):
+                return path
+        elif isinstance(node, float):
+            if not math.isfinite(node):  # 1e400 parses as infinity, which jsonb refuses
                 return path
         elif isinstance(node, dict):
             for key, child in node.items():
@@ -130,9 +137,10 @@ class RequestLimitsMiddleware:
                                   "Query parameters may not contain NUL characters or unpaired surrogates.")
         page_size = request.GET.get("page_size")
         if page_size is not None:
-            if not page_size.isdigit() or int(page_size) < 1:
+            size = parse_count(page_size)
+            if size is None or size < 1:
                 return error_response(422, "invalid_page_size", "page_size must be a positive whole number.")
-            if int(page_size) > settings.MAX_PAGE_SIZE:
+            if size > settings.MAX_PAGE_SIZE:
                 return error_response(422, "page_size_too_large",
                                       f"page_size may be at most {settings.MAX_PAGE_SIZE}.",
                                       {"max_page_size": settings.MAX_PAGE_SIZE})
@@ -157,7 +165,8 @@ class RequestLimitsMiddleware:
             where = unstorable_text(body)
             if where is not None:
                 return error_response(400, "validation_error",
-                                      f"Text may not contain NUL characters or unpaired surrogates ({where or 'body'}).",
+                                      "Text may not contain NUL characters or unpaired surrogates, and numbers must "
+                                      f"be finite ({where or 'body'}).",
                                       {"field": where})
             if self.chat_paths.search(request.path):
                 violation = chat_violation(body, max_messages=settings.CHAT_MAX_MESSAGES,

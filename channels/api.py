@@ -72,6 +72,10 @@ _ACK = inline_serializer("ChannelWebhookAck", {"received": serializers.IntegerFi
 _TENANT_PARAM = OpenApiParameter("tenant_id", OpenApiTypes.STR, OpenApiParameter.PATH)
 
 
+#: What walking a signed payload of the wrong shape raises (``.get`` on a string, a number indexed...).
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
 class _PlatformWebhook(APIView):
     authentication_classes = ()  # the platform's signature is the authentication
     permission_classes = (AllowAny,)
@@ -115,6 +119,9 @@ class WhatsAppWebhookView(_PlatformWebhook):
             parsed = whatsapp.parse_webhook(_json_body(request), phone_number_id=config.whatsapp_phone_number_id)
         except whatsapp.PayloadError as exc:
             raise ApiError(400, "invalid_webhook_payload", f"Not a WhatsApp webhook: {exc}.") from None
+        except _SHAPE_ERRORS as exc:  # a string or list where the format has an object: the walker's own error
+            raise ApiError(400, "invalid_webhook_payload", "Not a WhatsApp webhook: a field has an unexpected type "
+                           f"({exc.__class__.__name__}).") from None
         if parsed.foreign_numbers and not parsed.items and not parsed.statuses:
             # Signed by an app this tenant shares with another, for a number that is not this tenant's.
             raise ApiError(403, "phone_number_mismatch", "This delivery is for a phone number of another account.",
@@ -143,6 +150,9 @@ class TelegramWebhookView(_PlatformWebhook):
             item = telegram.parse_update(_json_body(request))
         except telegram.PayloadError as exc:
             raise ApiError(400, "invalid_webhook_payload", f"Not a Telegram update: {exc}.") from None
+        except _SHAPE_ERRORS as exc:
+            raise ApiError(400, "invalid_webhook_payload", "Not a Telegram update: a field has an unexpected type "
+                           f"({exc.__class__.__name__}).") from None
         with transaction.atomic():
             return Response(_enqueue(tenant, TELEGRAM, [item] if item else []))
 

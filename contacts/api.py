@@ -13,6 +13,7 @@ from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
 from agent_project.errors import ApiError
+from agent_project.lib.ids import MAX_ID, parse_id
 from agent_project.pagination import Pagination, paginated_schema
 from contacts import selectors, services
 from contacts.models import Contact, ContactLog
@@ -106,7 +107,8 @@ class ContactLogWriteSerializer(serializers.Serializer):
     at = serializers.DateTimeField(required=False, help_text="Defaults to now.")
     external_message_id = serializers.CharField(max_length=200, required=False, allow_null=True,
                                                 help_text="The channel's message id; a repeat is not stored twice.")
-    conversation_id = serializers.IntegerField(required=False, allow_null=True)
+    conversation_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID,
+                                               help_text="One of the tenant's conversations (404 otherwise).")
 
     def validate(self, attrs):
         direction = attrs.pop("direction", None)
@@ -217,11 +219,12 @@ class ContactMergeView(TenantAPIView):
             "moved": serializers.DictField(child=serializers.IntegerField())})})
     def post(self, request, pk):
         source_id = request.data.get("source_id") if isinstance(request.data, dict) else None
-        if source_id is None or not str(source_id).isdigit():
+        source_id = parse_id(source_id)
+        if source_id is None:
             raise ApiError(400, "validation_error", "source_id (the contact to merge into this one) is required.",
                            details={"source_id": ["An integer id is required."]})
         target = _contact(self, pk)
-        source = _contact(self, int(source_id))
+        source = _contact(self, source_id)
         merge = services.contact_merge(target=target, source=source, actor=_actor(request))
         return Response({"contact": ContactDetailSerializer(_contact(self, pk)).data,
                          "merged_contact_id": merge.source_contact_id, "moved": merge.moved})
@@ -246,6 +249,11 @@ class ContactLogsView(TenantAPIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         contact = _contact(self, data.pop("contact_id"))
+        if data.get("conversation_id") is not None:  # another tenant's (or no) conversation: 404, as for contacts
+            from conversations.models import Conversation
+
+            owned_or_404(Conversation.objects.filter(tenant=self.tenant).only("pk"), "conversation",
+                         pk=data["conversation_id"])
         log = services.contact_log_record(tenant=self.tenant, contact=contact, **data)
         return Response(ContactLogSerializer(log).data, status=201 if log.was_created else 200)
 

@@ -13,6 +13,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from agent_project.errors import ApiError
+from agent_project.lib.ids import parse_id
 from agent_project.lib.llm import ChatTurn
 from channels.handoff import chat_handoff_after, chat_handoff_before
 from conversations.models import Conversation, Message
@@ -210,9 +211,10 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Tena
         if params.get("user_id"):
             qs = qs.filter(user_id=params["user_id"])
         if params.get("contact_id"):
-            if not params["contact_id"].isdigit():
+            contact_id = parse_id(params["contact_id"])
+            if contact_id is None:
                 raise ApiError(400, "invalid_filter", "contact_id must be a number.")
-            qs = qs.filter(contact_id=int(params["contact_id"]))
+            qs = qs.filter(contact_id=contact_id)
         if params.get("channel"):
             qs = qs.filter(channel=params["channel"].lower())
         if params.get("status"):

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from agent_project.errors import ApiError
+from agent_project.lib.ids import parse_id
 from agent_project.pagination import Pagination, paginated_schema
 from followups.models import FollowUp
 from followups.selectors import followup_list
@@ -22,6 +23,9 @@ from tenants import hours
 from tenants.viewsets import TenantAPIView, owned_or_404
 
 _CHANNEL = re.compile(r"[a-z0-9_-]{1,32}")
+#: Dates a follow-up may be scheduled at or listed by (PostgreSQL and Python both reach years 1-9999;
+#: at the edges a time zone or a day added leaves that range).
+MIN_YEAR, MAX_YEAR = 1970, 9998
 
 
 class FollowUpSerializer(serializers.ModelSerializer):
@@ -73,6 +77,9 @@ class ScheduleSerializer(serializers.Serializer):
             parsed = None
         if parsed is None:
             raise serializers.ValidationError("Not a date and time like 2026-12-01T09:30:00+07:00.")
+        if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+            # year 1 in a zone east of UTC was stored as a BC timestamp nothing could read back
+            raise serializers.ValidationError(f"The year must be between {MIN_YEAR} and {MAX_YEAR}.")
         return parsed
 
 
@@ -121,6 +128,8 @@ def _moment(request, name: str, tenant, *, end: bool) -> datetime | None:
         value = day = None
     if value is None and day is None:
         raise ApiError(400, "invalid_date", f"'{name}' must be a date (2026-12-01) or a date and time.")
+    if not MIN_YEAR <= (day or value).year <= MAX_YEAR:  # a day after 9999-12-31 overflowed: a 500
+        raise ApiError(400, "invalid_date", f"'{name}' must be in the years {MIN_YEAR}-{MAX_YEAR}.")
     zone = hours.get_zone(tenant.timezone)
     if day is not None:  # a whole local day: "to=2026-12-01" includes that day
         value = datetime.combine(day, time(0), tzinfo=zone)
@@ -148,9 +157,9 @@ class FollowUpListView(TenantAPIView):
             raise ApiError(400, "invalid_status", f"status must be one of {', '.join(FollowUp.Status.values)}.")
         contact_id = request.query_params.get("contact_id", "").strip() or None
         if contact_id is not None:
-            if not contact_id.isdigit():
+            contact_id = parse_id(contact_id)
+            if contact_id is None:
                 raise ApiError(400, "invalid_contact_id", "contact_id must be a number.")
-            contact_id = int(contact_id)
         scheduled_from = _moment(request, "from", self.tenant, end=False)
         scheduled_to = _moment(request, "to", self.tenant, end=True)
         qs = followup_list(status=status, contact_id=contact_id, scheduled_from=scheduled_from,

@@ -18,6 +18,7 @@ from tenants.services import tenant_settings_clean, tenant_upsert
 
 
 _SLUG = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_RATE_PER_MINUTE = 1_000_000  # the columns are int4: a larger number was a database error, a 500
 
 
 class ApiKeySummarySerializer(serializers.ModelSerializer):
@@ -47,9 +48,12 @@ class TenantSettingsSerializer(serializers.Serializer):
     webhook_secret = serializers.CharField(required=False, write_only=True, min_length=16, max_length=128,
                                            help_text="HMAC-SHA256 key of X-Layan-Signature (generated if never set).")
     webhook_secret_hint = serializers.SerializerMethodField()
-    rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    chat_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
-    upload_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                     max_value=MAX_RATE_PER_MINUTE)
+    chat_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                          max_value=MAX_RATE_PER_MINUTE)
+    upload_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1,
+                                                            max_value=MAX_RATE_PER_MINUTE)
     handoff_on_unanswered = serializers.BooleanField(
         required=False, help_text="When the assistant says it cannot help, hand the conversation to a person "
         "(default true). false: the bot keeps answering. A customer asking for a person is always handed over.")

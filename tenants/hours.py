@@ -87,6 +87,8 @@ def _parse_ranges(ranges, day: str) -> list[tuple[str, str]]:
         if ranges.strip().lower() in ("closed", "tutup", "-"):
             return []
         ranges = [part.split("-") for part in ranges.split(",") if part.strip()]
+    if not isinstance(ranges, (list, tuple)):  # {"mon": 5} was iterated: a TypeError, a 500
+        raise HoursError(f"{day}: give ranges like [[\"09:00\", \"17:00\"]] or \"09:00-17:00\", or \"closed\"")
     parsed = []
     for r in ranges:
         if isinstance(r, str):
@@ -126,7 +128,7 @@ def normalize_holidays(raw) -> list[dict]:
 def get_zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder of the zone data ("Asia")
         raise HoursError(f"'{name}' is not a known time zone (e.g. Asia/Jakarta)") from None
 
 

@@ -44,6 +44,7 @@ def test_chat_violation(body, code):
     ({"a": "ok", "b": ["fine", {"c": 1}]}, None), ("a\x00", ""), ({"note": "a\x00b"}, "note"),
     ({"entries": [{}, {"metadata": {"x": [{"y": "\x00"}]}}]}, "entries[1].metadata.x[0].y"),
     ({"a\x00": 1}, "a\\x00"), ({"s": "\ud800"}, "s"), ({"ok": "\U0001F600 emoji"}, None),
+    ({"n": [1.5, float("inf")]}, "n[1]"), ({"n": float("-inf")}, "n"), ({"n": 1e308}, None),
 ])
 def test_unstorable_text(value, where):
     assert unstorable_text(value) == where
@@ -53,10 +54,13 @@ def test_nul_anywhere_in_json_is_400_and_nothing_is_stored(tenant_a, client_a):
     """Free-form JSON (an entry's metadata) reached jsonb, which refused it: a 500."""
     from knowledge.models import Document
 
-    for metadata in ({"note": "a\x00b"}, {"a\x00": 1}, {"x": [{"y": "\x00"}]}):
+    for metadata in ({"note": "a\x00b"}, {"a\x00": 1}, {"x": [{"y": "\x00"}]}, {"big": float("inf")}):
         r = client_a.post("/kb/upsert", json.dumps({"title": "T", "content": "Isi", "metadata": metadata}),
                           content_type="application/json")
         assert "NUL" in assert_error(r, 400, "validation_error")["message"]
+    r = client_a.post("/kb/upsert", '{"title": "T", "content": "Isi", "metadata": {"n": 1e400}}',
+                      content_type="application/json")
+    assert assert_error(r, 400, "validation_error")["details"] == {"field": "metadata.n"}
     r = client_a.put("/tenants/tenant-a/settings", json.dumps({"persona": "x\x00"}), content_type="application/json")
     assert assert_error(r, 400, "validation_error")["details"] == {"field": "persona"}
     assert Tenant.objects.get(pk="tenant-a").persona == "Kamu asisten Toko A."

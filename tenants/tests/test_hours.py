@@ -109,6 +109,7 @@ def test_normalize_working_hours(raw, expected):
     ({"mon": "24:00-02:00"}, "cannot start at 24:00"),
     ({"mon": [["09:00"]]}, "start and an end"),
     (["mon"], "object keyed by weekday"),
+    ({"mon": 5}, "give ranges"), ({"mon": True}, "give ranges"), ({"mon": {"09:00": "17:00"}}, "give ranges"),
 ])
 def test_normalize_working_hours_rejects(raw, message):
     with pytest.raises(HoursError, match=message):

@@ -110,6 +110,8 @@ def test_unknown_tenant_is_404(global_client):
 @pytest.mark.parametrize("payload,field", [
     ({"working_hours": {"mon": "9-5"}}, "time of day"),
     ({"timezone": "Mars/Olympus"}, "time zone"),
+    ({"timezone": "Asia"}, "time zone"),  # a folder of the zone data: an OSError, a 500
+    ({"working_hours": {"mon": 5}}, "give ranges"),
     ({"holidays": ["tomorrow"]}, "date"),
     ({"synonyms": ["kulkas"]}, "one word"),
     ({"synonyms": [["kulkas", "fridge"]]}, "list of strings"),
