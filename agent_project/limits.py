@@ -51,29 +51,51 @@ def json_depth(value, limit: int) -> int:
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+#: What the raw text of a JSON body must hold for ``unstorable_text`` to find anything (an escaped NUL or
+#: surrogate, an exponent of three digits, a NaN/Infinity literal): most bodies are not walked at all (a 2 MB
+#: body cost 0.35 s to walk, before authentication).
+_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|[eE][+]?\d{3}|Infinity|NaN")
 
 
 def unstorable_text(value) -> str | None:
     """Where in a parsed JSON value the first string (key or value) holding a NUL or an
     unpaired surrogate, or number too big to be finite (``1e400``), is
-    (``"entries[2].metadata.note"``; ``""`` for the value itself), or None."""
-    stack = [(value, "")]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, str):
-            if _UNSTORABLE.search(node):
-                return path
-        elif isinstance(node, float):
-            if not math.isfinite(node):  # 1e400 parses as infinity, which jsonb refuses
-                return path
-        elif isinstance(node, dict):
-            for key, child in node.items():
-                where = f"{path}.{key}" if path else str(key)
-                if _UNSTORABLE.search(key):
-                    return where.encode("unicode_escape").decode()
-                stack.append((child, where))
-        elif isinstance(node, list):
-            stack.extend((child, f"{path}[{index}]") for index, child in enumerate(node))
+    (``"entries[2].metadata.note"``; ``""`` for the value itself), or None. The path is built only
+    for what is found (built for every node, a 2 MB body took 0.35 s)."""
+    found = _unstorable_at(value)
+    if found is None:
+        return None
+    path = ""
+    for step in reversed(found):
+        if isinstance(step, int):
+            path += f"[{step}]"
+        else:
+            step = step.encode("unicode_escape").decode() if _UNSTORABLE.search(step) else step
+            path = f"{path}.{step}" if path else step
+    return path
+
+
+def _unstorable_at(node) -> list | None:
+    """The steps (keys, list indexes) to the first unstorable value, innermost first, or None
+    (recursive: the depth is bounded by ``MAX_JSON_DEPTH``, checked first)."""
+    if isinstance(node, str):
+        return [] if _UNSTORABLE.search(node) else None
+    if isinstance(node, float):
+        return None if math.isfinite(node) else []  # 1e400 parses as infinity, which jsonb refuses
+    if isinstance(node, dict):
+        for key, child in node.items():
+            if _UNSTORABLE.search(key):
+                return [key]
+            found = _unstorable_at(child)
+            if found is not None:
+                found.append(key)
+                return found
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            found = _unstorable_at(child)
+            if found is not None:
+                found.append(index)
+                return found
     return None
 
 
@@ -162,7 +184,7 @@ class RequestLimitsMiddleware:
                 return None  # malformed JSON: the view's parser answers 400 malformed_request
             if json_depth(body, settings.MAX_JSON_DEPTH) > settings.MAX_JSON_DEPTH:
                 return self._too_deep()
-            where = unstorable_text(body)
+            where = unstorable_text(body) if _MAYBE_UNSTORABLE.search(raw) else None
             if where is not None:
                 return error_response(400, "validation_error",
                                       "Text may not contain NUL characters or unpaired surrogates, and numbers must "

@@ -146,7 +146,8 @@ def root_guesses(word: str) -> list[str]:
     guess ("byar", "kirm") is one edit from it. Most stripped first; at most ``MAX_ROOT_GUESSES``."""
     if len(word) < 6 or not (word.isascii() and word.isalpha()):
         return []
-    bodies = [word[:-len(suffix)] for suffix in _GUESS_SUFFIXES if word.endswith(suffix) and len(word) - len(suffix) >= 4]
+    bodies = [word[:-len(suffix)] for suffix in _GUESS_SUFFIXES
+              if word.endswith(suffix) and len(word) - len(suffix) >= 4]
     guesses = []
     for body in [*bodies, word]:
         for prefix, first in _GUESS_PREFIXES:
@@ -360,7 +361,11 @@ QUANTITY_WORDS = frozenset(
 def typo_probes(query: str, term: str) -> list[str]:
     """Root guesses for a query term the tenant does not know: from the term and from the
     query's words it was stemmed from (Sastrawi may have half-stemmed a misspelt word:
-    "pengembalan" to "embal", while the word itself gives "kembal")."""
+    "pengembalan" to "embal", while the word itself gives "kembal"). None for a term that is a
+    word of Sastrawi's dictionary: a correctly spelt word the tenant does not use is not a typo,
+    and its guesses matched unrelated terms ("terbukti" → "bukt" → "buka", "terbang" → "bank")."""
+    if _dictionary().contains(term):
+        return []
     words = [w for w in _words(query) if w != term and stem(w) == term]
     return list(dict.fromkeys(g for w in (term, *words) for g in root_guesses(w)))[:MAX_ROOT_GUESSES]
 

@@ -121,7 +121,8 @@ def _corpus_stats(cur, tenant_id: str, terms: list[str],
 
 
 def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
-                  n: int, own_synonyms: tuple[str, ...] = (), query: str = "") -> tuple[dict[str, float], dict[str, int], float]:
+                  n: int, own_synonyms: tuple[str, ...] = (),
+                  query: str = "") -> tuple[dict[str, float], dict[str, int], float]:
     """idf (and df) of each query term the tenant knows; an unknown term is replaced
     by its closest vocabulary terms (pg_trgm), weighted by similarity, or, when it still
     carries affixes the stemmer could not strip (a misspelt "pembyaran"), by the vocabulary

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -46,6 +47,7 @@ logger = logging.getLogger(__name__)
 EMBED_BATCH = 64
 LIVE_STATUSES = (Document.Status.PENDING, Document.Status.PROCESSING, Document.Status.READY)
 IMPORT_ID_PREFIX = "import:"  # kb_import's external_id: the prefix and the file's path
+_LINE_BREAKS = re.compile(r"\s*[\r\n\v\f\x85\u2028\u2029]+\s*")
 
 
 def _setting(name: str, default: int) -> int:
@@ -493,14 +495,22 @@ def readable_name(name: str) -> str:
 
 def import_id(name: str) -> str:
     """kb_import's ``external_id`` for the file at path ``name``: the prefix and the path, or, for
-    a path too long for the column (200), its end and a hash of the whole (cut to 200, two long
-    paths ending alike were one document, overwritten by each in turn)."""
-    name = readable_name(name)
-    whole = f"{IMPORT_ID_PREFIX}{name}"
-    if len(whole) <= 200:
+    a path too long for the column (200) or not UTF-8 on disk, its (readable) end and a hash of its
+    bytes (cut to 200, two long paths ending alike were one document, overwritten by each in turn;
+    read as cp1252, "caf\xe9.txt" would be "café.txt")."""
+    readable = readable_name(name)
+    whole = f"{IMPORT_ID_PREFIX}{readable}"
+    if len(whole) <= 200 and readable == name:
         return whole
-    digest = hashlib.sha256(name.encode()).hexdigest()[:16]
-    return f"{IMPORT_ID_PREFIX}…{name[-(200 - len(IMPORT_ID_PREFIX) - 18):]}#{digest}"
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    return f"{IMPORT_ID_PREFIX}…{readable[-(200 - len(IMPORT_ID_PREFIX) - 18):]}#{digest}"
+
+
+def _legacy_import_id(name: str) -> str | None:
+    """The key a long path had before ``import_id`` hashed it (the path cut to 200), so that an
+    update of a file imported then finds its document."""
+    whole = f"{IMPORT_ID_PREFIX}{name}"
+    return whole[:200] if len(whole) > 200 and readable_name(name) == name else None
 
 
 def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: PreparedChunks,
@@ -513,6 +523,11 @@ def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: Pr
         if existing is not None:
             return UploadResult(existing, "skipped")
         document = Document.objects.select_for_update().filter(tenant=tenant, external_id=external_id).first()
+        legacy = _legacy_import_id(name)
+        if document is None and legacy:
+            document = Document.objects.select_for_update().filter(tenant=tenant, external_id=legacy).first()
+            if document is not None:
+                document.external_id = external_id
         outcome = "updated" if document is not None else "created"
         if document is None:
             document = Document(tenant=tenant, external_id=external_id, source_kind=Document.Source.IMPORT,
@@ -568,6 +583,12 @@ def document_process(*, document_id: int) -> Document | None:
             _store_chunks(locked, prepared)
         return locked
     except DocumentError as exc:
+        if exc.code != "file_missing":
+            # The file as today's parser reads it (a hidden sheet no longer indexed, no text left):
+            # the chunks of an earlier reading are not what it holds, so they go too.
+            _process_failed(document, exc.message, drop_chunks=True)
+            document.refresh_from_db()
+            return document
         message = exc.message
     except EmbeddingError as exc:
         message = f"Embedding failed: {exc}"
@@ -583,9 +604,22 @@ def document_process(*, document_id: int) -> Document | None:
     return document
 
 
-def _process_failed(document: Document, message: str) -> None:
+def _process_failed(document: Document, message: str, drop_chunks: bool = False) -> None:
     """End a processing run that failed: ``failed``, or, for a document that has chunks from an
-    earlier run, ``ready`` with the error (those chunks are what a search finds)."""
+    earlier run and a failure that says nothing against them (the embedder, the time limit, a
+    missing file), ``ready`` with the error (those chunks are what a search finds). With
+    ``drop_chunks`` (the file itself was refused) its chunks are removed."""
+    if drop_chunks and document.chunk_count:
+        with transaction.atomic():
+            if Document.objects.select_for_update().filter(pk=document.pk,
+                                                           status=Document.Status.PROCESSING).exists():
+                with connection.cursor() as wrapper:
+                    _lock_stats(wrapper.cursor, document.tenant_id)
+                    removed = _remove_chunks_of(wrapper.cursor, document.tenant_id, [document.pk])
+                    _apply_stats(wrapper.cursor, document.tenant_id, removed, ())
+                Document.objects.filter(pk=document.pk).update(
+                    status=Document.Status.FAILED, error=message[:2000], chunk_count=0, updated_at=timezone.now())
+        return
     still = Document.objects.filter(pk=document.pk, status=Document.Status.PROCESSING)
     if document.processed_at is not None and document.chunk_count:
         still.update(status=Document.Status.READY, updated_at=timezone.now(),
@@ -615,7 +649,8 @@ def documents_recover(*, now=None, limit: int = 500) -> dict:
         stuck = list(Document.objects.filter(
             Q(status=Document.Status.PROCESSING, updated_at__lt=dead_before)
             | Q(status=Document.Status.PENDING, updated_at__lt=pending_before),
-        ).order_by("updated_at", "id")[:limit])
+        ).only("id", "tenant_id", "status", "updated_at", "attempts", "processed_at", "chunk_count")
+            .order_by("updated_at", "id")[:limit])
         for document in stuck:
             unchanged = Document.objects.filter(pk=document.pk, status=document.status, updated_at=document.updated_at)
             if document.status == Document.Status.PROCESSING and document.attempts >= max_attempts:
@@ -675,8 +710,9 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
     Entries are applied in order, as if one after another: a later entry with the same
     content (and no ``external_id``) finds the document an earlier one created."""
     # A title is one line: with a line break in it, "title\n\ncontent" (the checksum's text) could be
-    # split two ways, and moving a paragraph between title and content looked unchanged.
-    entries = [{**entry, "title": " ".join(entry["title"].split())} for entry in entries]
+    # split two ways, and moving a paragraph between title and content looked unchanged. Only line
+    # breaks change (a title stored with two spaces keeps its checksum).
+    entries = [{**entry, "title": _LINE_BREAKS.sub(" ", entry["title"]).strip()} for entry in entries]
     reserved = [e["external_id"] for e in entries if (e.get("external_id") or "").startswith(IMPORT_ID_PREFIX)]
     if reserved:
         raise ApiError(400, "validation_error", f"external_id {reserved[0]!r}: ids starting with "
@@ -823,6 +859,9 @@ def chunks_reembed(*, tenant=None, force: bool = False, batch_size: int = 256, p
                 copy.set_types(["int8", "vector"])
                 for (chunk_id, _), vector in zip(rows, vectors):
                     copy.write_row((chunk_id, vector))
+            # The tenants' statistics rows first, as every writer of their chunks takes them (_lock_stats).
+            cur.execute("SELECT 1 FROM knowledge_corpusstats WHERE tenant_id IN (SELECT DISTINCT c.tenant_id "
+                        "FROM knowledge_chunk c JOIN kb_reembed r ON r.id = c.id) ORDER BY tenant_id FOR UPDATE")
             cur.execute("UPDATE knowledge_chunk c SET embedding = r.embedding, embedding_model = %s "
                         "FROM kb_reembed r WHERE c.id = r.id", [embedder.name])
             # New vectors: processes holding the tenants' vectors in memory must reload them.
@@ -880,6 +919,9 @@ def vectors_resize(*, batch_size: int = 256, progress=None) -> tuple[int, int, i
             progress(len(rows))
     with transaction.atomic(), vector_cursor() as cur:
         cur.execute("SET CONSTRAINTS ALL IMMEDIATE")  # ALTER TABLE refuses to run with deferred checks pending
+        # Every statistics row before the chunk table, in the order writers take them (_lock_stats): a
+        # writer holding its tenant's row and waiting for the table would otherwise deadlock with this.
+        cur.execute("SELECT 1 FROM knowledge_corpusstats ORDER BY tenant_id FOR UPDATE")
         cur.execute("LOCK TABLE knowledge_chunk IN ACCESS EXCLUSIVE MODE")
         cur.execute(f"SELECT c.id, c.text FROM knowledge_chunk c LEFT JOIN {RESIZE_STAGING} s ON s.id = c.id "
                     "WHERE s.id IS NULL ORDER BY c.id")

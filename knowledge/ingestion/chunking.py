@@ -22,6 +22,7 @@ and one 5 MB chunk would be returned whole by a search and overflow PostgreSQL's
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from knowledge.ingestion.parsers import Section
@@ -64,6 +65,9 @@ def _cut(text: str, max_chars: int) -> list[str]:
         window = text[:max_chars + 1]
         soft = [m.end() for m in _SOFT_CUT.finditer(window, max_chars // 2)]
         end = soft[-1] if soft and soft[-1] <= max_chars else max_chars
+        while 0 < end < len(text) and unicodedata.combining(text[end]):
+            end -= 1  # never between a letter and its accent (decomposed text)
+        end = end or max_chars
         pieces.append(text[:end].strip())
         text = text[end:].lstrip()
     if text.strip():

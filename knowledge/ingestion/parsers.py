@@ -147,37 +147,40 @@ def _decode_legacy(data: bytes) -> tuple[str, str]:
     return data.decode("latin-1"), "latin-1"
 
 
-_ESCAPED_BYTE = re.compile(r"[\udc80-\udcff]")
-
-
 def _mostly_utf8(data: bytes) -> str | None:
-    """Text that is UTF-8 but for a few bytes: a cp1252 line appended to a UTF-8 export, or an export cut in the
+    """Text that is UTF-8 but for a few lines: a cp1252 line appended to a UTF-8 export, or an export cut in the
     middle of a character. Read as cp1252 throughout, every correct accent and dash of it would turn to mojibake
-    ("cafÃ©"), so when its valid multi-byte characters are at least as many as its invalid bytes (a legacy file
-    almost never holds a valid UTF-8 sequence by chance), or the only invalid bytes are a sequence cut at the end,
-    it is read as UTF-8 and just the invalid bytes as cp1252."""
-    text = data.decode("utf-8", errors="surrogateescape")
-    bad = len(_ESCAPED_BYTE.findall(text))
-    ascii_bytes = len(data) - len(data.translate(None, _ASCII))
-    good = len(text) - ascii_bytes - bad
-    cut_at_end = not _ESCAPED_BYTE.search(text[:-3])
-    if not good or (bad > good and not cut_at_end):
-        return None
-    tail = re.search(r"[\udc80-\udcff]{1,3}$", text)
-    if tail:
+    ("cafÃ©"). Decided line by line: a line that is valid UTF-8 is read as UTF-8, any other as cp1252, and a
+    character cut at the very end is dropped. Only when the UTF-8 evidence is strong: a line holding a character of
+    three bytes or more (cp1252 text almost never makes one: an accented letter and two symbols in a row), or more
+    valid non-ASCII lines than invalid ones; else None (a cp1252 file with one accidental pair, "CAFÉ”", stays
+    cp1252)."""
+    lines = data.split(b"\n")
+    parts, good, bad, strong = [], 0, 0, False
+    for index, line in enumerate(lines):
+        if line.isascii():
+            parts.append(line.decode("ascii"))
+            continue
         try:
-            bytes(ord(c) - 0xDC00 for c in tail.group()).decode("utf-8")
+            parts.append(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            if exc.reason == "unexpected end of data":  # a character cut in half: dropped, not misread
-                text = text[:tail.start()]
+            if index == len(lines) - 1 and exc.reason == "unexpected end of data":
+                try:  # the file ends inside a character: keep what precedes it
+                    parts.append(line[:exc.start].decode("utf-8"))
+                    continue
+                except UnicodeDecodeError:
+                    pass
+            bad += 1
+            parts.append(line.decode("cp1252", errors="replace"))
+            continue
+        good += 1
+        strong = strong or bool(_UTF8_THREE_BYTES.search(line))
+    if not good or not (strong or good > bad):
+        return None
+    return "\n".join(parts)
 
-    def legacy(match: re.Match) -> str:
-        try:
-            return bytes([ord(match.group()) - 0xDC00]).decode("cp1252")
-        except UnicodeDecodeError:
-            return "\ufffd"
 
-    return _ESCAPED_BYTE.sub(legacy, text)
+_UTF8_THREE_BYTES = re.compile(rb"[\xe0-\xf4][\x80-\xbf]{2}")
 
 
 def _looks_binary(text: str) -> bool:

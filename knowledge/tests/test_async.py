@@ -144,7 +144,8 @@ def test_documents_whose_task_was_lost_are_queued_again_then_given_up(client_a, 
     long_ago = now - timedelta(seconds=settings.Q_CLUSTER["timeout"] + 120)
     with scoped(tenant_a):
         Document.objects.filter(pk=lost).update(status="processing", attempts=1, updated_at=long_ago)
-        Document.objects.filter(pk=waiting).update(updated_at=now - timedelta(seconds=settings.KB_PENDING_REQUEUE_SECONDS + 1))
+        waited = timedelta(seconds=settings.KB_PENDING_REQUEUE_SECONDS + 1)
+        Document.objects.filter(pk=waiting).update(updated_at=now - waited)
     assert services.documents_recover(now=now) == {"requeued": 2, "failed": 0, "skipped": 0}
     assert sorted(sent) == sorted([lost, waiting])
     with scoped(tenant_a):

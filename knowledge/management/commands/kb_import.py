@@ -71,17 +71,18 @@ def _files(paths: list[str]) -> tuple[list[Path], int, list[tuple[str, str]]]:
 
 @contextmanager
 def _stoppable(stderr):
-    """SIGINT (Ctrl-C) and SIGTERM stop the import after the file being written, with the
-    summary (each file is its own transaction: nothing finished is lost); the files being
-    embedded are waited for, so a second signal exits at once. Yields the signals received."""
+    """SIGINT (Ctrl-C) and SIGTERM stop the import with its summary: each file is its own
+    transaction, so the files already imported are kept and the one being written is rolled
+    back; the files being embedded are waited for, and a second signal exits at once. Yields the
+    signals received."""
     received: list[int] = []
 
     def stop(signum, frame):
         received.append(signum)
         if len(received) > 1:
             os._exit(128 + received[0])
-        stderr.write("\nStopping: the file being written is finished and kept; the files being embedded are "
-                     "waited for (signal again to stop at once).\n")
+        stderr.write("\nStopping: the files imported so far are kept, the one being written is rolled back; "
+                     "waiting for the files being embedded (signal again to stop at once).\n")
         raise KeyboardInterrupt
 
     if threading.current_thread() is not threading.main_thread():
