@@ -145,16 +145,18 @@ def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
                     known[other] = stats[other]
                     synonym_mass[t] = max(synonym_mass.get(t, 0.0), weights[other])
     unknown = [t for t in terms if t not in known and t not in synonym_mass and not t.isdigit()]
-    # (a short unknown stem may come from a long misspelt word: "pengirian" stems to "iri")
     guesses = {g: t for t in unknown for g in analysis.typo_probes(query, t) if g not in known}
     unknown = [t for t in unknown if len(t) >= TYPO_MIN_LENGTH]
     if unknown or guesses:
+        # The trigram index finds the similar terms, the tenant test is a recheck ("|| ''"): with the tenant
+        # b-tree, a tenant whose statistics were not yet analysed (just ingested: estimated at one row) had
+        # every one of its terms compared, 5 ms a word at 10k terms (/chat "Terima kasih ya kak!" 12.5 ms).
         cur.execute(
             """
             SELECT q.term, t.term, t.df, t.sim FROM unnest(%s::text[]) AS q(term)
             CROSS JOIN LATERAL (
                 SELECT term, df, similarity(term, q.term) AS sim FROM knowledge_term
-                WHERE tenant_id = %s AND df > 0 AND term %% q.term
+                WHERE (tenant_id || '') = %s AND df > 0 AND term %% q.term
                 ORDER BY sim DESC LIMIT 2
             ) t
             """,
