@@ -220,6 +220,15 @@ def _remove_chunks_of(cur, tenant_id: str, document_ids: list[int]) -> list[str]
     return [row[0] for row in cur.fetchall()]
 
 
+def _drop_chunks(document: Document) -> None:
+    """Remove a document's chunks and their share of the statistics (inside a transaction that
+    holds the document's row)."""
+    with connection.cursor() as wrapper:
+        _lock_stats(wrapper.cursor, document.tenant_id)
+        removed = _remove_chunks_of(wrapper.cursor, document.tenant_id, [document.pk])
+        _apply_stats(wrapper.cursor, document.tenant_id, removed, ())
+
+
 def _mark_ready(document: Document, prepared: PreparedChunks) -> None:
     document.chunk_count = len(prepared.drafts)
     document.status = Document.Status.READY
@@ -613,10 +622,7 @@ def _process_failed(document: Document, message: str, drop_chunks: bool = False)
         with transaction.atomic():
             if Document.objects.select_for_update().filter(pk=document.pk,
                                                            status=Document.Status.PROCESSING).exists():
-                with connection.cursor() as wrapper:
-                    _lock_stats(wrapper.cursor, document.tenant_id)
-                    removed = _remove_chunks_of(wrapper.cursor, document.tenant_id, [document.pk])
-                    _apply_stats(wrapper.cursor, document.tenant_id, removed, ())
+                _drop_chunks(document)
                 Document.objects.filter(pk=document.pk).update(
                     status=Document.Status.FAILED, error=message[:2000], chunk_count=0, updated_at=timezone.now())
         return
@@ -686,10 +692,7 @@ def document_delete(*, document: Document) -> None:
         # The document row first, as every other writer locks it (before the statistics row).
         if not Document.objects.select_for_update().filter(tenant_id=document.tenant_id, pk=document.pk).exists():
             return  # deleted meanwhile
-        with connection.cursor() as wrapper:
-            _lock_stats(wrapper.cursor, document.tenant_id)
-            removed = _remove_chunks_of(wrapper.cursor, document.tenant_id, [document.pk])
-            _apply_stats(wrapper.cursor, document.tenant_id, removed, ())
+        _drop_chunks(document)
         file = document.source_file
         document.delete()
         if file:
