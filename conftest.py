@@ -90,6 +90,18 @@ def api_client(db):
 
 
 @pytest.fixture
+def operator(db):
+    """A test client logged in to the admin as a superuser (modules with their own ``operator`` keep it)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    User.objects.create_superuser("op", "op@example.com", "pw-123456789")
+    client = Client()
+    client.login(username="op", password="pw-123456789")
+    return client
+
+
+@pytest.fixture
 def scoped():
     """``with scoped(tenant): Model.objects.filter(...)`` in test code."""
     from tenants.scoping import tenant_scope

@@ -1,9 +1,35 @@
 from django.contrib import admin
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
 
 from agent_project.models import AuditEvent
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ModelAdmin(admin.ModelAdmin):
+    """The base of every model admin here. An action posted with a selected id that
+    cannot be one of the model's keys ("abc" for a numeric key, a NUL character) made
+    Django's ``response_action`` fail with a 500; such ids now select nothing."""
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        usable = [value for value in selected if self._usable_key(value)]
+        if usable != selected:
+            post = request.POST.copy()
+            post.setlist(helpers.ACTION_CHECKBOX_NAME, usable)
+            request.POST = post
+        return super().response_action(request, queryset)
+
+    def _usable_key(self, value: str) -> bool:
+        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+            return False
+        try:
+            self.model._meta.pk.to_python(value)
+        except ValidationError:
+            return False
+        return True
+
+
+class ReadOnlyAdmin(ModelAdmin):
     """Rows an operator may read but not add, change or delete by hand."""
 
     def has_add_permission(self, request):

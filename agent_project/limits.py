@@ -26,6 +26,7 @@ import re
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponseBadRequest
 
 from agent_project.errors import error_response
 from agent_project.lib.ids import parse_count
@@ -127,6 +128,10 @@ def _content_length(request) -> int | None:
         return None
 
 
+def _unstorable_query(request) -> bool:
+    return any(_UNSTORABLE.search(text) for key, values in request.GET.lists() for text in (key, *values))
+
+
 class RequestLimitsMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
@@ -138,7 +143,12 @@ class RequestLimitsMiddleware:
 
     def check(self, request):
         if request.path.startswith("/admin"):
-            return None  # the admin has Django's own limits and answers in HTML
+            # The admin has Django's own limits and answers in HTML; a NUL in a changelist filter
+            # (?status=%00) would reach PostgreSQL and fail there (500).
+            if _unstorable_query(request):
+                return HttpResponseBadRequest("Bad request: query parameters may not contain NUL characters or "
+                                              "unpaired surrogates.", content_type="text/plain; charset=utf-8")
+            return None
         length = _content_length(request)
         if length is None:
             return error_response(400, "bad_request", "Content-Length is not a number.")
@@ -154,7 +164,7 @@ class RequestLimitsMiddleware:
                                   f"The request body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
                                   {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "content_length": length})
 
-        if any(_UNSTORABLE.search(text) for key, values in request.GET.lists() for text in (key, *values)):
+        if _unstorable_query(request):
             return error_response(400, "malformed_request",
                                   "Query parameters may not contain NUL characters or unpaired surrogates.")
         page_size = request.GET.get("page_size")

@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils.html import format_html, format_html_join
 
+from agent_project.admin import ModelAdmin
 from agent_project.errors import ApiError
 from channels import handoff
 from agent_project.lib.encryption import mask
@@ -71,7 +72,7 @@ class ChannelConfigForm(forms.ModelForm):
 
 
 @admin.register(ChannelConfig)
-class ChannelConfigAdmin(admin.ModelAdmin):
+class ChannelConfigAdmin(ModelAdmin):
     form = ChannelConfigForm
     list_display = ["tenant", "whatsapp_enabled", "whatsapp_phone_number_id", "whatsapp_token", "telegram_enabled",
                     "telegram_bot_id", "telegram_token", "updated_at"]
@@ -138,7 +139,7 @@ class OperatorForm(forms.ModelForm):
 
 
 @admin.register(OperatorConversation)
-class OperatorInboxAdmin(admin.ModelAdmin):
+class OperatorInboxAdmin(ModelAdmin):
     form = OperatorForm
     list_display = ["id", "tenant", "channel", "user_id", "contact", "status", "last_message_at"]
     list_filter = ["status", "channel", "tenant"]
@@ -205,7 +206,7 @@ class OperatorInboxAdmin(admin.ModelAdmin):
 
 
 @admin.register(InboundMessage)
-class InboundMessageAdmin(admin.ModelAdmin):
+class InboundMessageAdmin(ModelAdmin):
     list_display = ["id", "tenant", "channel", "user_id", "kind", "status", "outcome", "sent_at", "received_at"]
     list_filter = ["channel", "status", "kind", "tenant"]
     search_fields = ["external_id", "user_id", "text"]

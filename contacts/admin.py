@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django_scopes import scopes_disabled
 
+from agent_project.admin import ModelAdmin
 from agent_project.errors import ApiError
 from contacts import selectors, services
 from contacts.models import Contact, ContactDeletion, ContactIdentity, ContactLog, ContactMerge
@@ -109,7 +110,7 @@ class LogInline(admin.TabularInline):
 
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(ModelAdmin):
     form = ContactForm
     list_display = ["__str__", "tenant", "phone", "email", "tag_list", "opted_out", "last_seen_at"]
     list_filter = ["tenant", "opted_out"]
@@ -213,7 +214,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactLog)
-class ContactLogAdmin(admin.ModelAdmin):
+class ContactLogAdmin(ModelAdmin):
     list_display = ["at", "contact", "role", "channel", "short_content", "tenant"]
     list_filter = ["tenant", "channel", "role"]
     search_fields = ["content", "external_message_id"]
@@ -234,7 +235,7 @@ class ContactLogAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactDeletion)
-class ContactDeletionAdmin(admin.ModelAdmin):
+class ContactDeletionAdmin(ModelAdmin):
     list_display = ["deleted_at", "tenant", "contact_id", "actor", "reason", "removed"]
     list_filter = ["tenant"]
     search_fields = ["contact_id", "actor", "reason"]
@@ -250,7 +251,7 @@ class ContactDeletionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ContactMerge)
-class ContactMergeAdmin(admin.ModelAdmin):
+class ContactMergeAdmin(ModelAdmin):
     list_display = ["merged_at", "tenant", "target_contact_id", "source_contact_id", "moved", "actor"]
     list_filter = ["tenant"]
 

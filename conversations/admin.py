@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
+from agent_project.admin import ModelAdmin
 from agent_project.errors import ApiError
 from agent_project.lib.llm import ChatTurn, model_label
 from conversations.bubbles import CHANNEL_LIMITS
@@ -52,7 +53,7 @@ class MessageInline(admin.TabularInline):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ModelAdmin):
     list_display = ["id", "tenant", "channel", "user_id", "contact", "status", "last_message_at"]
     list_filter = ["tenant", "channel", "status"]
     search_fields = ["user_id", "tenant__id", "contact__name", "contact__phone"]
@@ -130,7 +131,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ModelAdmin):
     list_display = ["id", "tenant", "conversation_link", "role", "short", "tool_names", "provider", "total_ms",
                     "feedback", "created_at"]
     list_filter = ["tenant", "role", "provider", "feedback"]

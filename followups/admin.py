@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from agent_project.admin import ModelAdmin
 from agent_project.errors import ApiError
 from followups.models import FollowUp
 from followups.services import followup_cancel, followup_retry
 
 
 @admin.register(FollowUp)
-class FollowUpAdmin(admin.ModelAdmin):
+class FollowUpAdmin(ModelAdmin):
     """The follow-up queue across tenants (the admin runs with scopes disabled)."""
 
     list_display = ["id", "tenant", "contact", "channel", "status", "next_attempt_at", "attempts",

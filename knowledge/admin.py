@@ -12,16 +12,18 @@ from dataclasses import asdict
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
-from agent_project.admin import ReadOnlyAdmin
+from agent_project.admin import ModelAdmin, ReadOnlyAdmin
 from agent_project.errors import ApiError
 from knowledge import selectors
-from knowledge.ingestion.parsers import SUPPORTED_TYPES, DocumentError, parse_file, preflight
+from knowledge.api import comma_tags
+from knowledge.ingestion.parsers import SUPPORTED_TYPES, DocumentError, ParseTimeout, parse_file, preflight
 from knowledge.models import Chunk, Document
 from knowledge.services import document_delete, document_reprocess, document_upload
 from tenants.models import Tenant
@@ -46,14 +48,25 @@ class DocumentUploadForm(forms.ModelForm):
         upload = self.cleaned_data["upload"]
         data = upload.read()
         # A bad file is a form error, not a half-stored document; a big one (processed by a worker) gets the
-        # quick checks only, as through the API.
-        check = preflight if len(data) > settings.KB_SYNC_MAX_BYTES else parse_file
+        # quick checks only, as through the API, and so does one too slow to read within the request's
+        # budget (the upload then queues it, as the API does).
         try:
-            check(data, upload.name)
+            if len(data) > settings.KB_SYNC_MAX_BYTES:
+                preflight(data, upload.name)
+            else:
+                parse_file(data, upload.name, max_seconds=settings.KB_SYNC_PARSE_SECONDS)
+        except ParseTimeout:
+            pass
         except DocumentError as exc:
             raise forms.ValidationError(exc.message) from None
         upload.seek(0)
         return upload
+
+    def clean_tags_text(self):
+        try:  # the API's rules
+            return comma_tags(self.cleaned_data.get("tags_text", ""))
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class SearchForm(forms.Form):
@@ -63,7 +76,7 @@ class SearchForm(forms.Form):
 
 
 @admin.register(Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ModelAdmin):
     list_display = ["title", "tenant", "status", "chunk_count", "file_type", "source_kind", "short_error", "updated_at"]
     list_filter = ["status", "file_type", "source_kind", "tenant"]
     search_fields = ["title", "original_name", "external_id"]
@@ -112,7 +125,7 @@ class DocumentAdmin(admin.ModelAdmin):
         if change:
             return super().save_model(request, obj, form, change)
         upload = form.cleaned_data["upload"]
-        tags = [t.strip() for t in form.cleaned_data.get("tags_text", "").split(",") if t.strip()]
+        tags = form.cleaned_data.get("tags_text") or []
         with tenant_scope(obj.tenant):
             result = document_upload(tenant=obj.tenant, filename=upload.name, data=upload.read(),
                                      title=obj.title, tags=tags)
@@ -135,6 +148,23 @@ class DocumentAdmin(admin.ModelAdmin):
             messages.error(request, f"Nothing was stored: {exc.message}")
             return HttpResponseRedirect(request.get_full_path())
 
+    def log_addition(self, request, obj, message):
+        if getattr(request, "kb_upload_outcome", None) == "duplicate":
+            return None  # nothing was added: the document shown was stored before
+        return super().log_addition(request, obj, message)
+
+    def get_deleted_objects(self, objs, request):
+        """The delete page of a document: its chunks go with it (``document_delete``, which also updates
+        the search statistics), so they are counted, not listed one by one, and need no permission of
+        their own (the chunk admin is read-only, which refused every delete from this page)."""
+        objs = list(objs)
+        if not self.has_delete_permission(request):
+            return [], {}, {Document._meta.verbose_name}, []
+        listed = [format_html("{}: {}", Document._meta.verbose_name.capitalize(), obj) for obj in objs]
+        counts = {Document._meta.verbose_name_plural: len(objs),
+                  Chunk._meta.verbose_name_plural: sum(obj.chunk_count for obj in objs)}
+        return listed, counts, set(), []
+
     def response_add(self, request, obj, post_url_continue=None):
         if getattr(request, "kb_upload_outcome", None) == "duplicate":
             # Not Django's "was added successfully": nothing was; show the document already stored.
@@ -148,13 +178,13 @@ class DocumentAdmin(admin.ModelAdmin):
         for document in queryset:
             document_delete(document=document)
 
-    @admin.action(description="Re-process (parse and embed again)")
+    @admin.action(description="Re-process (parse and embed again)", permissions=["change"])
     def reprocess(self, request, queryset):
         for document in queryset:
             document_reprocess(document=document)
         messages.success(request, f"Queued {queryset.count()} document(s) for processing.")
 
-    @admin.action(description="Delete with their chunks")
+    @admin.action(description="Delete with their chunks", permissions=["delete"])
     def delete_with_chunks(self, request, queryset):
         count = queryset.count()
         self.delete_queryset(request, queryset)
@@ -165,6 +195,8 @@ class DocumentAdmin(admin.ModelAdmin):
                 *super().get_urls()]
 
     def search_view(self, request):
+        if not self.has_view_permission(request):  # admin_view checked is_staff only
+            raise PermissionDenied
         form = SearchForm(request.GET or None)
         hits = None
         if form.is_valid():

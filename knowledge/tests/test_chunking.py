@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 from knowledge import analysis, ranking
@@ -128,7 +130,8 @@ def test_guarded_prefix_rules_stem_every_word_as_sastrawi_does():
     plain, guarded = analysis.plain_stemmer(), analysis._stemmer()
     words = _sastrawi_test_words()
     assert [guarded.stem_word(w) for w in words] == [plain.stem_word(w) for w in words]
-    visitors = guarded.visitor_provider.get_prefix_visitors()
+    [dispatch] = guarded.visitor_provider.get_prefix_visitors()
+    visitors = dispatch.visitors
     assert sum(isinstance(v, analysis._PrefixGuard) for v in visitors) >= len(visitors) - 8
     assert analysis._rule_prefix(plain.visitor_provider.get_prefix_visitors()[1].disambiguators[0]) == "ber"
 
@@ -366,3 +369,62 @@ def test_a_huge_table_row_is_cut_keeping_its_provenance():
     assert chunks[0].provenance == {"sheet": "S", "rows": [2, 2]}
     assert len(chunks) > 3 and all(c.provenance == {"sheet": "S", "rows": [3, 3]} for c in chunks[1:])
     assert all(len(c.text) <= len("Sheet: S\n") + 180 * chunking.CHARS_PER_WORD for c in chunks)
+
+
+def test_sastrawi_removals_without_a_regex_per_word_stem_as_with_re():
+    """``_PlainWordRe`` replaces ``re.sub(stem, '', word, 1)`` in Sastrawi's visitors with
+    ``str.replace``: every test word must stem, and record its removed affixes, exactly as
+    with ``re`` itself."""
+    words = _sastrawi_test_words()
+
+    def stems_and_removals():
+        from Sastrawi.Stemmer.Context.Context import Context
+
+        stemmer = analysis.plain_stemmer()
+        out = []
+        for word in words:
+            context = Context(word, stemmer.dictionary, stemmer.visitor_provider)
+            context.execute()
+            out.append((context.result, [r.get_removed_part() for r in context.removals]))
+        return out
+
+    analysis._stemmer()  # installs it
+    assert isinstance(importlib.import_module(analysis._VISITOR_MODULES[0]).re, analysis._PlainWordRe)
+    fast = stems_and_removals()
+    analysis._use_plain_word_re(False)
+    try:
+        assert stems_and_removals() == fast
+    finally:
+        analysis._use_plain_word_re(True)
+    assert sum(1 for _, removed in fast if removed) > 3000  # the affix removals were exercised
+    assert analysis._PlainWordRe.sub(r"^(di|ke|se)", "", "dikirim", 1) == "kirim"  # real patterns still go to re
+
+
+def test_prefix_dispatch_stops_where_sastrawis_loop_would():
+    """A word already in the dictionary stops Sastrawi's loop after its first visitor, even one
+    that cannot apply: the dispatch must not run a later visitor on it."""
+    from types import SimpleNamespace
+
+    ran = []
+
+    class Strip:
+        def __init__(self, prefix):
+            self.prefix = prefix
+
+        def visit(self, context):
+            ran.append(self.prefix)
+            if context.current_word.startswith(self.prefix):
+                context.removals.append(self.prefix)
+                context.current_word = context.current_word[len(self.prefix):]
+
+    def context(word, words):
+        return SimpleNamespace(current_word=word, removals=[], process_is_stopped=False,
+                               dictionary=SimpleNamespace(contains=lambda w: w in words))
+
+    dispatch = analysis._PrefixDispatch([analysis._PrefixGuard(Strip("me"), ("me",)), Strip("ber")])
+    found = context("berkas", {"berkas", "kas"})
+    dispatch.visit(found)
+    assert (found.current_word, ran) == ("berkas", [])
+    unknown = context("berkata", {"kata"})
+    dispatch.visit(unknown)
+    assert (unknown.current_word, unknown.removals, ran) == ("kata", ["ber"], ["ber"])
