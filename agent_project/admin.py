@@ -6,9 +6,21 @@ from agent_project.models import AuditEvent
 
 
 class ModelAdmin(admin.ModelAdmin):
-    """The base of every model admin here. An action posted with a selected id that
-    cannot be one of the model's keys ("abc" for a numeric key, a NUL character) made
-    Django's ``response_action`` fail with a 500; such ids now select nothing."""
+    """The base of every model admin here.
+
+    - An action that names no ``permissions`` needs the permission to change (Django
+      offers such an action to anyone who may view the list: a view-only user could
+      issue API keys or delete documents). Every action here names its own anyway.
+    - An action posted with a selected id that cannot be one of the model's keys ("abc"
+      for a numeric key, a NUL character) made Django's ``response_action`` fail with a
+      500; such ids now select nothing.
+    """
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if not actions or self.has_change_permission(request):
+            return actions
+        return {name: action for name, action in actions.items() if getattr(action[0], "allowed_permissions", None)}
 
     def response_action(self, request, queryset):
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)

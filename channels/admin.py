@@ -110,7 +110,8 @@ class ChannelConfigAdmin(ModelAdmin):
                            webhook_path(tenant=obj.tenant, channel="whatsapp"),
                            webhook_path(tenant=obj.tenant, channel="telegram"))
 
-    @admin.action(description="Register the Telegram webhook (setWebhook) for the selected tenants")
+    @admin.action(description="Register the Telegram webhook (setWebhook) for the selected tenants",
+                  permissions=["change"])
     def register_telegram_webhook(self, request, queryset):
         base = request.build_absolute_uri("/")
         for config in queryset.select_related("tenant"):
@@ -192,15 +193,15 @@ class OperatorInboxAdmin(ModelAdmin):
                 changed += 1
         self.message_user(request, f"{changed} conversation(s) now {status}.", messages.SUCCESS)
 
-    @admin.action(description="Take over (human)")
+    @admin.action(description="Take over (human)", permissions=["change"])
     def take_over(self, request, queryset):
         self._switch(request, queryset, Conversation.Status.HUMAN)
 
-    @admin.action(description="Hand back to the bot")
+    @admin.action(description="Hand back to the bot", permissions=["change"])
     def hand_back(self, request, queryset):
         self._switch(request, queryset, Conversation.Status.BOT)
 
-    @admin.action(description="Close")
+    @admin.action(description="Close", permissions=["change"])
     def close(self, request, queryset):
         self._switch(request, queryset, Conversation.Status.CLOSED)
 

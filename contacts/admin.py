@@ -161,7 +161,7 @@ class ContactAdmin(ModelAdmin):
         for contact in queryset:
             services.contact_delete(contact=contact, actor=f"admin:{request.user.get_username()}", reason="admin")
 
-    @admin.action(description="Merge selected contacts into one…")
+    @admin.action(description="Merge selected contacts into one…", permissions=["change"])
     def merge_contacts(self, request, queryset):
         contacts = list(queryset.select_related("tenant").order_by("id"))
         if len(contacts) < 2:
@@ -201,7 +201,7 @@ class ContactAdmin(ModelAdmin):
         }
         return TemplateResponse(request, "admin/contacts/contact/merge_confirmation.html", context)
 
-    @admin.action(description="Export selected contacts as CSV")
+    @admin.action(description="Export selected contacts as CSV", permissions=["view"])
     def export_csv(self, request, queryset):
         def lines():
             # Streamed after the admin's scopes_disabled() block has closed: disable them again.

@@ -53,10 +53,10 @@ class FollowUpAdmin(ModelAdmin):
         for line in refused:
             messages.warning(request, line)
 
-    @admin.action(description="Cancel selected pending follow-ups")
+    @admin.action(description="Cancel selected pending follow-ups", permissions=["change"])
     def cancel(self, request, queryset):
         self._apply(request, queryset, followup_cancel, "Cancelled")
 
-    @admin.action(description="Retry selected follow-ups now")
+    @admin.action(description="Retry selected follow-ups now", permissions=["change"])
     def retry(self, request, queryset):
         self._apply(request, queryset, followup_retry, "Queued again")

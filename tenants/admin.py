@@ -166,7 +166,7 @@ class TenantAdmin(ModelAdmin):
         listed = [format_html("{}: {}", Tenant._meta.verbose_name.capitalize(), obj) for obj in objs]
         return listed, counts, set(), []
 
-    @admin.action(description="Issue a new API key")
+    @admin.action(description="Issue a new API key", permissions=["change"])
     def issue_api_key(self, request, queryset):
         for tenant in queryset:
             _, plaintext = api_key_create(tenant=tenant, name=f"admin {timezone.now():%Y-%m-%d}")
@@ -195,19 +195,19 @@ class ApiKeyAdmin(ModelAdmin):
     def state_label(self, obj):
         return obj.state()
 
-    @admin.action(description="Rotate: issue a successor, old key keeps working for 24 hours")
+    @admin.action(description="Rotate: issue a successor, old key keeps working for 24 hours", permissions=["change"])
     def rotate(self, request, queryset):
         for key in queryset:
             _, plaintext = api_key_rotate(api_key=key)
             _show_key_once(request, key.tenant, plaintext)
 
-    @admin.action(description="Rotate now: issue a successor and revoke the old key at once")
+    @admin.action(description="Rotate now: issue a successor and revoke the old key at once", permissions=["change"])
     def rotate_now(self, request, queryset):
         for key in queryset:
             _, plaintext = api_key_rotate(api_key=key, grace=timezone.timedelta(0))
             _show_key_once(request, key.tenant, plaintext)
 
-    @admin.action(description="Revoke selected keys")
+    @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
         for key in queryset:
             api_key_revoke(api_key=key)

@@ -182,11 +182,11 @@ class TenantToolAdmin(TryItMixin, ModelAdmin):
         except ValueError:
             return "(invalid URL)"
 
-    @admin.action(description="Enable the selected tools")
+    @admin.action(description="Enable the selected tools", permissions=["change"])
     def enable(self, request, queryset):
         messages.success(request, f"{queryset.update(enabled=True)} tool(s) enabled.")
 
-    @admin.action(description="Disable the selected tools")
+    @admin.action(description="Disable the selected tools", permissions=["change"])
     def disable(self, request, queryset):
         messages.success(request, f"{queryset.update(enabled=False)} tool(s) disabled.")
 
@@ -234,11 +234,11 @@ class ShippingConfigAdmin(TryItMixin, ModelAdmin):
     def key(self, obj):
         return mask(obj.api_key) or "—"
 
-    @admin.action(description="Enable tracking for the selected shops")
+    @admin.action(description="Enable tracking for the selected shops", permissions=["change"])
     def enable(self, request, queryset):
         messages.success(request, f"{queryset.update(enabled=True)} enabled.")
 
-    @admin.action(description="Disable tracking for the selected shops")
+    @admin.action(description="Disable tracking for the selected shops", permissions=["change"])
     def disable(self, request, queryset):
         messages.success(request, f"{queryset.update(enabled=False)} disabled.")
 

@@ -55,3 +55,57 @@ def test_an_action_keeps_the_usable_ids_of_a_mixed_selection(operator, tenant_a)
     assert response.status_code in (200, 302)
     with scopes_disabled():
         assert ApiKey.objects.filter(tenant=tenant_a).count() == before + 1
+
+
+def _staff(*permissions):
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+
+    user = User.objects.create_user(f"staff{User.objects.count()}", "s@example.com", "pw-123456789", is_staff=True)
+    for app_label, codename in permissions:
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
+    client = Client()
+    assert client.login(username=user.username, password="pw-123456789")
+    return client
+
+
+def test_a_view_only_user_runs_no_action_that_changes_anything(tenant_a):
+    from django_scopes import scopes_disabled
+
+    from tenants.models import ApiKey
+
+    with scopes_disabled():
+        keys = list(ApiKey.objects.values_list("pk", "revoked_at"))
+    viewer = _staff(("tenants", "view_tenant"), ("tenants", "view_apikey"))
+    assert "issue_api_key" not in viewer.get("/admin/tenants/tenant/").content.decode()
+    viewer.post("/admin/tenants/tenant/", {"action": "issue_api_key", "_selected_action": [tenant_a.pk]})
+    viewer.post("/admin/tenants/apikey/", {"action": "revoke", "_selected_action": [pk for pk, _ in keys]})
+    with scopes_disabled():
+        assert list(ApiKey.objects.values_list("pk", "revoked_at")) == keys
+    editor = _staff(("tenants", "view_tenant"), ("tenants", "change_tenant"))
+    editor.post("/admin/tenants/tenant/", {"action": "issue_api_key", "_selected_action": [tenant_a.pk]})
+    with scopes_disabled():
+        assert ApiKey.objects.count() == len(keys) + 1
+
+
+def test_every_action_names_the_permission_it_needs():
+    from django.contrib import admin
+
+    ours = {"agent_project", "tenants", "knowledge", "contacts", "conversations", "followups", "channels", "tools"}
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label not in ours:
+            continue
+        for action in model_admin.actions or ():
+            func = getattr(model_admin, action) if isinstance(action, str) else action
+            assert getattr(func, "allowed_permissions", None), f"{model.__name__}: {action}"
+
+
+def test_contacts_can_be_exported_by_a_user_who_may_view_them(tenant_a):
+    from contacts.models import Contact
+    from django_scopes import scopes_disabled
+
+    with scopes_disabled():
+        contact = Contact.objects.create(tenant=tenant_a, name="Budi")
+    viewer = _staff(("contacts", "view_contact"))
+    response = viewer.post("/admin/contacts/contact/", {"action": "export_csv", "_selected_action": [contact.pk]})
+    assert response.status_code == 200 and b"Budi" in b"".join(response.streaming_content)
