@@ -109,6 +109,32 @@ def scoped():
     return tenant_scope
 
 
+def staff_client(*perms: str, username: str = "viewer"):
+    """A test client of a staff user holding only the given ``app_label.codename`` permissions;
+    it answers 500 instead of raising, so a test can assert the status."""
+    from django.contrib.auth.models import Permission, User
+    from django.test import Client
+
+    user = User.objects.create_user(username, f"{username}@example.com", "pw-123456789", is_staff=True)
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    return client
+
+
+def super_client(username: str = "root"):
+    """A superuser's test client that answers 500 instead of raising."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    user = User.objects.create_superuser(username, f"{username}@example.com", "pw-123456789")
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    return client
+
+
 def assert_error(response, status: int, code: str | None = None):
     """The project's error shape: JSON ``{"error": {"code", "message", "details"}}``."""
     assert response.status_code == status, (response.status_code, getattr(response, "content", b"")[:500])

@@ -51,7 +51,7 @@ def json_depth(value, limit: int) -> int:
     return deepest
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: What the raw text of a JSON body must hold for ``unstorable_text`` to find anything (an escaped NUL or
 #: surrogate, an exponent of three digits, a NaN/Infinity literal): most bodies are not walked at all (a 2 MB
 #: body cost 0.35 s to walk, before authentication).
@@ -71,7 +71,7 @@ def unstorable_text(value) -> str | None:
         if isinstance(step, int):
             path += f"[{step}]"
         else:
-            step = step.encode("unicode_escape").decode() if _UNSTORABLE.search(step) else step
+            step = step.encode("unicode_escape").decode() if UNSTORABLE.search(step) else step
             path = f"{path}.{step}" if path else step
     return path
 
@@ -80,12 +80,12 @@ def _unstorable_at(node) -> list | None:
     """The steps (keys, list indexes) to the first unstorable value, innermost first, or None
     (recursive: the depth is bounded by ``MAX_JSON_DEPTH``, checked first)."""
     if isinstance(node, str):
-        return [] if _UNSTORABLE.search(node) else None
+        return [] if UNSTORABLE.search(node) else None
     if isinstance(node, float):
         return None if math.isfinite(node) else []  # 1e400 parses as infinity, which jsonb refuses
     if isinstance(node, dict):
         for key, child in node.items():
-            if _UNSTORABLE.search(key):
+            if UNSTORABLE.search(key):
                 return [key]
             found = _unstorable_at(child)
             if found is not None:
@@ -129,7 +129,7 @@ def _content_length(request) -> int | None:
 
 
 def _unstorable_query(request) -> bool:
-    return any(_UNSTORABLE.search(text) for key, values in request.GET.lists() for text in (key, *values))
+    return any(UNSTORABLE.search(text) for key, values in request.GET.lists() for text in (key, *values))
 
 
 class RequestLimitsMiddleware:
@@ -145,9 +145,10 @@ class RequestLimitsMiddleware:
         if request.path.startswith("/admin"):
             # The admin has Django's own limits and answers in HTML; a NUL in a changelist filter
             # (?status=%00) would reach PostgreSQL and fail there (500).
-            if _unstorable_query(request):
-                return HttpResponseBadRequest("Bad request: query parameters may not contain NUL characters or "
-                                              "unpaired surrogates.", content_type="text/plain; charset=utf-8")
+            if _unstorable_query(request) or UNSTORABLE.search(request.path_info):  # an object id in the path
+                return HttpResponseBadRequest("Bad request: the address and query parameters may not contain NUL "
+                                              "characters or unpaired surrogates.",
+                                              content_type="text/plain; charset=utf-8")
             return None
         length = _content_length(request)
         if length is None:

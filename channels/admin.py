@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
 from django.utils.html import format_html, format_html_join
 
 from agent_project.admin import ModelAdmin
@@ -74,6 +75,7 @@ class ChannelConfigForm(forms.ModelForm):
 @admin.register(ChannelConfig)
 class ChannelConfigAdmin(ModelAdmin):
     form = ChannelConfigForm
+    secret_fields = tuple(SECRETS)
     list_display = ["tenant", "whatsapp_enabled", "whatsapp_phone_number_id", "whatsapp_token", "telegram_enabled",
                     "telegram_bot_id", "telegram_token", "updated_at"]
     list_filter = ["whatsapp_enabled", "telegram_enabled"]
@@ -83,7 +85,7 @@ class ChannelConfigAdmin(ModelAdmin):
 
     def get_fieldsets(self, request, obj=None):
         clear = [f"clear_{s}" for s in SECRETS]
-        return [
+        return self.secrets_masked(request, obj, [
             (None, {"fields": ["tenant", "webhook_urls"]}),
             ("WhatsApp Cloud API", {"fields": [
                 "whatsapp_enabled", "whatsapp_phone_number_id", ("whatsapp_access_token", clear[0]),
@@ -92,7 +94,7 @@ class ChannelConfigAdmin(ModelAdmin):
             ("Telegram", {"fields": ["telegram_enabled", ("telegram_bot_token", clear[3]), "telegram_bot_id",
                                      ("telegram_webhook_secret", clear[4])]}),
             (None, {"fields": ["updated_at"]}),
-        ]
+        ])
 
     @admin.display(description="WhatsApp token")
     def whatsapp_token(self, obj):
@@ -143,6 +145,7 @@ class OperatorForm(forms.ModelForm):
 class OperatorInboxAdmin(ModelAdmin):
     form = OperatorForm
     list_display = ["id", "tenant", "channel", "user_id", "contact", "status", "last_message_at"]
+    list_select_related = ["tenant", "contact"]  # contact may be empty: Django's own select_related skips it
     list_filter = ["status", "channel", "tenant"]
     search_fields = ["user_id", "tenant__id", "contact__name", "contact__phone"]
     readonly_fields = ["tenant", "channel", "user_id", "contact", "status", "transcript", "handoffs"]
@@ -183,6 +186,18 @@ class OperatorInboxAdmin(ModelAdmin):
                                                 notify=form.cleaned_data.get("notify", False))
         except ApiError as exc:
             self.message_user(request, f"Not sent: {exc.message} ({exc.code})", messages.ERROR)
+            request.inbox_failed = True
+
+    def log_change(self, request, obj, message):
+        if getattr(request, "inbox_failed", False):
+            return None  # nothing was changed: not in the history, nor in the audit trail
+        return super().log_change(request, obj, message)
+
+    def response_change(self, request, obj):
+        if getattr(request, "inbox_failed", False):
+            # Back to the conversation with the reason, not Django's "changed successfully".
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
     def _switch(self, request, queryset, status):
         actor = f"admin:{request.user.get_username()}"

@@ -29,6 +29,26 @@ class ContactForm(forms.ModelForm):
         model = Contact
         fields = ["tenant", "name", "phone", "email", "tags", "attributes", "opted_out"]
 
+    def clean_tags(self):
+        """As the API: a list of at most 100 strings of at most 64 characters (the list page and a
+        merge rely on the shape)."""
+        tags = self.cleaned_data.get("tags")
+        if tags in (None, ""):
+            return []
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise forms.ValidationError('A JSON list of strings, e.g. ["vip", "reseller"].')
+        if len(tags) > 100 or any(len(t) > 64 for t in tags):
+            raise forms.ValidationError("At most 100 tags of at most 64 characters each.")
+        return list(dict.fromkeys(tags))
+
+    def clean_attributes(self):
+        attributes = self.cleaned_data.get("attributes")
+        if attributes in (None, ""):
+            return {}
+        if not isinstance(attributes, dict):
+            raise forms.ValidationError('A JSON object, e.g. {"city": "Bandung"}.')
+        return attributes
+
     def clean(self):
         cleaned = super().clean()
         tenant = cleaned.get("tenant") or getattr(self.instance, "tenant", None)
@@ -73,9 +93,26 @@ class IdentityForm(forms.ModelForm):
         return cleaned
 
 
+class IdentityFormSet(forms.BaseInlineFormSet):
+    def clean(self):
+        """Two rows of one save naming the same id (after normalising) would break the
+        (tenant, channel, external_id) constraint: each form checks only the stored rows."""
+        super().clean()
+        seen = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None) or {}
+            if not data or data.get("DELETE") or not data.get("channel") or not data.get("external_id"):
+                continue
+            key = (data["channel"], data["external_id"])
+            if key in seen:
+                raise forms.ValidationError(f"The {key[0]} id {key[1]} is given twice.")
+            seen.add(key)
+
+
 class IdentityInline(admin.TabularInline):
     model = ContactIdentity
     form = IdentityForm
+    formset = IdentityFormSet
     extra = 0
     fields = ["channel", "external_id", "created_at"]
     readonly_fields = ["created_at"]
@@ -161,7 +198,12 @@ class ContactAdmin(ModelAdmin):
         for contact in queryset:
             services.contact_delete(contact=contact, actor=f"admin:{request.user.get_username()}", reason="admin")
 
-    @admin.action(description="Merge selected contacts into one…", permissions=["change"])
+    def has_merge_permission(self, request):
+        """A merge changes the contact kept and deletes the others: both permissions (Django's
+        ``permissions=[...]`` asks for any one of those it names)."""
+        return self.has_change_permission(request) and self.has_delete_permission(request)
+
+    @admin.action(description="Merge selected contacts into one…", permissions=["merge"])
     def merge_contacts(self, request, queryset):
         contacts = list(queryset.select_related("tenant").order_by("id"))
         if len(contacts) < 2:
@@ -219,7 +261,7 @@ class ContactLogAdmin(ModelAdmin):
     list_filter = ["tenant", "channel", "role"]
     search_fields = ["content", "external_message_id"]
     raw_id_fields = ["contact"]
-    list_select_related = ["contact"]
+    list_select_related = ["contact", "tenant"]
     show_full_result_count = False  # counting a million-row history on every page is not worth it
     date_hierarchy = "at"
 

@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from agent_project.admin import ModelAdmin
 from agent_project.errors import ApiError
+from agent_project.limits import unstorable_text
 from agent_project.lib.llm import ChatTurn, model_label
 from conversations.bubbles import CHANNEL_LIMITS
 from conversations.models import Conversation, Message
@@ -55,6 +56,7 @@ class MessageInline(admin.TabularInline):
 @admin.register(Conversation)
 class ConversationAdmin(ModelAdmin):
     list_display = ["id", "tenant", "channel", "user_id", "contact", "status", "last_message_at"]
+    list_select_related = ["tenant", "contact"]  # contact may be empty: Django's own select_related skips it
     list_filter = ["tenant", "channel", "status"]
     search_fields = ["user_id", "tenant__id", "contact__name", "contact__phone"]
     # status is changed through the operator inbox (channels), which tells the customer and
@@ -96,19 +98,28 @@ class ConversationAdmin(ModelAdmin):
         """Runs the same pipeline as ``POST /chat`` and returns what the operator needs to see."""
         if request.method != "POST":
             return JsonResponse({"error": {"code": "method_not_allowed", "message": "POST only."}}, status=405)
-        if not self.has_view_permission(request):
-            return JsonResponse({"error": {"code": "permission_denied", "message": "Not allowed."}}, status=403)
+        # Sending writes a conversation, its messages and the contact's history: more than viewing.
+        if not self.has_change_permission(request):
+            return JsonResponse({"error": {"code": "permission_denied", "message": "Sending needs the permission to "
+                                           "change conversations."}}, status=403)
         try:
             data = json.loads(request.body or b"{}")
         except ValueError:
             return JsonResponse({"error": {"code": "malformed_request", "message": "Send JSON."}}, status=400)
-        tenant = Tenant.objects.filter(pk=str(data.get("tenant_id", ""))).first()
-        text = str(data.get("message", "")).strip()
-        user_id = str(data.get("user_id") or f"playground-{request.user.get_username()}")[:200]
-        channel = str(data.get("channel") or "web")
+        fields = ("tenant_id", "message", "user_id", "channel", "locale")
+        if not isinstance(data, dict) or any(not isinstance(data.get(f) or "", str) for f in fields):
+            return JsonResponse({"error": {"code": "malformed_request", "message": "Send a JSON object whose "
+                                           f"{', '.join(fields)} are strings."}}, status=400)
+        if unstorable_text(data) is not None:
+            return JsonResponse({"error": {"code": "validation_error", "message": "Text may not contain NUL "
+                                           "characters or unpaired surrogates."}}, status=400)
+        tenant = Tenant.objects.filter(pk=data.get("tenant_id") or "", is_active=True).first()
+        text = (data.get("message") or "").strip()
+        user_id = (data.get("user_id") or f"playground-{request.user.get_username()}")[:200]
+        channel = data.get("channel") or "web"
         if tenant is None or not text or channel not in CHANNEL_LIMITS:
             return JsonResponse({"error": {"code": "invalid_request",
-                                           "message": "Choose a tenant and a channel, and type a message."}},
+                                           "message": "Choose an active tenant and a channel, and type a message."}},
                                 status=400)
         try:
             with tenant_scope(tenant):

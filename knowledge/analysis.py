@@ -215,6 +215,9 @@ _GUESS_PREFIXES = (("meny", "s"), ("peny", "s"), ("meng", "k"), ("peng", "k"), (
                    ("pen", ""), ("ber", ""), ("ter", ""), ("per", ""), ("me", ""), ("pe", ""), ("di", ""), ("ke", ""))
 _GUESS_SUFFIXES = ("kannya", "annya", "nya", "kan", "an", "i")
 MAX_ROOT_GUESSES = 8
+# Chat drops the vowel of a prefix: "pmbayaran", "pngiriman", "mngirim", "brapa", "trima", "dkirim". The vowel
+# put back before a second consonant makes a word Sastrawi can stem.
+_DROPPED_PREFIX_VOWEL = {"p": "e", "m": "e", "b": "e", "t": "e", "d": "i"}
 
 
 def root_guesses(word: str) -> list[str]:
@@ -222,8 +225,11 @@ def root_guesses(word: str) -> list[str]:
     dictionary: a misspelt affixed word ("pembyaran", "pengirman") is left whole by the stemmer,
     and as a whole it is too far from the stored root ("bayar", "kirim") for a trigram match; a
     guess ("byar", "kirm") is one edit from it. Most stripped first; at most ``MAX_ROOT_GUESSES``."""
-    if len(word) < 6 or not (word.isascii() and word.isalpha()):
+    if not (word.isascii() and word.isalpha()):
         return []
+    restored = _vowel_restored(word)
+    if len(word) < 6:
+        return restored
     bodies = [word[:-len(suffix)] for suffix in _GUESS_SUFFIXES
               if word.endswith(suffix) and len(word) - len(suffix) >= 4]
     guesses = []
@@ -234,7 +240,19 @@ def root_guesses(word: str) -> list[str]:
                 guesses.append(first + rest)
     guesses += bodies
     guesses = [g for g in dict.fromkeys(guesses) if len(g) >= 4 and g != word]
-    return sorted(guesses, key=len)[:MAX_ROOT_GUESSES]
+    return list(dict.fromkeys([*restored, *sorted(guesses, key=len)]))[:MAX_ROOT_GUESSES]
+
+
+def _vowel_restored(word: str) -> list[str]:
+    """``word`` with its prefix's dropped vowel put back, as the dictionary knows it: the root of
+    "pmbayaran" (pembayaran: "bayar"), or the word itself ("trima": "terima"); first among the
+    guesses, as the surest."""
+    vowel = _DROPPED_PREFIX_VOWEL.get(word[:1])
+    if vowel is None or len(word) < 4 or word[1:2] in "aiueo":
+        return []
+    restored = word[0] + vowel + word[1:]
+    root = stem(restored)
+    return [root] if len(root) >= 4 and root != word and _dictionary().contains(root) else []
 
 
 def one_edit_apart(a: str, b: str) -> bool:

@@ -6,8 +6,9 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from agent_project.admin import ModelAdmin
+from agent_project.lib.encryption import mask
 from tenants import hours
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey, Tenant, _webhook_secret
 from tenants.services import api_key_create, api_key_revoke, api_key_rotate, synonyms_normalize
 
 
@@ -35,6 +36,10 @@ class TenantFormBase(forms.ModelForm):
                   "words of its group it does use.",
     )
 
+    webhook_secret = forms.CharField(
+        label="Webhook secret", required=False, strip=True, min_length=16, max_length=128,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}))
+
     class Meta:
         model = Tenant
         fields = ["id", "name", "is_active", "persona", "sop", "locale", "timezone", "webhook_url", "webhook_secret",
@@ -54,6 +59,15 @@ class TenantFormBase(forms.ModelForm):
             f"{h['date']} {h.get('name', '')}".strip() for h in self.instance.holidays or []
         )
         self.initial["synonyms_text"] = "\n".join(self.instance.synonyms or [])
+        # Write-only, as in the API: the page never holds the secret itself.
+        current = self.instance.webhook_secret or ""
+        self.fields["webhook_secret"].help_text = (
+            f"Stored: {mask(current)}. Leave empty to keep it; a new one has 16 to 128 characters."
+            if current else "Not set: leave empty for a generated one, or type 16 to 128 characters.")
+        self.initial["webhook_secret"] = ""
+
+    def clean_webhook_secret(self):
+        return self.cleaned_data.get("webhook_secret") or self.instance.webhook_secret or _webhook_secret()
 
     def clean_timezone(self):
         try:
@@ -120,6 +134,7 @@ def _show_key_once(request, tenant, plaintext):
 @admin.register(Tenant)
 class TenantAdmin(ModelAdmin):
     form = TenantForm
+    secret_fields = ("webhook_secret",)
     list_display = ["id", "name", "locale", "timezone", "is_active", "open_now", "updated_at"]
     list_filter = ["is_active", "locale"]
     search_fields = ["id", "name"]
@@ -127,7 +142,7 @@ class TenantAdmin(ModelAdmin):
     actions = ["issue_api_key"]
 
     def get_fieldsets(self, request, obj=None):
-        return [
+        return self.secrets_masked(request, obj, [
             (None, {"fields": ["id", "name", "is_active", "locale", "timezone"]}),
             ("Voice and procedures", {"fields": ["persona", "sop"]}),
             ("Working hours", {"fields": [f"hours_{d}" for d in hours.WEEKDAYS] + ["holidays_text"]}),
@@ -135,7 +150,7 @@ class TenantAdmin(ModelAdmin):
             ("Knowledge search", {"fields": ["synonyms_text"]}),
             ("Integrations and limits", {"fields": ["webhook_url", "webhook_secret", "rate_limit_per_minute",
                                                     "chat_rate_limit_per_minute", "upload_rate_limit_per_minute"]}),
-        ]
+        ])
 
     def get_readonly_fields(self, request, obj=None):
         return ["id"] if obj else []
@@ -209,6 +224,10 @@ class ApiKeyAdmin(ModelAdmin):
 
     @admin.action(description="Revoke selected keys", permissions=["change"])
     def revoke(self, request, queryset):
+        revoked = 0
         for key in queryset:
-            api_key_revoke(api_key=key)
-        messages.success(request, f"Revoked {queryset.count()} key(s).")
+            if not key.revoked_at:
+                api_key_revoke(api_key=key)
+                revoked += 1
+        already = queryset.count() - revoked
+        messages.success(request, f"Revoked {revoked} key(s)." + (f" {already} were revoked already." if already else ""))

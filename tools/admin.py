@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from agent_project.admin import ModelAdmin
+from agent_project.limits import unstorable_text
 from agent_project.lib.llm import ToolRequest
 from agent_project.lib.encryption import mask
 from tools.http_tools import template_host
@@ -151,6 +152,8 @@ class TryItMixin:
                 arguments = None
             if not isinstance(arguments, dict):
                 error = "The sample arguments must be a JSON object."
+            elif unstorable_text(arguments) is not None:
+                error = "The sample arguments may not contain NUL characters or unpaired surrogates."
             else:
                 record = tool_run(tool=tool, request=ToolRequest(id="try-it", name=tool.name, arguments=arguments))
         context = {
@@ -221,6 +224,7 @@ class ShippingConfigForm(forms.ModelForm):
 @admin.register(ShippingConfig)
 class ShippingConfigAdmin(TryItMixin, ModelAdmin):
     form = ShippingConfigForm
+    secret_fields = ("api_key",)
     list_display = ["tenant", "provider", "key", "default_courier", "enabled", "try_link", "updated_at"]
     list_filter = ["provider", "enabled"]
     search_fields = ["tenant__id", "tenant__name"]

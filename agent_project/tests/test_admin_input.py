@@ -21,6 +21,12 @@ def test_unstorable_text_in_an_admin_query_is_a_bad_request(operator, tenant_a, 
     assert response.status_code == 400 and b"NUL" in response.content
 
 
+@pytest.mark.parametrize("suffix", ["change/", "delete/", "history/"])
+def test_unstorable_text_in_an_admin_object_id_is_a_bad_request(operator, tenant_a, suffix):
+    response = operator.get(f"/admin/tenants/tenant/tenant-a%00/{suffix}")  # the tenant's key is text
+    assert response.status_code == 400
+
+
 def test_admin_pages_still_filter(operator, tenant_a):
     assert operator.get("/admin/knowledge/document/?status=ready").status_code == 200
 
@@ -109,3 +115,23 @@ def test_contacts_can_be_exported_by_a_user_who_may_view_them(tenant_a):
     viewer = _staff(("contacts", "view_contact"))
     response = viewer.post("/admin/contacts/contact/", {"action": "export_csv", "_selected_action": [contact.pk]})
     assert response.status_code == 200 and b"Budi" in b"".join(response.streaming_content)
+
+
+def test_merging_contacts_needs_the_permission_to_delete_them(tenant_a):
+    """A merge deletes every selected contact but the one kept."""
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+    from django_scopes import scopes_disabled
+
+    from contacts.models import Contact
+    from contacts.services import contact_upsert
+
+    keep = contact_upsert(tenant=tenant_a, data={"name": "Budi", "phone": "081234567890"}).contact
+    gone = contact_upsert(tenant=tenant_a, data={"name": "Siti", "phone": "081299990000"}).contact
+    form = {"action": "merge_contacts", ACTION_CHECKBOX_NAME: [keep.pk, gone.pk], "confirm": "yes", "target": keep.pk}
+    _staff(("contacts", "view_contact"), ("contacts", "change_contact")).post("/admin/contacts/contact/", form)
+    with scopes_disabled():
+        assert Contact.objects.filter(pk=gone.pk).exists()
+    _staff(("contacts", "view_contact"), ("contacts", "change_contact"), ("contacts", "delete_contact")).post(
+        "/admin/contacts/contact/", form)
+    with scopes_disabled():
+        assert not Contact.objects.filter(pk=gone.pk).exists()

@@ -110,3 +110,22 @@ def test_take_over_action(admin_client, tg_a, fake_tg, scoped):
     admin_client.post("/admin/channels/operatorconversation/", {"action": "take_over", "_selected_action": [conv.pk]})
     conv.refresh_from_db()
     assert conv.status == "human" and len(fake_tg.texts("5550002")) == 1
+
+
+def test_a_failed_reply_is_not_reported_as_a_successful_change(operator, tg_conversation, fake_tg):
+    fake_tg.blocked.add("5550001")
+    response = operator.post(f"/admin/channels/operatorconversation/{tg_conversation.pk}/change/",
+                             {"reply": "Halo", "set_status": ""}, follow=True)
+    shown = [str(m) for m in response.context["messages"]]
+    assert any("Not sent" in m for m in shown), shown
+    assert not any("changed successfully" in m for m in shown), shown
+
+
+def test_a_failed_reply_is_not_audited_as_an_update(operator, tg_conversation, fake_tg):
+    """Nothing changed, so neither the history nor the audit trail records an update."""
+    from agent_project.models import AuditEvent
+
+    fake_tg.blocked.add("5550001")
+    operator.post(f"/admin/channels/operatorconversation/{tg_conversation.pk}/change/",
+                  {"reply": "Halo", "set_status": ""})
+    assert not AuditEvent.objects.filter(object_id=str(tg_conversation.pk), action="update").exists()

@@ -23,7 +23,7 @@ import re
 import time
 import unicodedata
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -353,13 +353,14 @@ _MAX_TITLE_LINES = 5
 _MAX_ROWS_READ = 1_048_576
 
 
-def _cell(value, percent_decimals: int | None = None) -> str:
+def _cell(value, shown: Callable[[float], str] | None = None) -> str:
     """A cell's text as the sheet shows it, for the formats that matter to a reader: whole numbers without ".0",
-    dates without a midnight time, and a percentage format as a percentage (0.15 as "15%")."""
+    dates without a midnight time, and a number with a percentage or currency format as the sheet shows it (0.15 as
+    "15%", 25000 as "Rp25.000"; ``shown``, from ``_number_styles``)."""
     if value is None:
         return ""
-    if percent_decimals is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return f"{value * 100:.{percent_decimals}f}%"
+    if shown is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return shown(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     elif isinstance(value, datetime.datetime):
@@ -522,28 +523,79 @@ def _check_shared_strings(data: bytes, member: zipfile.ZipInfo) -> None:
                                  member=member.filename, limit=max_strings)
 
 
-def _percent_styles(workbook) -> dict[int, int]:
-    """Style ids whose number format is a percentage, with its decimals. openpyxl's read-only parser gives each
-    cell's style id but not its format; the style table is PRIVATE API (``_cell_styles``, ``_number_formats``), so
-    if it changes, percentages read as plain numbers again."""
+#: ``[$Rp-421]``: a currency symbol with the locale it is shown in.
+_CURRENCY_TAG = re.compile(r"\[\$([^\]-]*)(?:-[0-9A-Fa-f]+)?\]")
+_CURRENCY_SIGNS = "$€£¥₹₩฿₫₱"
+#: Currencies a format may name in quotes ('"Rp"#,##0'); other quoted words ('0 "pcs"') are units, left alone.
+_CURRENCY_CODES = {"rp", "idr", "usd", "us$", "sgd", "s$", "myr", "rm", "eur", "gbp", "jpy", "cny", "rmb", "aud",
+                   "a$", "hkd", "hk$", "thb", "php", "vnd", "inr", "sar", "aed"}
+#: Currencies written with Indonesian separators (Rp25.000,50), as Excel shows them in an Indonesian locale.
+_DOT_GROUPED = ("rp", "idr")
+
+
+def _number_shown(number_format: str) -> Callable[[float], str] | None:
+    """How a number under ``number_format`` reads: a percentage ("0.00%") or an amount of money ('"Rp"#,##0',
+    "[$Rp-421]#,##0.00", accounting "_-[$Rp-421]* #,##0_-", "$#,##0.00"), with its decimals and thousands
+    groups; None for any other format (the number is then written plainly)."""
+    section = number_format.split(";")[0]
+    literal_free = re.sub(r'"[^"]*"|\\.', "", section)
+    if "%" in literal_free:
+        decimals = re.search(r"\.(0+)", literal_free)
+        places = len(decimals.group(1)) if decimals else 0
+        return lambda value: f"{value * 100:.{places}f}%"
+    tagged = _CURRENCY_TAG.search(section)
+    quoted = next((m for m in re.finditer(r'"([^"]*)"', section)
+                   if m.group(1).strip().lower() in _CURRENCY_CODES or re.search(f"[{_CURRENCY_SIGNS}]", m.group(1))),
+                  None)
+    if tagged and tagged.group(1).strip():
+        symbol, at = tagged.group(1).strip(), tagged.start()
+    elif quoted:
+        symbol, at = quoted.group(1).strip(), quoted.start()
+    elif bare := re.search(f"[{_CURRENCY_SIGNS}]", literal_free):
+        symbol, at = bare.group(0), section.find(bare.group(0))
+    else:
+        return None
+    digits = re.sub(r'"[^"]*"|\\.|_.|\*.|\[[^\]]*\]', "", section)
+    first_digit = re.search(r"[0#?]", digits)
+    if first_digit is None:
+        return None
+    places = len(m.group(1)) if (m := re.search(r"\.([0#?]+)", digits)) else 0
+    grouped = "," in digits
+    blanked = re.sub(r'"[^"]*"|\[[^\]]*\]|\\.', lambda m: " " * len(m.group(0)), section)  # positions kept
+    symbol_first = at < re.search(r"[0#?]", blanked).start()
+    thousands, point = (".", ",") if symbol.lower() in _DOT_GROUPED else (",", ".")
+
+    def shown(value: float) -> str:
+        amount = f"{abs(value):{',' if grouped else ''}.{places}f}".translate({ord(","): thousands, ord("."): point})
+        sign = "-" if value < 0 and round(abs(value), places) else ""
+        return f"{sign}{symbol}{amount}" if symbol_first else f"{sign}{amount} {symbol}"
+
+    return shown
+
+
+def _number_styles(workbook) -> dict[int, Callable[[float], str]]:
+    """Style ids whose number format is a percentage or an amount of money, with how their numbers read
+    (``_number_shown``). openpyxl's read-only parser gives each cell's style id but not its format; the style
+    table is PRIVATE API (``_cell_styles``, ``_number_formats``), so if it changes, such numbers read as plain
+    numbers again."""
     try:
         from openpyxl.styles.numbers import BUILTIN_FORMATS, BUILTIN_FORMATS_MAX_SIZE
 
-        styles = {}
+        styles, by_format = {}, {}
         for style_id, style in enumerate(workbook._cell_styles):
             format_id = style.numFmtId
             number_format = (BUILTIN_FORMATS.get(format_id, "General") if format_id < BUILTIN_FORMATS_MAX_SIZE
                              else workbook._number_formats[format_id - BUILTIN_FORMATS_MAX_SIZE])
-            shown = re.sub(r'"[^"]*"|\\.', "", number_format.split(";")[0])
-            if "%" in shown:
-                decimals = re.search(r"\.(0+)", shown)
-                styles[style_id] = len(decimals.group(1)) if decimals else 0
+            if number_format not in by_format:
+                by_format[number_format] = _number_shown(number_format)
+            if by_format[number_format] is not None:
+                styles[style_id] = by_format[number_format]
         return styles
     except Exception:  # noqa: BLE001 - an optional nicety: never fail a workbook over it
         return {}
 
 
-def _sheet_rows(sheet, max_columns: int, percent_styles: dict[int, int] | None = None) -> Iterator[Row]:
+def _sheet_rows(sheet, max_columns: int, number_styles: dict[int, Callable] | None = None) -> Iterator[Row]:
     """The cells a read-only sheet's XML holds, with their coordinates, and nothing else; hidden rows are skipped.
 
     openpyxl's public ``iter_rows`` pads every row to the sheet's widest column and yields every missing row: one
@@ -553,7 +605,7 @@ def _sheet_rows(sheet, max_columns: int, percent_styles: dict[int, int] | None =
     is gone, fall back to ``iter_rows`` cut at one column past the cap: slower but bounded, a value there is still
     refused, and values further right go unseen (and hidden rows are read).
     """
-    percent_styles = percent_styles or {}
+    number_styles = number_styles or {}
     try:
         from openpyxl.worksheet._reader import WorkSheetParser
 
@@ -582,7 +634,7 @@ def _sheet_rows(sheet, max_columns: int, percent_styles: dict[int, int] | None =
                 yield number, []
                 continue
             yield number, sorted((cell["column"], text) for cell in cells
-                                 if (text := _cell(cell["value"], percent_styles.get(cell.get("style_id") or 0))))
+                                 if (text := _cell(cell["value"], number_styles.get(cell.get("style_id") or 0))))
 
 
 def parse_xlsx(data: bytes, *, max_seconds: float | None = None) -> list[Section]:
@@ -603,11 +655,11 @@ def parse_xlsx(data: bytes, *, max_seconds: float | None = None) -> list[Section
     limits = _TableLimits(budget)
     sections = []
     try:
-        percent_styles = _percent_styles(workbook)
+        number_styles = _number_styles(workbook)
         for sheet in workbook.worksheets:
             if getattr(sheet, "sheet_state", "visible") != "visible":
                 continue
-            rows = limits.checked(_sheet_rows(sheet, limits.max_columns, percent_styles), sheet=sheet.title)
+            rows = limits.checked(_sheet_rows(sheet, limits.max_columns, number_styles), sheet=sheet.title)
             titles, rendered = _render_rows(rows, {"sheet": sheet.title})
             if rendered:
                 sections.append(_table_section(titles, rendered, f"Sheet: {sheet.title}", {"sheet": sheet.title}))

@@ -115,6 +115,19 @@ def test_a_misspelt_affixed_word_is_corrected_through_a_guess_at_its_root(tenant
         assert selectors.chunk_search(tenant=tenant_a, query="pemqwxzan", k=1, methods=("keyword",)) == []
 
 
+def test_a_prefix_written_without_its_vowel_is_found(tenant_a, scoped):
+    """Chat drops a prefix's vowel ("pmbayaran", "pngiriman", "dkirim"): put back, the word stems
+    to the stored root."""
+    _load(tenant_a, scoped)
+    with scoped(tenant_a):
+        for typo, title in (("pmbayaran", "Metode pembayaran"), ("pngiriman", "Biaya pengiriman"),
+                            ("dkirim", "Biaya pengiriman"), ("mmbayar", "Metode pembayaran")):
+            hits = selectors.chunk_search(tenant=tenant_a, query=typo, k=1, methods=("keyword",))
+            assert hits and hits[0].title == title, typo
+    assert analysis.root_guesses("pmbayaran")[0] == "bayar" and analysis.root_guesses("trima") == ["terima"]
+    assert analysis.root_guesses("blender") == [] and analysis.root_guesses("prduk") == []
+
+
 @pytest.mark.parametrize("word, root", [
     ("pemesanan", "pesan"), ("memesan", "pesan"), ("dipesan", "pesan"), ("pesanannya", "pesan"),
     ("mengemas", "kemas"), ("pengecekan", "cek"), ("perawatan", "rawat"), ("pengiriman", "kirim"),
