@@ -5,7 +5,9 @@ from django.contrib import admin
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.constants import LOOKUP_SEP
 
+from agent_project.audit import SECRET_FIELDS
 from agent_project.lib.encryption import mask
 from agent_project.limits import UNSTORABLE, unstorable_text
 from agent_project.models import AuditEvent
@@ -91,6 +93,13 @@ class ModelAdmin(admin.ModelAdmin):
             return fieldsets
         return [(title, {**options, "fields": self._without_secrets(options["fields"])})
                 for title, options in fieldsets]
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # A filter on a secret answers whether a guess is right (?webhook_secret__startswith=whsec_A: one row
+        # or none), and guess by guess gives the whole secret away, to anyone who may view the list.
+        if any(SECRET_FIELDS.search(part) for part in lookup.split(LOOKUP_SEP)):
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if isinstance(db_field, models.JSONField):

@@ -216,8 +216,11 @@ _GUESS_PREFIXES = (("meny", "s"), ("peny", "s"), ("meng", "k"), ("peng", "k"), (
 _GUESS_SUFFIXES = ("kannya", "annya", "nya", "kan", "an", "i")
 MAX_ROOT_GUESSES = 8
 # Chat drops the vowel of a prefix: "pmbayaran", "pngiriman", "mngirim", "brapa", "trima", "dkirim". The vowel
-# put back before a second consonant makes a word Sastrawi can stem.
-_DROPPED_PREFIX_VOWEL = {"p": "e", "m": "e", "b": "e", "t": "e", "d": "i"}
+# put back makes a word Sastrawi can stem. Only where a prefix's own consonant follows (pem-, pen-, peng-, per-,
+# mem-, men-, ber-, ter-; di- before anything but r): English words open with other clusters, and "blank" read as
+# "be-lank" had become "bank", "player" "layer".
+_DROPPED_PREFIX_VOWEL = {"p": ("e", "mnr"), "m": ("e", "mn"), "b": ("e", "r"), "t": ("e", "r"),
+                         "d": ("i", "bcdfghjkmnpstvz")}
 
 
 def root_guesses(word: str) -> list[str]:
@@ -247,12 +250,20 @@ def _vowel_restored(word: str) -> list[str]:
     """``word`` with its prefix's dropped vowel put back, as the dictionary knows it: the root of
     "pmbayaran" (pembayaran: "bayar"), or the word itself ("trima": "terima"); first among the
     guesses, as the surest."""
-    vowel = _DROPPED_PREFIX_VOWEL.get(word[:1])
-    if vowel is None or len(word) < 4 or word[1:2] in "aiueo":
+    vowel, next_letters = _DROPPED_PREFIX_VOWEL.get(word[:1], ("", ""))
+    if not vowel or len(word) < 4 or word[1] not in next_letters:
         return []
     restored = word[0] + vowel + word[1:]
     root = stem(restored)
-    return [root] if len(root) >= 4 and root != word and _dictionary().contains(root) else []
+    if root == restored:  # a word of its own ("trima": "terima")
+        return [root] if _dictionary().contains(root) else []
+    # The prefix must take more than the restored letter's neighbour: "bring" (be-ring) and "trial" (te-rial)
+    # lose one letter only; "pmbayaran" (pem-bayar-an), "mngirim" (meng-kirim) more. "dkirim" (di-kirim) is
+    # the plain prefix di- and keeps the rest whole.
+    consumed = len(word) - len(root)
+    if len(root) < 4 or not _dictionary().contains(root) or (consumed < 2 and word[0] != "d"):
+        return []
+    return [root]
 
 
 def one_edit_apart(a: str, b: str) -> bool:

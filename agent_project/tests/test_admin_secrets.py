@@ -58,3 +58,24 @@ def test_the_tenant_form_never_holds_the_webhook_secret(operator, tenant_a):
     page = operator.get(f"/admin/tenants/tenant/{tenant_a.pk}/change/")
     assert page.status_code == 200
     assert tenant_a.webhook_secret not in page.content.decode()
+
+
+def test_a_view_only_user_cannot_read_the_webhook_secret_through_a_changelist_filter(tenant_a):
+    """A filter on a secret would tell a right guess from a wrong one (one row or none): character by
+    character, the whole secret."""
+    client = staff_client("tenants.view_tenant")
+    secret = tenant_a.webhook_secret
+    right = client.get("/admin/tenants/tenant/", {"webhook_secret__startswith": secret[:12]})
+    wrong_char = "A" if secret[11] != "A" else "B"
+    wrong = client.get("/admin/tenants/tenant/", {"webhook_secret__startswith": secret[:11] + wrong_char})
+    if right.status_code == 200 and wrong.status_code == 200:
+        assert right.context["cl"].result_count == wrong.context["cl"].result_count, (
+            "the result count tells whether a guessed prefix of the secret is right")
+    else:
+        assert right.status_code == wrong.status_code
+
+
+def test_the_whole_secret_is_recovered_with_exact_lookups(tenant_a):
+    client = staff_client("tenants.view_tenant")
+    found = client.get("/admin/tenants/tenant/", {"webhook_secret": tenant_a.webhook_secret})
+    assert found.status_code != 200 or found.context["cl"].result_count == 0

@@ -1,6 +1,8 @@
 """The contact admin: identity inline and JSON fields on odd input."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from django_scopes import scopes_disabled
 
@@ -53,3 +55,29 @@ def test_the_changelist_works_after_an_attempt_to_store_integer_tags(tenant_a):
     client = super_client()
     client.post(f"{CHANGELIST}{contact.pk}/change/", _form(tags="5"))
     assert client.get(CHANGELIST).status_code == 200
+
+
+def _stored_form(contact, **extra):
+    data = {"name": contact.name, "phone": contact.phone or "", "email": contact.email or "",
+            "tags": json.dumps(contact.tags), "attributes": json.dumps(contact.attributes),
+            "identities-TOTAL_FORMS": "0", "identities-INITIAL_FORMS": "0",
+            "logs-TOTAL_FORMS": "0", "logs-INITIAL_FORMS": "0"}
+    data.update(extra)
+    return data
+
+
+def test_a_contact_whose_tags_grew_past_100_through_the_api_can_still_be_edited(tenant_a):
+    """The API adds each request's tags (up to 100) to the stored ones, and a merge unites two contacts'
+    tags: an admin edit of another field keeps more than 100."""
+    from contacts.services import contact_upsert
+
+    contact_upsert(tenant=tenant_a, data={"name": "Budi", "phone": "081200000002",
+                                          "tags": [f"promo-{i}" for i in range(100)]})
+    contact = contact_upsert(tenant=tenant_a, data={"phone": "081200000002", "tags": ["vip"]}).contact
+    assert len(contact.tags) == 101
+    response = super_client().post(f"/admin/contacts/contact/{contact.pk}/change/",
+                                   _stored_form(contact, name="Budi Santoso"))
+    with scopes_disabled():
+        contact.refresh_from_db()
+    assert contact.name == "Budi Santoso", (response.status_code,
+                                            response.context and response.context["adminform"].form.errors)

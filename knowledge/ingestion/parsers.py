@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import decimal
 import io
 import itertools
 import logging
@@ -533,6 +534,18 @@ _CURRENCY_CODES = {"rp", "idr", "usd", "us$", "sgd", "s$", "myr", "rm", "eur", "
 _DOT_GROUPED = ("rp", "idr")
 
 
+def _rounded(value: float, places: int) -> decimal.Decimal:
+    """``value`` to ``places`` decimals as Excel shows it: halves away from zero (Python's format rounds them to
+    the even digit, and binary floats: 12.5 as "12", 1500.5 as "1500")."""
+    exact = decimal.Decimal(repr(value))
+    if not exact.is_finite():
+        return exact
+    return exact.quantize(decimal.Decimal(1).scaleb(-places), decimal.ROUND_HALF_UP, _WIDE)
+
+
+_WIDE = decimal.Context(prec=400)  # room for any double's digits (1e308 with its decimals)
+
+
 def _number_shown(number_format: str) -> Callable[[float], str] | None:
     """How a number under ``number_format`` reads: a percentage ("0.00%") or an amount of money ('"Rp"#,##0',
     "[$Rp-421]#,##0.00", accounting "_-[$Rp-421]* #,##0_-", "$#,##0.00"), with its decimals and thousands
@@ -542,7 +555,7 @@ def _number_shown(number_format: str) -> Callable[[float], str] | None:
     if "%" in literal_free:
         decimals = re.search(r"\.(0+)", literal_free)
         places = len(decimals.group(1)) if decimals else 0
-        return lambda value: f"{value * 100:.{places}f}%"
+        return lambda value: f"{_rounded(value * 100, places):.{places}f}%"
     tagged = _CURRENCY_TAG.search(section)
     quoted = next((m for m in re.finditer(r'"([^"]*)"', section)
                    if m.group(1).strip().lower() in _CURRENCY_CODES or re.search(f"[{_CURRENCY_SIGNS}]", m.group(1))),
@@ -566,8 +579,9 @@ def _number_shown(number_format: str) -> Callable[[float], str] | None:
     thousands, point = (".", ",") if symbol.lower() in _DOT_GROUPED else (",", ".")
 
     def shown(value: float) -> str:
-        amount = f"{abs(value):{',' if grouped else ''}.{places}f}".translate({ord(","): thousands, ord("."): point})
-        sign = "-" if value < 0 and round(abs(value), places) else ""
+        rounded = _rounded(abs(value), places)
+        amount = f"{rounded:{',' if grouped else ''}.{places}f}".translate({ord(","): thousands, ord("."): point})
+        sign = "-" if value < 0 and rounded else ""
         return f"{sign}{symbol}{amount}" if symbol_first else f"{sign}{amount} {symbol}"
 
     return shown

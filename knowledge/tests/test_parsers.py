@@ -691,3 +691,27 @@ def test_csv_excel_sep_line_is_the_delimiter_not_a_title():
 ])
 def test_markdown_headings_follow_commonmark(text, paths):
     assert [s.provenance.get("heading_path") for s in parsers.split_markdown(text)] == paths
+
+
+def _formatted_row(values_formats):
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append([name for name, _, _ in values_formats])
+    sheet.append([value for _, value, _ in values_formats])
+    for column, (_, _, number_format) in enumerate(values_formats, start=1):
+        sheet.cell(row=2, column=column).number_format = number_format
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    (section,) = parse_file(buffer.getvalue(), "harga.xlsx")[1]
+    return section.rows[0][0]
+
+
+@pytest.mark.parametrize("value,number_format,shown", [
+    (12.5, '"$"#,##0', "$13"),  # Excel rounds halves away from zero (Python's format: to the even digit)
+    (1500.5, '"Rp"#,##0', "Rp1.501"),
+    (0.5, '"Rp"#,##0', "Rp1"),
+    (2.5, "[$Rp-421]#,##0", "Rp3"),
+    (-12.5, '"$"#,##0', "-$13"),
+])
+def test_half_amounts_round_as_excel_shows_them(value, number_format, shown):
+    assert _formatted_row([("Harga", value, number_format)]) == f"Harga: {shown}"

@@ -626,3 +626,36 @@ def test_a_chunk_deleted_during_a_search_is_left_out(tenant_a, scoped, monkeypat
     assert gone.pk not in {h.chunk_id for h in hits}
     assert [h.chunk_id for h in hits] == [h.chunk_id for h in before if h.chunk_id != gone.pk][:len(hits)]
     assert len(hits) == 4  # the five entries but the deleted one
+
+
+STATIONERY = [
+    ("Notebook", "Notebooks in A5 and A4 size with plain, lined or dotted pages, 80 sheets each."),
+    ("Metode pembayaran", "Kami menerima transfer bank BCA, Mandiri, QRIS, dan bayar di tempat (COD)."),
+    ("Biaya pengiriman", "Pengiriman ke seluruh Jawa gratis untuk pembelian di atas Rp200.000."),
+]
+
+
+def _load_stationery(tenant, scoped):
+    with scoped(tenant):
+        entries_upsert(tenant=tenant, entries=[{"title": t, "content": c} for t, c in STATIONERY])
+
+
+def _top_titles(tenant, scoped, query):
+    with scoped(tenant):
+        hits = selectors.chunk_search(tenant=tenant, query=query, k=3, methods=("keyword",))
+    return [h.title for h in hits]
+
+
+def test_blank_is_not_read_as_bank(tenant_a, scoped):
+    """A correctly spelt English word the tenant does not use is no chat spelling of a prefix: "blank"
+    read as "b(e)lank" had become "bank", and a question about blank notebooks found the payment methods."""
+    _load_stationery(tenant_a, scoped)
+    for query in ("kertas blank", "blank paper"):
+        titles = _top_titles(tenant_a, scoped, query)
+        assert "Metode pembayaran" not in titles, (query, titles)
+
+
+@pytest.mark.parametrize("word,not_guess", [("blank", "bank"), ("player", "layer"), ("bring", "ring"),
+                                            ("trial", "rial")])
+def test_english_words_get_no_indonesian_prefix_guess(word, not_guess):
+    assert not_guess not in analysis.root_guesses(word)
