@@ -109,12 +109,13 @@ def scoped():
     return tenant_scope
 
 
-def staff_client(*perms: str, username: str = "viewer"):
-    """A test client of a staff user holding only the given ``app_label.codename`` permissions;
+def staff_client(*perms: str, username: str = ""):
+    """A test client of a new staff user holding only the given ``app_label.codename`` permissions;
     it answers 500 instead of raising, so a test can assert the status."""
     from django.contrib.auth.models import Permission, User
     from django.test import Client
 
+    username = username or f"staff{User.objects.count()}"
     user = User.objects.create_user(username, f"{username}@example.com", "pw-123456789", is_staff=True)
     for perm in perms:
         app, codename = perm.split(".")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from conftest import staff_client
+
 pytestmark = pytest.mark.django_db
 
 
@@ -63,18 +65,6 @@ def test_an_action_keeps_the_usable_ids_of_a_mixed_selection(operator, tenant_a)
         assert ApiKey.objects.filter(tenant=tenant_a).count() == before + 1
 
 
-def _staff(*permissions):
-    from django.contrib.auth.models import Permission, User
-    from django.test import Client
-
-    user = User.objects.create_user(f"staff{User.objects.count()}", "s@example.com", "pw-123456789", is_staff=True)
-    for app_label, codename in permissions:
-        user.user_permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
-    client = Client()
-    assert client.login(username=user.username, password="pw-123456789")
-    return client
-
-
 def test_a_view_only_user_runs_no_action_that_changes_anything(tenant_a):
     from django_scopes import scopes_disabled
 
@@ -82,13 +72,13 @@ def test_a_view_only_user_runs_no_action_that_changes_anything(tenant_a):
 
     with scopes_disabled():
         keys = list(ApiKey.objects.values_list("pk", "revoked_at"))
-    viewer = _staff(("tenants", "view_tenant"), ("tenants", "view_apikey"))
+    viewer = staff_client("tenants.view_tenant", "tenants.view_apikey")
     assert "issue_api_key" not in viewer.get("/admin/tenants/tenant/").content.decode()
     viewer.post("/admin/tenants/tenant/", {"action": "issue_api_key", "_selected_action": [tenant_a.pk]})
     viewer.post("/admin/tenants/apikey/", {"action": "revoke", "_selected_action": [pk for pk, _ in keys]})
     with scopes_disabled():
         assert list(ApiKey.objects.values_list("pk", "revoked_at")) == keys
-    editor = _staff(("tenants", "view_tenant"), ("tenants", "change_tenant"))
+    editor = staff_client("tenants.view_tenant", "tenants.change_tenant")
     editor.post("/admin/tenants/tenant/", {"action": "issue_api_key", "_selected_action": [tenant_a.pk]})
     with scopes_disabled():
         assert ApiKey.objects.count() == len(keys) + 1
@@ -112,7 +102,7 @@ def test_contacts_can_be_exported_by_a_user_who_may_view_them(tenant_a):
 
     with scopes_disabled():
         contact = Contact.objects.create(tenant=tenant_a, name="Budi")
-    viewer = _staff(("contacts", "view_contact"))
+    viewer = staff_client("contacts.view_contact")
     response = viewer.post("/admin/contacts/contact/", {"action": "export_csv", "_selected_action": [contact.pk]})
     assert response.status_code == 200 and b"Budi" in b"".join(response.streaming_content)
 
@@ -128,10 +118,10 @@ def test_merging_contacts_needs_the_permission_to_delete_them(tenant_a):
     keep = contact_upsert(tenant=tenant_a, data={"name": "Budi", "phone": "081234567890"}).contact
     gone = contact_upsert(tenant=tenant_a, data={"name": "Siti", "phone": "081299990000"}).contact
     form = {"action": "merge_contacts", ACTION_CHECKBOX_NAME: [keep.pk, gone.pk], "confirm": "yes", "target": keep.pk}
-    _staff(("contacts", "view_contact"), ("contacts", "change_contact")).post("/admin/contacts/contact/", form)
+    staff_client("contacts.view_contact", "contacts.change_contact").post("/admin/contacts/contact/", form)
     with scopes_disabled():
         assert Contact.objects.filter(pk=gone.pk).exists()
-    _staff(("contacts", "view_contact"), ("contacts", "change_contact"), ("contacts", "delete_contact")).post(
+    staff_client("contacts.view_contact", "contacts.change_contact", "contacts.delete_contact").post(
         "/admin/contacts/contact/", form)
     with scopes_disabled():
         assert not Contact.objects.filter(pk=gone.pk).exists()

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
+from conftest import staff_client
 from knowledge.models import Chunk, Document, Term
 from knowledge.services import entries_upsert
 
@@ -127,18 +126,8 @@ def test_every_chunk_of_a_document_is_listed_read_only(operator, tenant_a, tenan
 
 # --- permissions and odd input (an adversarial review of this admin) ------------------------
 
-PASSWORD = "pw-123456789"
-
-
-def _staff(*codenames) -> Client:
-    from django.contrib.auth.models import Permission
-
-    user = User.objects.create_user(f"staff{User.objects.count()}", "s@example.com", PASSWORD, is_staff=True)
-    for codename in codenames:
-        user.user_permissions.add(Permission.objects.get(content_type__app_label="knowledge", codename=codename))
-    client = Client()
-    assert client.login(username=user.username, password=PASSWORD)
-    return client
+def _staff(*codenames):
+    return staff_client(*(f"knowledge.{codename}" for codename in codenames))
 
 
 def _entry(tenant, scoped, title="Jam", content="Buka jam sembilan pagi."):
