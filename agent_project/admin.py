@@ -42,6 +42,9 @@ class ModelAdmin(admin.ModelAdmin):
     - An action posted with a selected id that cannot be one of the model's keys ("abc"
       for a numeric key, a NUL character) made Django's ``response_action`` fail with a
       500; such ids now select nothing.
+    - ``secret_fields`` are masked for users who may only view, and no list filters on a
+      secret-named field.
+    - JSON fields refuse what PostgreSQL cannot store (``StorableJSONField``).
     """
 
     #: Model fields holding secrets. Their forms show them write-only (empty, "Stored: ••••1234"); a user who
@@ -122,7 +125,7 @@ class ModelAdmin(admin.ModelAdmin):
         return super().response_action(request, queryset)
 
     def _usable_key(self, value: str) -> bool:
-        if "\x00" in value or any("\ud800" <= c <= "\udfff" for c in value):
+        if UNSTORABLE.search(value):
             return False
         try:
             self.model._meta.pk.to_python(value)
