@@ -525,7 +525,12 @@ def _check_shared_strings(data: bytes, member: zipfile.ZipInfo) -> None:
 
 
 #: ``[$Rp-421]``: a currency symbol with the locale it is shown in.
-_CURRENCY_TAG = re.compile(r"\[\$([^\]-]*)(?:-[0-9A-Fa-f]+)?\]")
+_CURRENCY_TAG = re.compile(r"\[\$([^\]-]*)(?:-([0-9A-Fa-f]+))?\]")
+#: Separators (thousands, decimal) by a locale id's primary language, for the languages that do not write
+#: 1,234.50: Indonesian, German, Italian, Spanish, Dutch, Portuguese, Turkish, Danish, Vietnamese write
+#: 1.234,50; French, Swedish, Finnish, Norwegian, Polish, Czech, Russian 1 234,50.
+_LOCALE_SEPARATORS = {**dict.fromkeys((0x21, 0x07, 0x10, 0x0A, 0x13, 0x16, 0x1F, 0x06, 0x2A), (".", ",")),
+                      **dict.fromkeys((0x0C, 0x1D, 0x0B, 0x14, 0x15, 0x05, 0x19), (" ", ","))}
 _CURRENCY_SIGNS = "$€£¥₹₩฿₫₱"
 #: Currencies a format may name in quotes ('"Rp"#,##0'); other quoted words ('0 "pcs"') are units, left alone.
 _CURRENCY_CODES = {"rp", "idr", "usd", "us$", "sgd", "s$", "myr", "rm", "eur", "gbp", "jpy", "cny", "rmb", "aud",
@@ -549,7 +554,8 @@ _WIDE = decimal.Context(prec=400)  # room for any double's digits (1e308 with it
 def _number_shown(number_format: str) -> Callable[[float], str] | None:
     """How a number under ``number_format`` reads: a percentage ("0.00%") or an amount of money ('"Rp"#,##0',
     "[$Rp-421]#,##0.00", accounting "_-[$Rp-421]* #,##0_-", "$#,##0.00"), with its decimals and thousands
-    groups; None for any other format (the number is then written plainly)."""
+    groups, separated as the format's locale id says (else Indonesian for Rp and IDR, English for the rest);
+    None for any other format (the number is then written plainly)."""
     section = number_format.split(";")[0]
     literal_free = re.sub(r'"[^"]*"|\\.', "", section)
     if "%" in literal_free:
@@ -577,6 +583,8 @@ def _number_shown(number_format: str) -> Callable[[float], str] | None:
     blanked = re.sub(r'"[^"]*"|\[[^\]]*\]|\\.', lambda m: " " * len(m.group(0)), section)  # positions kept
     symbol_first = at < re.search(r"[0#?]", blanked).start()
     thousands, point = (".", ",") if symbol.lower() in _DOT_GROUPED else (",", ".")
+    if tagged and tagged.group(2):  # [$€-407]: the locale the sheet shows the amount in (German: 1.234,50 €)
+        thousands, point = _LOCALE_SEPARATORS.get(int(tagged.group(2), 16) & 0x3FF, (",", "."))
 
     def shown(value: float) -> str:
         rounded = _rounded(abs(value), places)

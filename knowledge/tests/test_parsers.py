@@ -635,21 +635,22 @@ def test_xlsx_dates_times_and_percentages_read_as_shown():
 
 
 def test_xlsx_prices_read_as_the_sheet_shows_them():
-    """A price list's currency formats: Rupiah with Indonesian separators, other currencies as written; a
-    unit in quotes or a plain number format leaves the number as it is."""
+    """A price list's currency formats: Rupiah with Indonesian separators, other currencies as written (in
+    the format's locale, when it names one); a unit in quotes or a plain number format leaves the number as
+    it is."""
     workbook = Workbook()
     sheet = workbook.active
-    sheet.append(["Produk", "Harga", "Grosir", "Ekspor", "Akuntansi", "Isi", "Stok"])
-    sheet.append(["Kopi", 25000, 1500.5, 12.5, -25000, 5, 1200])
+    sheet.append(["Produk", "Harga", "Grosir", "Ekspor", "Akuntansi", "Isi", "Stok", "Eropa"])
+    sheet.append(["Kopi", 25000, 1500.5, 12.5, -25000, 5, 1200, 1234.5])
     for cell, number_format in (("B2", '"Rp"#,##0'), ("C2", "[$Rp-421]#,##0.00"), ("D2", '"$"#,##0.00'),
                                 ("E2", '_-[$Rp-421]* #,##0_-;\\-[$Rp-421]* #,##0_-;_-[$Rp-421]* "-"_-;_-@_-'),
-                                ("F2", '0 "pcs"'), ("G2", "#,##0")):
+                                ("F2", '0 "pcs"'), ("G2", "#,##0"), ("H2", "#,##0.00 [$€-407]")):
         sheet[cell].number_format = number_format
     buffer = io.BytesIO()
     workbook.save(buffer)
     (section,) = parse_file(buffer.getvalue(), "harga.xlsx")[1]
     assert section.rows[0][0] == ("Produk: Kopi; Harga: Rp25.000; Grosir: Rp1.500,50; Ekspor: $12.50; "
-                                  "Akuntansi: -Rp25.000; Isi: 5; Stok: 1200")
+                                  "Akuntansi: -Rp25.000; Isi: 5; Stok: 1200; Eropa: 1.234,50 €")
 
 
 @pytest.mark.parametrize("name,data,says", [
