@@ -1,5 +1,5 @@
 """Retrieval speed: ``chunk_search`` p50/p95 and vector recall@10 against exact
-search, for tenants holding 0.5%, 2% and 50% of the chunks in one table.
+search, for tenants holding 0.5%, 2%, 10% and 50% of the chunks in one table.
 
 The corpus is synthetic so that it can be big: chunks of ~80 words drawn from a
 Zipf-distributed vocabulary (so BM25 sees common and rare words), and 384-dim
@@ -79,7 +79,8 @@ def build(total: int, rng) -> dict[str, int]:
     from tenants.models import Tenant
     from tenants.scoping import tenant_scope
 
-    sizes = {f"{PREFIX}-half": total // 2, f"{PREFIX}-2pct": total // 50, f"{PREFIX}-halfpct": total // 200}
+    sizes = {f"{PREFIX}-half": total // 2, f"{PREFIX}-10pct": total // 10, f"{PREFIX}-2pct": total // 50,
+             f"{PREFIX}-halfpct": total // 200}
     rest = total - sum(sizes.values())
     fillers = max(1, rest // 5_000)
     for i in range(fillers):
@@ -156,7 +157,7 @@ def main(argv=None) -> None:
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM knowledge_chunk WHERE tenant_id LIKE %s", [PREFIX + "-%"])
         have = cur.fetchone()[0]
-    if args.rebuild or have != args.total:
+    if args.rebuild or have != args.total or not Tenant.objects.filter(pk=f"{PREFIX}-10pct").exists():
         build(args.total, rng)
     else:
         print(f"reusing {have} chunks already in var/pg-bench (--rebuild to rebuild)")
@@ -170,7 +171,9 @@ def main(argv=None) -> None:
     with connection.cursor() as cur:
         cur.execute("VACUUM (ANALYZE, INDEX_CLEANUP ON) knowledge_chunk")
     rows = []
-    for tenant_id, label in ((f"{PREFIX}-halfpct", "0.5%"), (f"{PREFIX}-2pct", "2%"), (f"{PREFIX}-half", "50%")):
+    tenants = ((f"{PREFIX}-halfpct", "0.5%"), (f"{PREFIX}-2pct", "2%"), (f"{PREFIX}-10pct", "10%"),
+               (f"{PREFIX}-half", "50%"))
+    for tenant_id, label in tenants:
         tenant = Tenant.objects.get(pk=tenant_id)
         with tenant_scope(tenant):
             n = CorpusStats.objects.get().chunk_count

@@ -9,13 +9,15 @@
    that vocabulary with ``pg_trgm`` (typos). Candidates come from the GIN index
    on the ``simple`` tsvector, asking for the rarest terms first so that a common
    word cannot drag in half the tenant; BM25 is then computed over them.
-2. **Vector.** Plan by tenant size (MEASURED.md): a tenant with at most
-   ``EXACT_SCAN_MAX_CHUNKS`` chunks is searched exactly, over its vectors held in
-   process memory (``knowledge.vector_cache``, keyed by the corpus version) or,
-   with filters or the cache off, by a scan through the tenant b-tree
-   (the ``+ 0`` in ORDER BY keeps the planner off the HNSW index, whose global
-   graph returns short or empty results for a small tenant); a bigger tenant goes
-   through HNSW with ``iterative_scan = relaxed_order`` and a larger ``ef_search``.
+2. **Vector.** Plan by tenant size and share of the table (``_uses_hnsw``,
+   MEASURED.md): a tenant with at most ``EXACT_SCAN_MAX_CHUNKS`` chunks is searched
+   exactly, over its vectors held in process memory (``knowledge.vector_cache``, keyed
+   by the corpus version) or, with filters or the cache off, by a scan through the
+   tenant b-tree (the ``+ 0`` in ORDER BY keeps the planner off the HNSW index, whose
+   global graph returns short or empty results for a small tenant). A mid-size tenant
+   (up to ``MEMORY_EXACT_MAX_CHUNKS``) that is a small share of the table is searched
+   in memory too, if the cache can hold it; any other tenant goes through HNSW with
+   ``iterative_scan = relaxed_order`` and a larger ``ef_search``.
    If HNSW still returns fewer rows than asked, the exact scan answers instead,
    so a tenant holding k chunks always gets k hits.
 
@@ -48,8 +50,16 @@ logger = logging.getLogger(__name__)
 #: Hits whose fused score is below this are "not relevant" (``ranking.RELEVANCE_THRESHOLD``).
 RELEVANCE_THRESHOLD: float = ranking.RELEVANCE_THRESHOLD
 
-EXACT_SCAN_MAX_CHUNKS = 10_000  # above this a tenant's vector search goes through HNSW
-HNSW_EF_SEARCH = 200
+EXACT_SCAN_MAX_CHUNKS = 10_000  # up to this a tenant's vector search is exact (in memory if the cache holds it)
+# Above EXACT_SCAN_MAX_CHUNKS, a tenant holding less than HNSW_MIN_SHARE of the table's chunks is still searched exactly
+# in memory, up to this size, if its vectors take at most a quarter of the cache. The global HNSW graph serves such a
+# tenant badly: most of what the scan meets belongs to others (200k chunks; 10k-chunk tenant: p50 15 ms, recall@10 0.91;
+# 25k: 6.7 ms; 50k at 25%: 3.3 ms, 100k at 50%: 2.3-3.8 ms), while a matrix product takes 0.6 / 1.4 / 3.4 / 10.5 ms.
+MEMORY_EXACT_MAX_CHUNKS = 50_000
+HNSW_MIN_SHARE = 0.25
+# 100, not 200: on the speed benchmark's 50% tenant (five runs each, 200 queries) hybrid p95 8.7-9.6 ms against
+# 9.8-11.7, vector recall@10 0.980-1.000 against 1.000 (0-4 of 200 searches under 0.5 recall against 0).
+HNSW_EF_SEARCH = 100
 KEYWORD_CANDIDATE_BUDGET = 300  # at most this many chunks are BM25-scored per query
 # A term in more chunks than this never picks candidates: the GIN scan builds the whole
 # posting list before LIMIT applies (2 ms at 3k postings, 6-16 ms at 10k-56k in a 100k
@@ -102,22 +112,24 @@ def _from_sql(filter_sql: str) -> str:
 
 
 def _corpus_stats(cur, tenant_id: str, terms: list[str],
-                  ef_search: int) -> tuple[int, float, dict[str, int], int]:
-    """N, avgdl, the query terms' document frequencies and the corpus version, in one round trip, which also
+                  ef_search: int) -> tuple[int, float, dict[str, int], int, int]:
+    """N, avgdl, the query terms' document frequencies, the corpus version and the chunk
+    table's size as last estimated by ANALYZE (for the vector plan), in one round trip, which also
     sets the session's HNSW scan settings (used only if the tenant is big enough). Set for
     the session, not the transaction: only HNSW scans read them, every search sets them
     first, and a transaction of its own would cost two round trips (BEGIN, COMMIT)."""
     cur.execute(
         "SELECT s.chunk_count, s.token_total, s.version, (SELECT coalesce(json_object_agg(t.term, t.df), '{}') "
         "FROM knowledge_term t WHERE t.tenant_id = s.tenant_id AND t.term = ANY(%s) AND t.df > 0)::text, "
+        "(SELECT c.reltuples::bigint FROM pg_class c WHERE c.oid = 'knowledge_chunk'::regclass), "
         "set_config('hnsw.iterative_scan', 'relaxed_order', false), set_config('hnsw.ef_search', %s, false) "
         "FROM knowledge_corpusstats s WHERE s.tenant_id = %s",
         [terms, str(ef_search), tenant_id],
     )
     row = cur.fetchone()
     if not row or not row[0]:
-        return 0, 0.0, {}, 0
-    return int(row[0]), row[1] / row[0], json.loads(row[3]), int(row[2])
+        return 0, 0.0, {}, 0, 0
+    return int(row[0]), row[1] / row[0], json.loads(row[3]), int(row[2]), max(int(row[4] or 0), 0)
 
 
 def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
@@ -269,11 +281,12 @@ def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -
     return _nearest(cur, sql, [qvec, tenant_id, *filter_params, qvec, limit], tenant_id, qvec, also)
 
 
-def _in_memory(cur, tenant_id: str, version: int) -> vector_cache.TenantVectors | None:
+def _in_memory(cur, tenant_id: str, version: int, n: int, dims: int) -> vector_cache.TenantVectors | None:
     """The tenant's vectors held in this process (``vector_cache``) for the exact search,
-    loaded if this corpus version is not there yet; None when the cache is off."""
+    loaded if this corpus version is not there yet; None when the cache is off or could
+    not keep them (they would be loaded again for every search: the exact scan answers)."""
     cache = vector_cache.get_cache()
-    if cache is None:
+    if cache is None or not cache.would_hold(n, dims):
         return None
     entry = cache.get(tenant_id, version)
     if entry is None:
@@ -282,11 +295,24 @@ def _in_memory(cur, tenant_id: str, version: int) -> vector_cache.TenantVectors 
     return entry
 
 
-def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params,
+def _uses_hnsw(n: int, total: int, dims: int, filtered: bool) -> bool:
+    """Whether a tenant of ``n`` chunks, in a table of about ``total``, is searched through the
+    HNSW index (else exactly). A mid-size tenant that is a small share of the table stays exact
+    when it can be held in memory; with filters, or when the cache is off or too small for it,
+    it goes through HNSW (an exact scan in PostgreSQL reads ~0.85 us a row: 40 ms at 50k)."""
+    if n <= EXACT_SCAN_MAX_CHUNKS:
+        return False
+    if filtered or n > MEMORY_EXACT_MAX_CHUNKS or n >= HNSW_MIN_SHARE * max(total, n):
+        return True
+    cache = vector_cache.get_cache()
+    return cache is None or not cache.would_hold(n, dims, share=0.25)
+
+
+def _vector_candidates(cur, tenant_id, qvec, limit, hnsw: bool, filter_sql, filter_params,
                        also: list[int]) -> tuple[list, dict[int, float], str]:
     """The tenant's ``limit`` nearest chunks, the cosines of ``also`` and the plan used, in
     the database: an exact scan for a small tenant, HNSW for a big one."""
-    if n <= EXACT_SCAN_MAX_CHUNKS:
+    if not hnsw:
         return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact"
     rows, extra = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also)
     if len(rows) < limit:
@@ -295,9 +321,9 @@ def _vector_candidates(cur, tenant_id, qvec, limit, n, filter_sql, filter_params
     return rows, extra, "hnsw"
 
 
-#: Chunk counts seen by this process's last search of each tenant: a big tenant's HNSW
-#: search starts before its statistics are read (they are checked when they arrive).
-_tenant_sizes: dict[str, int] = {}
+#: Whether this process's last search of each tenant went through HNSW: a big tenant's HNSW
+#: search starts before its statistics are read (the plan is checked when they arrive).
+_tenant_plans: dict[str, bool] = {}
 
 
 def _details(cur, tenant_id: str, ids: list[int]) -> dict[int, tuple]:
@@ -319,11 +345,11 @@ def _details(cur, tenant_id: str, ids: list[int]) -> dict[int, tuple]:
             in cur.fetchall()}
 
 
-def _parallel(n: int, use_keyword: bool, use_vector: bool, filter_sql: str) -> bool:
+def _parallel(hnsw: bool, use_keyword: bool, use_vector: bool, filter_sql: str) -> bool:
     """Run a big tenant's HNSW search on a second connection while the keyword side runs
     on this one (``KB_PARALLEL_VECTOR_SEARCH``). Not inside a transaction: the second
     connection would not see its writes."""
-    return (use_keyword and use_vector and n > EXACT_SCAN_MAX_CHUNKS and not filter_sql
+    return (use_keyword and use_vector and hnsw and not filter_sql
             and getattr(settings, "KB_PARALLEL_VECTOR_SEARCH", True) and not connection.in_atomic_block)
 
 
@@ -422,26 +448,29 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
     own_synonyms = tuple(getattr(tenant, "synonyms", None) or ())  # the tenant's own groups, when given the Tenant
     sent = contextlib.ExitStack()  # the queries sent beside, closed however this search ends
     beside = None
-    if _parallel(_tenant_sizes.get(tenant_id, 0), use_keyword, use_vector, filter_sql):
+    if _parallel(_tenant_plans.get(tenant_id, False), use_keyword, use_vector, filter_sql):
         beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
     with sent, vector_cursor() as cur:
         looked_up = list(dict.fromkeys([*terms, *(o for t in terms for o in analysis.synonyms(t, own_synonyms))]))
-        n, avgdl, known, version = _corpus_stats(cur, tenant_id, looked_up, ef_search)
-        if len(_tenant_sizes) > 100_000:
-            _tenant_sizes.clear()
-        _tenant_sizes[tenant_id] = n
+        n, avgdl, known, version, total = _corpus_stats(cur, tenant_id, looked_up, ef_search)
         if n == 0:
             return []
-        if beside is None and _parallel(n, use_keyword, use_vector, filter_sql):
+        dims = len(qvec) if qvec is not None else embedder.dimensions
+        hnsw = _uses_hnsw(n, total, dims, bool(filter_sql))
+        if len(_tenant_plans) > 100_000:
+            _tenant_plans.clear()
+        if not filter_sql:  # only an unfiltered search runs beside
+            _tenant_plans[tenant_id] = hnsw
+        if beside is None and _parallel(hnsw, use_keyword, use_vector, filter_sql):
             beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
-        elif beside is not None and n <= EXACT_SCAN_MAX_CHUNKS:
-            beside = None  # the tenant has shrunk: the exact plan below, not the HNSW result
+        elif beside is not None and not hnsw:
+            beside = None  # the tenant has shrunk (or the table grown): the exact plan below, not the HNSW result
         weights, dfs, mass = _term_weights(cur, tenant_id, terms, known, n, own_synonyms, query)
-        # A small tenant's exact vector search runs here, over its vectors in memory, before the
+        # An exact vector search runs here, over the tenant's vectors in memory, before the
         # keyword query, which then also brings the nearest chunks' stored terms.
         memory = None
-        if use_vector and beside is None and n <= EXACT_SCAN_MAX_CHUNKS and not filter_sql:
-            memory = _in_memory(cur, tenant_id, version)
+        if use_vector and beside is None and not hnsw and not filter_sql:
+            memory = _in_memory(cur, tenant_id, version, n, dims)
         nearest, cosines_of = memory.search(qvec, pool) if memory is not None else ([], None)
         keyword_rows, nearest_terms = _keyword_candidates(
             cur, tenant_id, weights, dfs, n, filter_sql, filter_params,
@@ -473,8 +502,8 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
                 vector_rows, _ = _exact_vector(cur, tenant_id, qvec, pool, filter_sql, filter_params, [])
                 plan = "exact-fallback"
         if use_vector and beside is None and memory is None:
-            vector_rows, extra, plan = _vector_candidates(cur, tenant_id, qvec, pool, n, filter_sql, filter_params,
-                                                          also=keyword_top)
+            vector_rows, extra, plan = _vector_candidates(cur, tenant_id, qvec, pool, hnsw, filter_sql,
+                                                          filter_params, also=keyword_top)
             cosine.update(extra)
         for cid, sim, text, length in vector_rows:
             cosine[cid] = float(sim)

@@ -769,7 +769,7 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
                                  analysed=prepared.analysed[start:end], embedding_model=prepared.embedding_model)
         start = end
 
-    results, stored = [], {}
+    results, stored, new = [], {}, {}
     with transaction.atomic():
         # A concurrent upsert of the same external_id (or, without one, the same content) may
         # have written since the lookups above: look again, locked, under a lock it also takes.
@@ -803,7 +803,10 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
                 # entry's lookup would find it after a commit. A document changed twice keeps the last.
                 _mark_ready(document, prepared)
                 stored[id(document)] = (document, prepared)
-            document.save()
+            if document.pk is None:  # inserted below, all at once (a later entry may still change it)
+                new[id(document)] = document
+            else:
+                document.save()
             results.append({"action": action, "document": document})
             # What the lookups would now return for later entries of this request.
             found[key] = document
@@ -811,9 +814,11 @@ def entries_upsert(*, tenant, entries: list[dict]) -> list[dict]:
                 del found[("checksum", old_checksum)]
             if document.status == Document.Status.READY and document.source_kind == Document.Source.ENTRY:
                 found.setdefault(("checksum", checksum), document)
-        # Every entry's chunks in one DELETE, one COPY and one statistics update: one entry at a
-        # time, these writes and the lookups made an upsert of 272 one-chunk entries 30% slower
-        # than embedding them.
+        # The new documents in one INSERT (one at a time: 229 of the ~850 ms that 272 one-chunk entries
+        # took besides the model), then every entry's chunks in one DELETE, one COPY and one statistics
+        # update: one entry at a time, these writes and the lookups made an upsert of 272 one-chunk
+        # entries 30% slower than embedding them.
+        Document.objects.bulk_create(list(new.values()))
         _write_chunks(tenant.pk, list(stored.values()))
     return results
 

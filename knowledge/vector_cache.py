@@ -1,10 +1,12 @@
 """Small tenants' vectors in process memory, for an exact nearest-neighbour search
 without a database scan.
 
-A tenant small enough for the exact plan (``selectors.EXACT_SCAN_MAX_CHUNKS``) is
-searched here instead of by PostgreSQL: the scan read every one of the tenant's
-rows for each query (3.4 ms for 4,000 chunks on this machine, ~0.85 us a row, most
-of it heap access), while one matrix product over the same vectors takes ~0.2 ms.
+A tenant on the exact plan (up to ``selectors.EXACT_SCAN_MAX_CHUNKS``, or up to
+``selectors.MEMORY_EXACT_MAX_CHUNKS`` for a small share of the table) is searched here
+instead of by PostgreSQL, when its vectors fit (``VectorCache.would_hold``): the
+scan read every one of the tenant's rows for each query (3.4 ms for 4,000 chunks on
+this machine, ~0.85 us a row, most of it heap access), while one matrix product over
+the same vectors takes ~0.2 ms.
 The entry is keyed by the tenant's ``CorpusStats.version``, which the search reads
 anyway and which every change to the tenant's chunks or vectors moves, so a stale
 entry is never used: the next search after a change reloads it (~8 ms per 1,000
@@ -36,6 +38,11 @@ def _blas_one_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
+def entry_bytes(n: int, dims: int) -> int:
+    """What ``n`` vectors of ``dims`` take in the cache: ids, matrix and the id -> row dict (~100 bytes a key)."""
+    return n * (8 + 4 * dims + 100)
+
+
 @dataclass(frozen=True)
 class TenantVectors:
     version: int
@@ -57,7 +64,7 @@ class TenantVectors:
 
     @property
     def nbytes(self) -> int:
-        return self.ids.nbytes + self.matrix.nbytes + 100 * len(self.position)  # the dict, roughly
+        return entry_bytes(len(self.ids), self.matrix.shape[1] if self.matrix.ndim == 2 else 0)
 
     def _cosines(self, query: np.ndarray) -> np.ndarray:
         _blas_one_thread()
@@ -115,6 +122,11 @@ class VectorCache:
             while self._bytes > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= evicted.nbytes
+
+    def would_hold(self, n: int, dims: int, share: float = 1.0) -> bool:
+        """Whether ``n`` vectors of ``dims`` fit in ``share`` of the budget. An entry bigger than
+        the budget is never kept (it would be loaded again for every search)."""
+        return entry_bytes(n, dims) <= share * self.max_bytes
 
     def clear(self) -> None:
         with self._lock:

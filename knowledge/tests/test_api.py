@@ -525,3 +525,24 @@ def test_an_entry_changed_twice_in_one_call_keeps_the_last_content(tenant_a, sco
         document = Document.objects.get()
         assert list(Chunk.objects.values_list("text", flat=True)) == ["Promo\nDiskon 20% khusus sepatu."]
         assert document.chunk_count == 1 and stats_check(tenant=tenant_a).ok
+
+
+def test_new_entries_are_inserted_in_one_statement_with_their_fields(client_a, tenant_a, scoped):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    entries = [{"title": f"Produk {i}", "content": f"Produk nomor {i} tersedia.", "tags": ["katalog"],
+                "metadata": {"sku": i}, "external_id": f"sku-{i}"} for i in range(30)]
+    with CaptureQueriesContext(connection) as queries:
+        response = client_a.post("/kb/upsert", {"entries": entries}, format="json")
+    assert response.status_code == 201, response.content
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "knowledge_document"')]
+    assert len(inserts) == 1
+    with scoped(tenant_a):
+        documents = list(Document.objects.order_by("pk"))
+        assert [d.external_id for d in documents] == [f"sku-{i}" for i in range(30)]  # ids in the entries' order
+        assert all(d.created_at and d.updated_at and d.status == "ready" and d.chunk_count == 1 for d in documents)
+        assert documents[7].tags == ["katalog"] and documents[7].metadata == {"sku": 7}
+        assert Chunk.objects.filter(document=documents[7]).get().text == "Produk 7\nProduk nomor 7 tersedia."
+    assert [r["id"] for r in response.json()["results"]] == [d.pk for d in documents]
+    assert {r["action"] for r in response.json()["results"]} == {"created"}

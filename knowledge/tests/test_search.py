@@ -192,14 +192,70 @@ def test_filters_by_tags_and_document(tenant_a, scoped):
             selectors.chunk_search(tenant=tenant_a, query="garansi", filters={"colour": "red"})
 
 
-def test_big_tenant_goes_through_hnsw_and_still_returns_k(tenant_a, scoped, monkeypatch):
-    # The plan switch is a size threshold; lowering it makes this small tenant "big".
+def _make_big(monkeypatch):
+    """The plan switches on size and share of the table; lowering the thresholds makes a small
+    tenant "big" (a share of 0: HNSW whatever the table's statistics say)."""
     monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    monkeypatch.setattr(selectors, "HNSW_MIN_SHARE", 0.0)
+
+
+def test_big_tenant_goes_through_hnsw_and_still_returns_k(tenant_a, scoped, monkeypatch):
+    _make_big(monkeypatch)
     _load(tenant_a, scoped)
     with scoped(tenant_a):
         hits = selectors.chunk_search(tenant=tenant_a, query="garansi elektronik", k=5)
     assert len(hits) == 5 and hits[0].title == "Garansi produk"
     assert hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
+
+
+@pytest.mark.parametrize("n, total, filtered, cache_mb, hnsw", [
+    (10_000, 10_000, False, 256, False),  # small: exact, whatever its share
+    (10_000, 10_000, True, 256, False),
+    (20_000, 200_000, False, 256, False),  # a tenth of the table: in memory
+    (20_000, 60_000, False, 256, True),  # a third of it: HNSW
+    (20_000, 200_000, True, 256, True),  # filters (no memory plan): HNSW, not a 20k-row scan
+    (20_000, 200_000, False, 0, True),  # cache off
+    (20_000, 200_000, False, 64, True),  # 33 MB: more than a quarter of the cache
+    (60_000, 2_000_000, False, 4096, True),  # above MEMORY_EXACT_MAX_CHUNKS
+    (20_000, 0, False, 256, True),  # the table never analysed: its size is the tenant's
+])
+def test_the_vector_plan_follows_size_and_share_of_the_table(settings, n, total, filtered, cache_mb, hnsw):
+    settings.KB_VECTOR_CACHE_MB = cache_mb
+    assert selectors._uses_hnsw(n, total, 384, filtered) is hnsw
+
+
+def test_a_mid_size_tenant_small_in_the_table_is_searched_in_memory(tenant_a, tenant_b, scoped, monkeypatch):
+    from django.db import connection
+
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)  # tenant a (5 chunks) is "mid-size"
+    _load(tenant_a, scoped)
+    _load(tenant_b, scoped, entries=[(f"Produk {i}", f"Produk nomor {i} tersedia dalam warna {c}.") for i, c in
+                                     enumerate(["merah", "biru", "hijau", "hitam", "putih"] * 8)])
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE knowledge_chunk")  # 45 chunks: a is 11% of the table, b 89%
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="berapa lama garansi elektronik?", k=5)
+    assert len(hits) == 5 and hits[0].title == "Garansi produk" and hits[0].scores["plan"] == "memory"
+    with scoped(tenant_b):
+        hits = selectors.chunk_search(tenant=tenant_b, query="produk nomor 7 warna hitam", k=5)
+    assert len(hits) == 5 and hits[0].title == "Produk 7" and hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
+
+
+def test_a_tenant_the_cache_cannot_hold_is_scanned_not_loaded_for_every_search(tenant_a, scoped, monkeypatch):
+    """The cache keeps no entry bigger than its budget: loading such a tenant's vectors for
+    each search (~8 ms per 1,000 chunks) would cost more than the scan it replaces."""
+    from knowledge import vector_cache
+
+    _load(tenant_a, scoped)
+    vector_cache.get_cache().clear()
+    monkeypatch.setattr(vector_cache, "entry_bytes", lambda n, dims: 10 ** 12)
+    loads = []
+    real_load = vector_cache.load
+    monkeypatch.setattr(vector_cache, "load", lambda *a: loads.append(a) or real_load(*a))
+    with scoped(tenant_a):
+        searches = [selectors.chunk_search(tenant=tenant_a, query="garansi elektronik", k=3) for _ in range(2)]
+    assert loads == [] and [s[0].scores["plan"] for s in searches] == ["exact", "exact"]
+    assert searches[0][0].title == "Garansi produk"
 
 
 def test_unrelated_query_scores_below_threshold(tenant_a, scoped):
@@ -400,7 +456,7 @@ def test_a_big_tenants_vector_search_runs_beside_the_keyword_search(tenant_a, te
     the keyword side runs on Django's: the same hits as the serial search, the tenant's own."""
     from knowledge import db
 
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    _make_big(monkeypatch)
     # more chunks than the search's candidate pool (30), so HNSW itself answers
     fillers = [(f"Produk {i}", f"Produk nomor {i} tersedia dalam warna {c}.") for i, c in
                enumerate(["merah", "biru", "hijau", "hitam", "putih", "kuning"] * 6)]
@@ -488,7 +544,7 @@ def test_a_query_sent_beside_and_never_read_frees_its_connection():
 def test_a_failed_second_connection_falls_back_to_the_serial_search(tenant_a, scoped, settings, monkeypatch):
     from knowledge import db
 
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    _make_big(monkeypatch)
     _load(tenant_a, scoped)
     settings.KB_PARALLEL_VECTOR_SEARCH = True
 
@@ -512,7 +568,7 @@ def test_a_failed_second_connection_falls_back_to_the_serial_search(tenant_a, sc
     assert broken.closed
     # The extra connection cannot even be made: sent nothing, searched here.
     monkeypatch.undo()
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    _make_big(monkeypatch)
     db.close_beside_connections()
 
     def refuse(self):
@@ -530,7 +586,7 @@ def test_a_failed_second_connection_falls_back_to_the_serial_search(tenant_a, sc
 def test_a_search_that_fails_after_sending_beside_returns_the_connection(tenant_a, scoped, settings, monkeypatch):
     from knowledge import db
 
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
+    _make_big(monkeypatch)
     _load(tenant_a, scoped)
     settings.KB_PARALLEL_VECTOR_SEARCH = True
     db.close_beside_connections()

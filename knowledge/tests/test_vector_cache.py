@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from knowledge import vector_cache
 from knowledge.vector_cache import TenantVectors, VectorCache, get_cache
 
 
@@ -63,6 +64,14 @@ def test_least_recently_used_tenants_are_evicted_beyond_the_budget():
     assert cache.size_bytes <= cache.max_bytes
     cache.put("huge", _entry(n=5000))  # bigger than the whole budget: not kept, nothing evicted for it
     assert "huge" not in cache and "a" in cache and "c" in cache
+
+
+def test_would_hold_compares_the_entrys_size_with_the_budget():
+    cache = VectorCache(max_bytes=_entry(n=100).nbytes * 4)
+    assert _entry(n=100).nbytes == vector_cache.entry_bytes(100, _entry(n=100).matrix.shape[1])
+    assert cache.would_hold(400, _entry().matrix.shape[1]) and not cache.would_hold(401, _entry().matrix.shape[1])
+    assert cache.would_hold(100, _entry().matrix.shape[1], share=0.25)
+    assert not cache.would_hold(101, _entry().matrix.shape[1], share=0.25)
 
 
 def test_the_budget_comes_from_settings_and_zero_turns_it_off(settings):
