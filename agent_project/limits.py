@@ -7,7 +7,9 @@
 - ``/chat``: more than ``CHAT_MAX_MESSAGES`` messages, 422 ``too_many_messages``; a
   message longer than ``CHAT_MAX_MESSAGE_CHARS``, 422 ``message_too_long``;
 - ``?page_size`` above ``MAX_PAGE_SIZE``, 422 ``page_size_too_large`` (not a number:
-  422 ``invalid_page_size``), instead of being silently clamped;
+  422 ``invalid_page_size``), instead of being silently clamped; ``?page`` not a positive
+  whole number, 422 ``invalid_page`` (a page past the last: 404 ``page_not_found``,
+  ``agent_project.pagination``), not the unknown route's 404 ``not_found``;
 - text PostgreSQL cannot store (a NUL character, an unpaired surrogate) or a number too big
   to be finite (``1e400``) anywhere in a JSON body, keys included: 400 ``validation_error``
   naming where; in a query parameter: 400
@@ -168,6 +170,9 @@ class RequestLimitsMiddleware:
         if _unstorable_query(request):
             return error_response(400, "malformed_request",
                                   "Query parameters may not contain NUL characters or unpaired surrogates.")
+        page = request.GET.get("page")
+        if page is not None and page != "last" and (parse_count(page) or 0) < 1:
+            return error_response(422, "invalid_page", 'page must be a positive whole number (or "last").')
         page_size = request.GET.get("page_size")
         if page_size is not None:
             size = parse_count(page_size)

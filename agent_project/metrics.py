@@ -56,9 +56,9 @@ def llm_call_observe(*, provider: str, model: str, seconds: float, outcome: str 
     """Call once per chat-model request (outcome: ok, error, timeout, fallback)."""
     LLM_CALLS.labels(provider, model, outcome).inc()
     LLM_LATENCY.labels(provider, model).observe(seconds)
-    if prompt_tokens:
+    if prompt_tokens > 0:  # a provider's odd negative count must not fail a good reply
         LLM_TOKENS.labels(provider, model, "prompt").inc(prompt_tokens)
-    if completion_tokens:
+    if completion_tokens > 0:
         LLM_TOKENS.labels(provider, model, "completion").inc(completion_tokens)
 
 

@@ -11,6 +11,19 @@ class Pagination(PageNumberPagination):
     def max_page_size(self) -> int:
         return settings.MAX_PAGE_SIZE  # the same cap the request-limits middleware answers 422 above
 
+    def paginate_queryset(self, queryset, request, view=None):
+        """A page past the last is 404 ``page_not_found``, not DRF's bare "Invalid page." under the
+        code an unknown route gets (a page that is not a number never gets here: 422 ``invalid_page``)."""
+        from rest_framework.exceptions import NotFound
+
+        from agent_project.errors import ApiError
+
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:
+            raise ApiError(404, "page_not_found", "There is no such page: the list is shorter.",
+                           {"page": request.query_params.get(self.page_query_param)}) from None
+
 
 def paginated_schema(name: str, item):
     """The page envelope of :class:`Pagination` for the OpenAPI schema (views built on

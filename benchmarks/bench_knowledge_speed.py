@@ -74,7 +74,8 @@ def build(total: int, rng) -> dict[str, int]:
     from django.db import connection
     from psycopg.types.json import Jsonb
 
-    from knowledge.db import copy_chunks
+    from knowledge.db import HNSW_INDEX_SQL, copy_chunks
+    from knowledge.selectors import EXACT_SCAN_MAX_CHUNKS
     from knowledge.models import Document
     from tenants.models import Tenant
     from tenants.scoping import tenant_scope
@@ -113,23 +114,23 @@ def build(total: int, rng) -> dict[str, int]:
             terms = [words[i] for i in row]
             texts.append(" ".join(terms))
             df.update(set(terms))
+        big = size > EXACT_SCAN_MAX_CHUNKS  # in the HNSW graph, as the write that took it past would have put it
         copy_chunks(
-            (tenant_id, docs[n // 1000].pk, n % 1000, texts[n], WORDS_PER_CHUNK, Jsonb({"page": 1}), vectors[n],
-             "fake-384", texts[n])
-            for n in range(size)
+            ((tenant_id, docs[n // 1000].pk, n % 1000, texts[n], WORDS_PER_CHUNK, Jsonb({"page": 1}), vectors[n],
+              "fake-384", texts[n]) for n in range(size)),
+            in_hnsw=big,
         )
         with connection.cursor() as cur:
             with cur.cursor.copy("COPY knowledge_term (tenant_id, term, df) FROM STDIN") as copy:
                 for term, count in df.items():
                     copy.write_row((tenant_id, term, count))
-            cur.execute("INSERT INTO knowledge_corpusstats (tenant_id, chunk_count, token_total) VALUES (%s, %s, %s)",
-                        [tenant_id, size, size * WORDS_PER_CHUNK])
+            cur.execute("INSERT INTO knowledge_corpusstats (tenant_id, chunk_count, token_total, in_hnsw) "
+                        "VALUES (%s, %s, %s, %s)", [tenant_id, size, size * WORDS_PER_CHUNK, big])
     load_s = time.monotonic() - t0
     t0 = time.monotonic()
     with connection.cursor() as cur:
         cur.execute("SET maintenance_work_mem = '1GB'")
-        cur.execute("CREATE INDEX kb_chunk_embedding_hnsw ON knowledge_chunk USING hnsw (embedding vector_cosine_ops) "
-                    "WITH (m = 16, ef_construction = 64)")
+        cur.execute(HNSW_INDEX_SQL)
     for table_name in ("knowledge_chunk", "knowledge_term", "knowledge_document"):
         with connection.cursor() as cur:  # earlier runs' deleted rows would otherwise sit in every index
             cur.execute(f"VACUUM ANALYZE {table_name}")
@@ -157,7 +158,10 @@ def main(argv=None) -> None:
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM knowledge_chunk WHERE tenant_id LIKE %s", [PREFIX + "-%"])
         have = cur.fetchone()[0]
-    if args.rebuild or have != args.total or not Tenant.objects.filter(pk=f"{PREFIX}-10pct").exists():
+    with connection.cursor() as cur:  # built before the HNSW graph held only big tenants (migration 0009)?
+        cur.execute("SELECT count(*) FROM knowledge_corpusstats WHERE tenant_id LIKE %s AND in_hnsw", [PREFIX + "-%"])
+        graph_tenants = cur.fetchone()[0]
+    if args.rebuild or have != args.total or not graph_tenants or not Tenant.objects.filter(pk=f"{PREFIX}-10pct").exists():
         build(args.total, rng)
     else:
         print(f"reusing {have} chunks already in var/pg-bench (--rebuild to rebuild)")

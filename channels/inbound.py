@@ -34,7 +34,7 @@ from django_scopes import scopes_disabled
 from agent_project.errors import ApiError
 from agent_project.lib.llm import ChatTurn
 from channels import handoff
-from channels.base import WHATSAPP, InboundItem
+from channels.base import InboundItem
 from channels.models import HandoffEvent, InboundMessage
 from channels.services import channel_deliver
 from contacts.services import contact_for_channel
@@ -105,9 +105,9 @@ def inbound_handle(*, inbound: InboundMessage) -> str:
 
 def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
     channel = inbound.channel
-    phone = "+" + inbound.user_id if channel == WHATSAPP and inbound.user_id.isdigit() else None
+    # a WhatsApp id is a number: contact_for_channel finds the contact that has it as phone
     contact = contact_for_channel(tenant=tenant, channel=channel, external_id=inbound.user_id, name=inbound.name,
-                                  phone=phone, at=inbound.sent_at)
+                                  at=inbound.sent_at)
     conversation = conversation_for(tenant=tenant, channel=channel, user_id=inbound.user_id, contact=contact)
     conversation.contact = contact
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -32,7 +33,7 @@ class ExternalIdsField(serializers.JSONField):
     def to_internal_value(self, data):
         data = super().to_internal_value(data)
         if isinstance(data, dict):
-            if not all(isinstance(v, (str, int)) for v in data.values()):
+            if not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in data.values()):
                 raise serializers.ValidationError("Each external id must be a string.")
             return {str(k): str(v) for k, v in data.items()}
         if isinstance(data, list) and all(isinstance(i, dict) for i in data):
@@ -95,6 +96,7 @@ class ContactLogSerializer(serializers.ModelSerializer):
 
 
 _DIRECTIONS = {"inbound": "user", "in": "user", "outbound": "assistant", "out": "assistant"}
+AT_MAX_AHEAD = timedelta(minutes=10)  # a sender's clock may run a little ahead
 
 
 class ContactLogWriteSerializer(serializers.Serializer):
@@ -109,6 +111,13 @@ class ContactLogWriteSerializer(serializers.Serializer):
                                                 help_text="The channel's message id; a repeat is not stored twice.")
     conversation_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID,
                                                help_text="One of the tenant's conversations (404 otherwise).")
+
+    def validate_at(self, value):
+        # _touch only moves last_seen_at forward: a date in the future would stay there for good
+        if value > timezone.now() + AT_MAX_AHEAD or value.year < 1970:
+            raise serializers.ValidationError("at must be a moment from 1970 up to now (a few minutes of clock "
+                                              "difference allowed).")
+        return value
 
     def validate(self, attrs):
         direction = attrs.pop("direction", None)

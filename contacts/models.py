@@ -26,14 +26,16 @@ class Contact(TenantOwned):
     objects = ScopedManager(tenant="tenant")
 
     class Meta:
-        ordering = ["-last_seen_at", "-id"]
+        # Newest-seen first; never seen (imported, not yet written): last, not first as DESC puts NULLs.
+        ordering = [models.F("last_seen_at").desc(nulls_last=True), "-id"]
         constraints = [
             models.UniqueConstraint(fields=["tenant", "phone"], condition=Q(phone__isnull=False),
                                     name="contact_unique_phone_per_tenant"),
             models.UniqueConstraint(fields=["tenant", "email"], condition=Q(email__isnull=False),
                                     name="contact_unique_email_per_tenant"),
         ]
-        indexes = [models.Index(fields=["tenant", "-last_seen_at"], name="contact_tenant_last_seen")]
+        indexes = [models.Index(models.F("tenant"), models.F("last_seen_at").desc(nulls_last=True),
+                                models.F("id").desc(), name="contact_tenant_last_seen")]
 
     def __str__(self) -> str:
         return self.name or self.phone or self.email or f"contact {self.pk}"

@@ -8,9 +8,11 @@ import json
 from collections.abc import Iterator
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from contacts.models import Contact, ContactLog
+from contacts.normalize import InvalidValue, phone_normalize
+from contacts.services import tenant_phone_region
 from tenants.models import Tenant
 
 # Reverse relations shown under these names in a contact's counts; others by model label.
@@ -29,6 +31,10 @@ def contact_list(*, tenant: Tenant, q: str = "", tag: str = "", last_seen_after:
         q = q.strip()
         digits = "".join(ch for ch in q if ch.isdigit())
         match = Q(name__icontains=q) | Q(email__icontains=q)
+        try:  # a whole number in any spelling the API takes ("+44 (0)7911 123456", "0812-3456-7890")
+            match |= Q(phone=phone_normalize(q, tenant_phone_region(tenant)))
+        except InvalidValue:
+            pass
         if len(digits) >= 3:
             # "0812 3456" finds +6281234567890: compare digits, dropping a national leading 0.
             match |= Q(phone__contains=digits.lstrip("0") or digits)
@@ -40,7 +46,7 @@ def contact_list(*, tenant: Tenant, q: str = "", tag: str = "", last_seen_after:
         qs = qs.filter(last_seen_at__gte=last_seen_after)
     if last_seen_before:
         qs = qs.filter(last_seen_at__lt=last_seen_before)
-    return qs.order_by("-last_seen_at", "-id")
+    return qs.order_by(F("last_seen_at").desc(nulls_last=True), "-id")  # as the contact_tenant_last_seen index
 
 
 def contact_log_list(*, tenant: Tenant, contact_id: int | None = None, channel: str = "",

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
 
@@ -22,6 +22,8 @@ from contacts.models import Contact, ContactDeletion, ContactIdentity, ContactLo
 from contacts.normalize import InvalidValue, email_normalize, phone_normalize, region_for_locale
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
+
+WHATSAPP = "whatsapp"  # channels.base.WHATSAPP: its user ids are phone numbers
 
 # Rows that are the contact's personal data although their foreign key only detaches them
 # (SET_NULL) when a contact is removed for other reasons: a conversation is the chat
@@ -87,6 +89,10 @@ def contact_for_channel(*, tenant: Tenant, channel: str, external_id: str, name:
     if not channel or not external_id:
         raise ValueError("contact_for_channel needs a channel and an external_id")
     now = at or timezone.now()
+    if phone is None and channel == WHATSAPP and external_id.isdigit():
+        # A WhatsApp id is the number: the customer imported or created by phone is this one (whatever
+        # the caller: a webhook, /chat, a follow-up scheduled to the id), not a second contact.
+        phone = "+" + external_id
     try:
         phone = phone_normalize(phone, tenant_phone_region(tenant)) if phone else None
     except InvalidValue:
@@ -133,6 +139,17 @@ def _touch(contact: Contact, *, now: datetime, name: str = "") -> None:
         contact.name = name[:200]
 
 
+def contact_hold(contact: Contact) -> None:
+    """Keep the contact from being erased until the current transaction ends (the lock a foreign
+    key check takes, ``FOR KEY SHARE``: its own updates still run), or answer 404
+    ``contact_not_found`` if it is gone already. A row about to point at it then cannot fail its
+    deferred foreign key at COMMIT, a 500 after the request's work was done."""
+    with connection.cursor() as cur:
+        cur.execute(f"SELECT 1 FROM {Contact._meta.db_table} WHERE id = %s FOR KEY SHARE", [contact.pk])
+        if cur.fetchone() is None:
+            raise ApiError(404, "contact_not_found", "No contact with that id (it was just erased).")
+
+
 def contact_log_record(*, tenant: Tenant, contact: Contact, role: str, content: str, channel: str,
                        at: datetime | None = None, external_message_id: str | None = None,
                        conversation_id: int | None = None) -> ContactLog:
@@ -157,14 +174,14 @@ def contact_log_record(*, tenant: Tenant, contact: Contact, role: str, content: 
                     return existing
             fields = dict(tenant=tenant, contact=contact, role=role, content=content, channel=str(channel)[:32],
                           at=at, external_message_id=external_message_id, conversation_id=conversation_id)
-            if external_message_id is None:
-                log = ContactLog.objects.create(**fields)  # no unique key to collide on: no savepoint
-            else:
-                try:
-                    with transaction.atomic():
-                        log = ContactLog.objects.create(**fields)
-                except IntegrityError:
-                    continue  # the same message id arrived concurrently: return the stored one
+            try:
+                with transaction.atomic():
+                    contact_hold(contact)
+                    log = ContactLog.objects.create(**fields)
+            except IntegrityError:
+                if external_message_id is None:
+                    raise
+                continue  # the same message id arrived concurrently: return the stored one
             if role == "user":
                 _touch(contact, now=at)
             log.was_created = True
@@ -204,9 +221,13 @@ def contact_upsert(*, tenant: Tenant, data: Mapping) -> UpsertResult:
             try:
                 with transaction.atomic():
                     return _upsert_once(tenant, data, phone=phone, email=email, identities=identities, now=now)
-            except IntegrityError:
-                continue  # a concurrent request created the matching row: match it now
+            except (IntegrityError, _Rematch):
+                continue  # a concurrent request created (or erased) the matching row: match again
         raise ApiError(409, "contact_busy", "The contact was changed concurrently; retry the request.")
+
+
+class _Rematch(Exception):
+    """The contact an upsert matched was erased before it could be locked."""
 
 
 def _upsert_once(tenant, data, *, phone, email, identities, now) -> UpsertResult:
@@ -230,7 +251,9 @@ def _upsert_once(tenant, data, *, phone, email, identities, now) -> UpsertResult
                        "The phone, e-mail and external ids belong to different contacts; merge them first.",
                        details={"contact_ids": ids, "matched_by": matches})
     if ids:
-        contact = Contact.objects.select_for_update().get(pk=ids[0])
+        contact = Contact.objects.select_for_update().filter(pk=ids[0]).first()
+        if contact is None:
+            raise _Rematch  # erased since it was matched: match again
         created = False
     else:
         contact = Contact(tenant=tenant, first_seen_at=now)
@@ -286,15 +309,20 @@ def contact_update(*, contact: Contact, data: Mapping) -> Contact:
                                    details={"field": name, "contact_id": other[0]})
         try:
             with transaction.atomic():
+                # The row as it is now, locked: a concurrent erasure answers 404 instead of the save
+                # inserting the erased person again, and only the given fields are written (a message's
+                # last_seen_at, set meanwhile, stays).
+                locked = Contact.objects.select_for_update().filter(pk=contact.pk).first()
+                if locked is None:
+                    raise ApiError(404, "contact_not_found", "No contact with that id (it was just erased).")
                 for name, value in changes.items():
-                    setattr(contact, name, value)
-                contact.save()
-                _attach_identities(tenant, contact, identities)
+                    setattr(locked, name, value)
+                locked.save(update_fields=[*changes, "updated_at"])
+                _attach_identities(tenant, locked, identities)
         except IntegrityError:
-            contact.refresh_from_db()
             raise ApiError(409, "contact_duplicate",
                            "Another contact took this phone, e-mail or external id at the same moment.") from None
-    return contact
+    return locked
 
 
 def contact_delete(*, contact: Contact, actor: str = "", reason: str = "") -> ContactDeletion:
@@ -309,6 +337,9 @@ def contact_delete(*, contact: Contact, actor: str = "", reason: str = "") -> Co
     tenant = contact.tenant
     with tenant_scope(tenant), transaction.atomic():
         contact_id = contact.pk
+        if not Contact.objects.select_for_update().filter(pk=contact_id).exists():
+            # erased by a concurrent request since it was read: one erasure, one record
+            raise ApiError(404, "contact_not_found", "No contact with that id (it was just erased).")
         removed: dict[str, int] = {}
         try:
             for rel in Contact._meta.related_objects:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, time
+from datetime import timezone as dt_timezone
 
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -9,6 +10,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
@@ -17,7 +19,7 @@ from agent_project.lib.ids import parse_id
 from agent_project.lib.llm import ChatTurn
 from channels.handoff import chat_handoff_after, chat_handoff_before
 from conversations.models import Conversation, Message
-from conversations.services import chat_complete, chat_prepare, chat_stream, message_feedback
+from conversations.services import chat_abandoned, chat_complete, chat_prepare, chat_stream, message_feedback
 from tenants.scoping import tenant_scope
 from tenants.viewsets import TenantAPIView, TenantViewSet, owned_or_404
 
@@ -87,6 +89,9 @@ class ChatView(TenantAPIView):
     """``POST /chat``: the customer's message in, a grounded reply in the tenant's voice out."""
 
     throttle_scope = "chat"  # the stricter per-tenant chat rate limit (agent_project/lib/ratelimit.py)
+    # JSON only: the body limits (message length and count, agent_project/limits.py) are checked on JSON
+    # bodies, and a form or multipart body had passed by them.
+    parser_classes = [JSONParser]
 
     def perform_content_negotiation(self, request, force=False):
         # Streams are StreamingHttpResponses that bypass renderers; everything else,
@@ -131,15 +136,24 @@ class ChatView(TenantAPIView):
         def events():
             # runs after the view returned, outside the request's scope: open our own
             with tenant_scope(tenant):
-                yield sse_event("start", {"conversation_id": prepared.conversation.pk,
-                                          "user_message_id": prepared.user_message.pk})
-                if handoff_answer is not None:  # human handoff: no model, the answer as one done event
-                    yield sse_event("done", handoff_answer)
-                    return
-                for event, payload in chat_stream(prepared):
-                    if event == "done":
-                        payload["status"] = chat_handoff_after(prepared, payload["reply"])
-                    yield sse_event(event, payload)
+                stream = None
+                try:
+                    yield sse_event("start", {"conversation_id": prepared.conversation.pk,
+                                              "user_message_id": prepared.user_message.pk})
+                    if handoff_answer is not None:  # human handoff: no model, the answer as one done event
+                        yield sse_event("done", handoff_answer)
+                        return
+                    stream = chat_stream(prepared)
+                    for event, payload in stream:
+                        if event == "done":
+                            payload["status"] = chat_handoff_after(prepared, payload["reply"])
+                        yield sse_event(event, payload)
+                except GeneratorExit:  # the client went away (response.close() closes this generator)
+                    if stream is not None:
+                        stream.close()  # stores what the client was sent (chat_stream)
+                    elif handoff_answer is None:
+                        chat_abandoned(prepared)
+                    raise
 
         response = StreamingHttpResponse(events(), content_type="text/event-stream; charset=utf-8")
         response["Cache-Control"] = "no-cache"
@@ -185,7 +199,10 @@ def _moment(value: str, name: str, *, end: bool) -> datetime:
         moment = datetime.combine(day, time.max if end else time.min)
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
-    return moment
+    try:  # in UTC: Python takes offsets up to ±23:59, PostgreSQL only to ±15:59 ("+23:59" was a 500)
+        return moment.astimezone(dt_timezone.utc)
+    except OverflowError:  # year 1 east of UTC, year 9999 west of it
+        raise ApiError(400, "invalid_filter", f"{name} is out of range.", details={name: value}) from None
 
 
 _LIST_FILTERS = [

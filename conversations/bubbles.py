@@ -48,6 +48,7 @@ ABBREVIATIONS = frozenset(
 )
 _SENTENCE_PUNCT = re.compile(r"[.!?…]+[\"'”’)\]]*$")
 _LIST_MARKER = re.compile(r"^(?:[-*•]|\d{1,3}[.)]|[a-zA-Z][.)])$")
+_LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")  # not "2010." (a year ending a sentence)
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)]|[a-zA-Z][.)])\s+\S")
 _INITIAL = re.compile(r"^[A-Z]\.$")
 _CURRENCY = frozenset({"rp", "rp.", "idr", "usd", "us$", "sgd"})
@@ -135,6 +136,8 @@ def _ends_sentence(token: str, position: int) -> bool:
     if bare.lower() in ABBREVIATIONS or _INITIAL.match(bare):
         return False
     if position == 0 and _LIST_MARKER.match(bare):
+        return False
+    if _LIST_NUMBER.match(bare):  # "langkah: 1. Buka ... 2. Pilih": the number starts an item, wherever it is
         return False
     return True
 

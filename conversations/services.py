@@ -217,6 +217,10 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
         conversation, contact, user_message, stored_history = stored
     else:
         with _chat_write():
+            # The conversation's row before the contact's, the order store.user_turn's statement takes them:
+            # the other way round, a new customer's messages sent at once deadlocked with it (503).
+            list(Conversation.objects.select_for_update().filter(channel=channel, user_id=user_id)
+                 .values_list("pk", flat=True))
             contact = contact_for_channel(tenant=tenant, channel=channel, external_id=user_id, name=name)
             conversation = conversation_for(tenant=tenant, channel=channel, user_id=user_id, contact=contact)
             stored_history = _stored_history(conversation) if len(messages) == 1 else []
@@ -288,7 +292,7 @@ def _store_reply(prepared: PreparedChat, completion: Completion, reply: str, bub
         tenant=tenant, conversation=conversation, role=Message.Role.ASSISTANT, content=reply, bubbles=bubbles,
         sources=[source_of(h) for h in prepared.hits] if completion.finish_reason != "blocked" else [],
         tool_calls=tool_calls or [],
-        provider=completion.provider, model=completion.model, finish_reason=completion.finish_reason[:32],
+        provider=completion.provider[:32], model=completion.model[:100], finish_reason=completion.finish_reason[:32],
         prompt_tokens=completion.prompt_tokens, completion_tokens=completion.completion_tokens,
         retrieval_ms=prepared.timings.get("retrieval_ms"), generation_ms=generation_ms,
         total_ms=_ms(prepared.started),  # everything but the one statement that stores it
@@ -406,10 +410,14 @@ def chat_complete(prepared: PreparedChat) -> ChatResult:
 
 def chat_stream(prepared: PreparedChat) -> Iterator[tuple[str, dict]]:
     """``(event, data)`` pairs: ``bubble`` for each bubble as soon as it is final, then
-    ``done`` with the whole answer (as ``chat_complete`` returns it), or ``error``."""
+    ``done`` with the whole answer (as ``chat_complete`` returns it), or ``error``. A client
+    that goes away mid-stream leaves what it was sent stored as the reply
+    (``finish_reason`` ``client_disconnected``), or, before the first bubble, the user's turn
+    marked with that code."""
     limits = limits_for(prepared.channel)
     splitter = BubbleStream(max_chars=limits.max_chars, max_bubbles=limits.max_bubbles)
     sent: list[str] = []
+    shown = ""  # the text of bubbles sent before a safety stop (the splitter then holds only the refusal)
 
     def emit(bubbles: list[str]):
         for bubble in bubbles:
@@ -419,24 +427,58 @@ def chat_stream(prepared: PreparedChat) -> Iterator[tuple[str, dict]]:
     t = time.perf_counter()
     completion: Completion | None = None
     calls: list[dict] = []
+    failure: dict | None = None
     try:
-        # Token by token, tools or not: a tenant with tools gets its first bubble as soon as the
-        # model's first paragraph is final, and the rounds of tool calls happen in between.
-        for item in _rounds(prepared, calls, stream=True):
-            if isinstance(item, Completion):
-                completion = item
-                break
-            yield from emit(splitter.feed(item))
-    except LLMBlocked as exc:
-        completion = _blocked_completion(prepared, exc)
-        yield from emit(splitter.feed(("\n\n" if splitter.text.strip() else "") + completion.text))
-    except LLMError as exc:
-        api_error = _fail(prepared, exc)
-        yield "error", {**error_body(api_error.code, api_error.message, api_error.details), "status": exc.status}
+        try:
+            # Token by token, tools or not: a tenant with tools gets its first bubble as soon as the
+            # model's first paragraph is final, and the rounds of tool calls happen in between.
+            for item in _rounds(prepared, calls, stream=True):
+                if isinstance(item, Completion):
+                    completion = item
+                    break
+                yield from emit(splitter.feed(item))
+        except LLMBlocked as exc:
+            completion = _blocked_completion(prepared, exc)
+            # What the customer has not been sent of the blocked text is dropped (chat_complete drops all
+            # of it): the refusal follows the bubbles already sent, within the channel's bubble cap.
+            shown = "\n\n".join(sent)
+            room = max(1, limits.max_bubbles - len(sent)) if limits.max_bubbles else None
+            splitter = BubbleStream(max_chars=limits.max_chars, max_bubbles=room)
+            yield from emit(splitter.feed(completion.text))
+        except LLMError as exc:
+            api_error = _fail(prepared, exc)
+            failure = {**error_body(api_error.code, api_error.message, api_error.details), "status": exc.status}
+        if failure is None:
+            yield from emit(splitter.finish())
+    except GeneratorExit:
+        _disconnected(prepared, completion, sent, _ms(t), calls)
+        raise
+    if failure is not None:  # the turn is marked already (_fail): a client gone now changes nothing
+        yield "error", failure
         return
-    yield from emit(splitter.finish())
-    result = _store_reply(prepared, completion, splitter.text.strip(), sent, _ms(t), tool_calls=calls)
+    reply = "\n\n".join(part for part in (shown, splitter.text.strip()) if part)
+    result = _store_reply(prepared, completion, reply, sent, _ms(t), tool_calls=calls)
     yield "done", result.as_dict()
+
+
+def chat_abandoned(prepared: PreparedChat) -> None:
+    """The streaming client went away before it was sent any of the reply: the user's turn says so
+    (``error_code`` ``client_disconnected``; the same message sent again takes it up)."""
+    Message.objects.filter(pk=prepared.user_message.pk).update(error_code="client_disconnected")
+
+
+def _disconnected(prepared: PreparedChat, completion: Completion | None, sent: list[str], generation_ms: float,
+                  calls: list[dict]) -> None:
+    """The streaming client went away: the bubbles it was sent are the reply the conversation
+    keeps (the customer saw them); with none sent, the user's turn is marked."""
+    if not sent:
+        chat_abandoned(prepared)
+        return
+    said = Completion(text="\n\n".join(sent), provider=prepared.model.provider, model=prepared.model.model,
+                      prompt_tokens=completion.prompt_tokens if completion else 0,
+                      completion_tokens=completion.completion_tokens if completion else 0,
+                      finish_reason="client_disconnected")
+    _store_reply(prepared, said, said.text, list(sent), generation_ms, tool_calls=calls)
 
 
 def message_feedback(*, message: Message, rating: str | None, comment: str = "") -> Message:

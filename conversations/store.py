@@ -85,7 +85,7 @@ def user_turn(*, tenant, channel: str, user_id: str, content: str, name: str,
     ``history`` being the conversation's last turns before this one as (role, content),
     oldest first. ``None`` (nothing written) when the ORM path must do it."""
     params: dict = {"tenant": tenant.pk, "channel": channel, "user_id": user_id, "now": now,
-                    "name": name[:200], "history": HISTORY_TURNS}
+                    "name": name[:200], "history": HISTORY_TURNS, "content": content, "user": Message.Role.USER}
     message = Message(tenant_id=tenant.pk, role=Message.Role.USER, content=content, created_at=now)
     log = ContactLog(tenant_id=tenant.pk, role="user", content=content, channel=channel[:32], at=now, created_at=now)
     msg_columns, msg_values = _insert(message, params, "m", {"conversation_id": "conv.id", "created_at": "%(now)s"})
@@ -111,18 +111,29 @@ def user_turn(*, tenant, channel: str, user_id: str, content: str, name: str,
                 name = CASE WHEN ct.name = '' THEN %(name)s ELSE ct.name END
             FROM conv WHERE ct.tenant_id = %(tenant)s AND ct.id = conv.contact_id
             RETURNING {_returning(Contact, "ct")}
+        ), retry AS (
+            -- the customer's last turn got no reply (its error_code says why: "please try again") and this
+            -- is the same message again: that turn is taken up, not stored (and shown to the model) twice
+            UPDATE conversations_message AS rm SET error_code = '' FROM conv
+            WHERE rm.id = (SELECT m.id FROM conversations_message m WHERE m.tenant_id = %(tenant)s
+                           AND m.conversation_id = conv.id ORDER BY m.created_at DESC, m.id DESC LIMIT 1)
+                AND rm.role = %(user)s AND rm.error_code <> '' AND rm.content = %(content)s
+            RETURNING rm.id
         ), history AS (
             -- the statement's snapshot: the turns before this one
             SELECT coalesce(json_agg(json_build_array(h.role, h.content) ORDER BY h.created_at, h.id), '[]') AS turns
             FROM (SELECT m.role, m.content, m.created_at, m.id FROM conversations_message m, conv
                   WHERE m.tenant_id = %(tenant)s AND m.conversation_id = conv.id AND m.content <> ''
+                      AND m.id NOT IN (SELECT id FROM retry)
                   ORDER BY m.created_at DESC, m.id DESC LIMIT %(history)s) h
         ), msg AS (
-            INSERT INTO conversations_message ({msg_columns}) SELECT {msg_values} FROM conv RETURNING id
+            INSERT INTO conversations_message ({msg_columns}) SELECT {msg_values} FROM conv
+            WHERE NOT EXISTS (SELECT 1 FROM retry) RETURNING id
         ), log AS (
-            INSERT INTO contacts_contactlog ({log_columns}) SELECT {log_values} FROM conv RETURNING id
+            INSERT INTO contacts_contactlog ({log_columns}) SELECT {log_values} FROM conv
+            WHERE NOT EXISTS (SELECT 1 FROM retry) RETURNING id
         )
-        SELECT (SELECT id FROM msg), (SELECT turns FROM history), conv.*, touch.*
+        SELECT coalesce((SELECT id FROM msg), (SELECT id FROM retry)), (SELECT turns FROM history), conv.*, touch.*
         FROM conv, touch{", commit_mode" if commit_mode else ""}
     """
     row = _execute(sql, params)

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from agent_project.errors import ApiError
 from contacts.models import Contact, ContactIdentity
-from contacts.services import contact_for_channel
+from contacts.services import contact_for_channel, contact_hold
 from conversations.models import Conversation
 from followups import policy
 from followups.models import FollowUp
@@ -126,6 +126,13 @@ def followup_schedule(*, tenant: Tenant, contact_id: int | None = None, user_id:
         if contact.opted_out:
             raise ApiError(409, "contact_opted_out", "This contact has opted out of follow-ups.",
                            details={"contact_id": contact.pk})
+        if conversation is not None and (
+                (conversation.contact_id is not None and conversation.contact_id != contact.pk)
+                or (user_id and (conversation.channel, conversation.user_id) != (channel, user_id))):
+            # The AI would write to this customer from another one's conversation.
+            raise ApiError(409, "conversation_mismatch", "The conversation is another customer's, not the recipient's.",
+                           details={"conversation_id": conversation.pk, "contact_id": contact.pk})
+        contact_hold(contact)  # not erased before this commits (its foreign key would fail there)
         if conversation is None and user_id:
             # The AI writes from the conversation so far: find it when the client did not name it.
             conversation = Conversation.objects.filter(channel=channel, user_id=user_id).first()

@@ -202,18 +202,25 @@ CHUNK_COPY_COLUMNS = ("tenant_id", "document_id", "position", "text", "token_cou
                       "embedding", "embedding_model", "search_text")
 CHUNK_COPY_TYPES = ("varchar", "int8", "int4", "text", "int4", "jsonb", "vector", "varchar", "text")
 
+#: The HNSW index as the model declares it (migration 0009): cosine, m 16, ef_construction 64, and only
+#: the chunks of tenants big enough to search it (``Chunk.in_hnsw``).
+HNSW_INDEX_SQL = ("CREATE INDEX kb_chunk_embedding_hnsw ON knowledge_chunk USING hnsw (embedding vector_cosine_ops) "
+                  "WITH (m = 16, ef_construction = 64) WHERE in_hnsw")
 
-def copy_chunks(rows) -> int:
+
+def copy_chunks(rows, *, in_hnsw: bool = False) -> int:
     """Bulk-load chunk rows (tuples in ``CHUNK_COPY_COLUMNS`` order; provenance a
     ``psycopg.types.json.Jsonb``, embedding a float32 numpy vector) with binary COPY:
-    ~100k rows/s against ~3k for text COPY (MEASURED.md)."""
+    ~100k rows/s against ~3k for text COPY (MEASURED.md). ``in_hnsw``: the rows go into
+    the HNSW graph (their tenant's ``CorpusStats.in_hnsw``)."""
     count = 0
     with vector_cursor() as cur:
-        sql = f"COPY knowledge_chunk ({', '.join(CHUNK_COPY_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"
+        columns = (*CHUNK_COPY_COLUMNS, "in_hnsw")
+        sql = f"COPY knowledge_chunk ({', '.join(columns)}) FROM STDIN WITH (FORMAT BINARY)"
         with cur.copy(sql) as copy:
-            copy.set_types(list(CHUNK_COPY_TYPES))
+            copy.set_types([*CHUNK_COPY_TYPES, "bool"])
             for row in rows:
-                copy.write_row(row)
+                copy.write_row((*row, in_hnsw))
                 count += 1
     return count
 

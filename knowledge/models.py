@@ -93,6 +93,10 @@ class Chunk(TenantOwned):
     embedding = EmbeddingField()
     embedding_model = models.CharField(max_length=200)
     search_text = models.TextField(help_text="Lower-cased, stemmed tokens of the text.")
+    # Only chunks of tenants big enough for the HNSW plan are in the graph (the index's condition): a small
+    # tenant is searched exactly and never reads it, and every chunk in the graph costs its inserts ~1 ms.
+    in_hnsw = models.BooleanField(default=False, db_default=False,
+                                  help_text="In the HNSW graph: every chunk of a tenant whose CorpusStats.in_hnsw is set.")
     # The terms plus one lexeme naming the tenant ("tenant" + md5 of its id): a keyword
     # query ANDs it in, so the GIN index itself returns only the tenant's chunks instead
     # of every tenant's matches for the heap to filter (btree_gin is not available).
@@ -111,8 +115,9 @@ class Chunk(TenantOwned):
             models.Index(fields=["tenant", "document"], name="kb_chunk_tenant_doc"),
             # A small pending list (migration 0004): every search scans all of it.
             GinIndex(fields=["search_vector"], name="kb_chunk_search_gin", gin_pending_list_limit=64),
+            # Partial (migration 0009): only big tenants' chunks (knowledge.db.HNSW_INDEX_SQL makes the same).
             HnswIndex(name="kb_chunk_embedding_hnsw", fields=["embedding"], m=16, ef_construction=64,
-                      opclasses=["vector_cosine_ops"]),
+                      opclasses=["vector_cosine_ops"], condition=models.Q(in_hnsw=True)),
         ]
 
     def __str__(self) -> str:
@@ -145,7 +150,8 @@ class NextCorpusVersion(models.Func):
 
 class CorpusStats(TenantOwned):
     """One row per tenant: chunk count and total length, for BM25's N and avgdl,
-    and to choose the vector plan (exact scan for small tenants, HNSW for big).
+    and to choose the vector plan (exact scan for small tenants, HNSW for big, whose
+    chunks are then in the graph: ``in_hnsw``).
     ``version`` changes (from a sequence, so never back to an earlier value, even for
     a deleted and re-created tenant) whenever the tenant's chunks or their vectors
     do: processes that keep a tenant's vectors in memory compare it on every search."""
@@ -154,6 +160,10 @@ class CorpusStats(TenantOwned):
     chunk_count = models.BigIntegerField(default=0)
     token_total = models.BigIntegerField(default=0)
     version = models.BigIntegerField(db_default=NextCorpusVersion(), editable=False)
+    # Set, with every one of the tenant's chunks' in_hnsw, by the write that takes it past
+    # selectors.EXACT_SCAN_MAX_CHUNKS; never unset (a tenant that shrinks stays in the graph).
+    in_hnsw = models.BooleanField(default=False, db_default=False, editable=False,
+                                  help_text="The tenant's chunks are in the HNSW graph (it is big enough to search it).")
 
     class Meta:
         verbose_name_plural = "corpus stats"

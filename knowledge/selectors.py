@@ -9,15 +9,16 @@
    that vocabulary with ``pg_trgm`` (typos). Candidates come from the GIN index
    on the ``simple`` tsvector, asking for the rarest terms first so that a common
    word cannot drag in half the tenant; BM25 is then computed over them.
-2. **Vector.** Plan by tenant size and share of the table (``_uses_hnsw``,
+2. **Vector.** Plan by tenant size and share of the graph (``_uses_hnsw``,
    MEASURED.md): a tenant with at most ``EXACT_SCAN_MAX_CHUNKS`` chunks is searched
    exactly, over its vectors held in process memory (``knowledge.vector_cache``, keyed
    by the corpus version) or, with filters or the cache off, by a scan through the
    tenant b-tree (the ``+ 0`` in ORDER BY keeps the planner off the HNSW index, whose
-   global graph returns short or empty results for a small tenant). A mid-size tenant
-   (up to ``MEMORY_EXACT_MAX_CHUNKS``) that is a small share of the table is searched
-   in memory too, if the cache can hold it; any other tenant goes through HNSW with
-   ``iterative_scan = relaxed_order`` and a larger ``ef_search``.
+   graph returns short or empty results for a small tenant). Only the chunks of tenants
+   past ``EXACT_SCAN_MAX_CHUNKS`` are in the HNSW graph (``Chunk.in_hnsw``, the index's
+   condition). A mid-size tenant (up to ``MEMORY_EXACT_MAX_CHUNKS``) that is a small share
+   of the graph is searched in memory too, if the cache can hold it; any other tenant
+   goes through HNSW with ``iterative_scan = relaxed_order`` and a larger ``ef_search``.
    If HNSW still returns fewer rows than asked, the exact scan answers instead,
    so a tenant holding k chunks always gets k hits.
 
@@ -51,15 +52,14 @@ logger = logging.getLogger(__name__)
 RELEVANCE_THRESHOLD: float = ranking.RELEVANCE_THRESHOLD
 
 EXACT_SCAN_MAX_CHUNKS = 10_000  # up to this a tenant's vector search is exact (in memory if the cache holds it)
-# Above EXACT_SCAN_MAX_CHUNKS, a tenant holding less than HNSW_MIN_SHARE of the table's chunks is still searched exactly
-# in memory, up to this size, if its vectors take at most a quarter of the cache. The global HNSW graph serves such a
-# tenant badly: most of what the scan meets belongs to others (200k chunks; 10k-chunk tenant: p50 15 ms, recall@10 0.91;
-# 25k: 6.7 ms; 50k at 25%: 3.3 ms, 100k at 50%: 2.3-3.8 ms), while a matrix product takes 0.6 / 1.4 / 3.4 / 10.5 ms.
+# Above EXACT_SCAN_MAX_CHUNKS, a tenant holding less than HNSW_MIN_SHARE of the graph's chunks is still searched exactly
+# in memory, up to this size, if its vectors take at most a quarter of the cache. The HNSW graph serves such a tenant
+# badly: most of what the scan meets belongs to others (a graph of 200k chunks; 10k-chunk tenant: p50 15 ms, recall@10
+# 0.91; 25k: 6.7 ms; 50k at 25%: 3.3 ms, 100k at 50%: 2.3-3.8 ms), while a matrix product takes 0.6 / 1.4 / 3.4 /
+# 10.5 ms.
 MEMORY_EXACT_MAX_CHUNKS = 50_000
 HNSW_MIN_SHARE = 0.25
-# 100, not 200: on the speed benchmark's 50% tenant (five runs each, 200 queries) hybrid p95 8.7-9.6 ms against
-# 9.8-11.7, vector recall@10 0.980-1.000 against 1.000 (0-4 of 200 searches under 0.5 recall against 0).
-HNSW_EF_SEARCH = 100
+HNSW_EF_SEARCH = 200
 KEYWORD_CANDIDATE_BUDGET = 300  # at most this many chunks are BM25-scored per query
 # A term in more chunks than this never picks candidates: the GIN scan builds the whole
 # posting list before LIMIT applies (2 ms at 3k postings, 6-16 ms at 10k-56k in a 100k
@@ -111,25 +111,26 @@ def _from_sql(filter_sql: str) -> str:
     return f"knowledge_chunk c{join}"
 
 
-def _corpus_stats(cur, tenant_id: str, terms: list[str],
-                  ef_search: int) -> tuple[int, float, dict[str, int], int, int]:
-    """N, avgdl, the query terms' document frequencies, the corpus version and the chunk
-    table's size as last estimated by ANALYZE (for the vector plan), in one round trip, which also
+def _corpus_stats(cur, tenant_id: str, terms: list[str], ef_search: int) -> tuple:
+    """N, avgdl, the query terms' document frequencies, the corpus version, whether the
+    tenant's chunks are in the HNSW graph and the graph's size as last estimated by
+    (auto)vacuum or ANALYZE (for the vector plan), in one round trip, which also
     sets the session's HNSW scan settings (used only if the tenant is big enough). Set for
     the session, not the transaction: only HNSW scans read them, every search sets them
     first, and a transaction of its own would cost two round trips (BEGIN, COMMIT)."""
     cur.execute(
         "SELECT s.chunk_count, s.token_total, s.version, (SELECT coalesce(json_object_agg(t.term, t.df), '{}') "
         "FROM knowledge_term t WHERE t.tenant_id = s.tenant_id AND t.term = ANY(%s) AND t.df > 0)::text, "
-        "(SELECT c.reltuples::bigint FROM pg_class c WHERE c.oid = 'knowledge_chunk'::regclass), "
+        "s.in_hnsw, (SELECT i.reltuples::bigint FROM pg_class i WHERE i.oid = to_regclass('kb_chunk_embedding_hnsw')), "
         "set_config('hnsw.iterative_scan', 'relaxed_order', false), set_config('hnsw.ef_search', %s, false) "
         "FROM knowledge_corpusstats s WHERE s.tenant_id = %s",
         [terms, str(ef_search), tenant_id],
     )
     row = cur.fetchone()
     if not row or not row[0]:
-        return 0, 0.0, {}, 0, 0
-    return int(row[0]), row[1] / row[0], json.loads(row[3]), int(row[2]), max(int(row[4] or 0), 0)
+        return 0, 0.0, {}, 0, False, 0
+    return (int(row[0]), row[1] / row[0], json.loads(row[3]), int(row[2]), bool(row[4]),
+            max(int(row[5] or 0), 0))
 
 
 def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
@@ -277,7 +278,8 @@ def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) 
 def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
     # iterative_scan and ef_search were set by _corpus_stats, for this session
     sql = (f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count "
-           f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s")
+           f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s AND c.in_hnsw{filter_sql} "
+           f"ORDER BY c.embedding <=> %b LIMIT %s")
     return _nearest(cur, sql, [qvec, tenant_id, *filter_params, qvec, limit], tenant_id, qvec, also)
 
 
@@ -295,17 +297,22 @@ def _in_memory(cur, tenant_id: str, version: int, n: int, dims: int) -> vector_c
     return entry
 
 
-def _uses_hnsw(n: int, total: int, dims: int, filtered: bool) -> bool:
-    """Whether a tenant of ``n`` chunks, in a table of about ``total``, is searched through the
-    HNSW index (else exactly). A mid-size tenant that is a small share of the table stays exact
-    when it can be held in memory; with filters, or when the cache is off or too small for it,
-    it goes through HNSW (an exact scan in PostgreSQL reads ~0.85 us a row: 40 ms at 50k)."""
-    if n <= EXACT_SCAN_MAX_CHUNKS:
+def _uses_hnsw(n: int, in_graph: bool, graph: int, dims: int, filtered: bool, tenant_id: str = "") -> bool:
+    """Whether a tenant of ``n`` chunks is searched through the HNSW index (else exactly).
+    Only a tenant whose chunks are in the graph (``in_graph``: it grew past
+    ``EXACT_SCAN_MAX_CHUNKS``) can be. One that is less than ``HNSW_MIN_SHARE`` of the graph's
+    ``graph`` chunks stays exact, in memory, while the cache holds its vectors or has room for
+    them: loading them evicts nothing (mid-size tenants taking turns would otherwise evict
+    each other and reload ~8 ms per 1,000 chunks on every search, where HNSW takes 7-15 ms).
+    With filters, or when the cache is off, too small or full, it goes through HNSW (an exact
+    scan in PostgreSQL reads ~0.85 us a row: 40 ms at 50k)."""
+    if n <= EXACT_SCAN_MAX_CHUNKS or not in_graph:
         return False
-    if filtered or n > MEMORY_EXACT_MAX_CHUNKS or n >= HNSW_MIN_SHARE * max(total, n):
+    if filtered or n > MEMORY_EXACT_MAX_CHUNKS or n >= HNSW_MIN_SHARE * max(graph, n):
         return True
     cache = vector_cache.get_cache()
-    return cache is None or not cache.would_hold(n, dims, share=0.25)
+    return (cache is None or not cache.would_hold(n, dims, share=0.25)
+            or not cache.fits_beside(tenant_id, vector_cache.entry_bytes(n, dims)))
 
 
 def _vector_candidates(cur, tenant_id, qvec, limit, hnsw: bool, filter_sql, filter_params,
@@ -359,8 +366,8 @@ def _hnsw_beside(sent: contextlib.ExitStack, tenant_id, qvec, limit, ef_search, 
     search terms only (the text of the winners comes from this connection: the detail
     columns and the documents join cost the side query ~1 ms)."""
     query = send_beside(
-        f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count "
-        f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s",
+        f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count FROM {_from_sql(filter_sql)} "
+        f"WHERE c.tenant_id = %s AND c.in_hnsw{filter_sql} ORDER BY c.embedding <=> %b LIMIT %s",
         [qvec, tenant_id, *filter_params, qvec, limit],
         # set once per connection (ef_search is the same for every k up to MAX_K)
         session={"hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": str(ef_search)},
@@ -452,11 +459,11 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
         beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
     with sent, vector_cursor() as cur:
         looked_up = list(dict.fromkeys([*terms, *(o for t in terms for o in analysis.synonyms(t, own_synonyms))]))
-        n, avgdl, known, version, total = _corpus_stats(cur, tenant_id, looked_up, ef_search)
+        n, avgdl, known, version, in_graph, graph = _corpus_stats(cur, tenant_id, looked_up, ef_search)
         if n == 0:
             return []
         dims = len(qvec) if qvec is not None else embedder.dimensions
-        hnsw = _uses_hnsw(n, total, dims, bool(filter_sql))
+        hnsw = _uses_hnsw(n, in_graph, graph, dims, bool(filter_sql), tenant_id)
         if len(_tenant_plans) > 100_000:
             _tenant_plans.clear()
         if not filter_sql:  # only an unfiltered search runs beside

@@ -35,8 +35,8 @@ from psycopg.types.json import Jsonb
 
 from agent_project.errors import ApiError
 from agent_project.lib.embeddings import EmbeddingError, get_embedder
-from knowledge import analysis
-from knowledge.db import HNSW_MAX_DIMENSIONS, copy_chunks, stored_dimensions, vector_cursor
+from knowledge import analysis, selectors
+from knowledge.db import HNSW_INDEX_SQL, HNSW_MAX_DIMENSIONS, copy_chunks, stored_dimensions, vector_cursor
 from knowledge.ingestion.chunking import ChunkDraft, chunk_sections
 from knowledge.ingestion.parsers import (DocumentError, ParseTimeout, Section, file_type_of, parse_file, preflight,
                                          split_markdown)
@@ -163,19 +163,33 @@ def analyse_chunks(prepared: PreparedChunks) -> PreparedChunks:
     return prepared
 
 
-def _lock_stats(cur, tenant_id: str) -> None:
+def _lock_stats(cur, tenant_id: str) -> tuple[int, bool]:
     """Lock the tenant's statistics row (made if missing) for the rest of the transaction.
     Every write of a tenant's chunks takes it first, before any term row: writers of one
     tenant then queue here instead of locking term rows in different orders (two
     concurrent updates of different entries deadlocked: each removed its old terms, the
     other's new ones, then waited for the statistics row). The order is: key locks
-    (``_lock_keys``), document rows, this row, term rows."""
-    cur.execute("SELECT 1 FROM knowledge_corpusstats WHERE tenant_id = %s FOR UPDATE", [tenant_id])
-    if cur.fetchone() is None:
+    (``_lock_keys``), document rows, this row, term rows. Returns the tenant's chunk count
+    and whether its chunks are in the HNSW graph."""
+    sql = "SELECT chunk_count, in_hnsw FROM knowledge_corpusstats WHERE tenant_id = %s FOR UPDATE"
+    cur.execute(sql, [tenant_id])
+    row = cur.fetchone()
+    if row is None:
         cur.execute("INSERT INTO knowledge_corpusstats (tenant_id, chunk_count, token_total) VALUES (%s, 0, 0) "
                     "ON CONFLICT (tenant_id) DO NOTHING", [tenant_id])
         # a fresh statement sees the row a concurrent first write may have inserted instead
-        cur.execute("SELECT 1 FROM knowledge_corpusstats WHERE tenant_id = %s FOR UPDATE", [tenant_id])
+        cur.execute(sql, [tenant_id])
+        row = cur.fetchone()
+    return int(row[0]), bool(row[1])
+
+
+def _join_graph(cur, tenant_id: str) -> None:
+    """Put all of the tenant's chunks into the HNSW graph, once, when it grows past
+    ``selectors.EXACT_SCAN_MAX_CHUNKS`` (call after ``_lock_stats``): ~1 ms a chunk of graph
+    inserts, ~10 s at 10,000, paid by the write that crosses. Its searches may go through
+    the graph from then on."""
+    cur.execute("UPDATE knowledge_chunk SET in_hnsw = true WHERE tenant_id = %s AND NOT in_hnsw", [tenant_id])
+    cur.execute("UPDATE knowledge_corpusstats SET in_hnsw = true WHERE tenant_id = %s", [tenant_id])
 
 
 def _apply_stats(cur, tenant_id: str, removed_texts, added_texts) -> None:
@@ -258,15 +272,19 @@ def _write_chunks(tenant_id: str, stored: list[tuple[Document, PreparedChunks]])
     if not stored:
         return
     with connection.cursor() as wrapper:
-        _lock_stats(wrapper.cursor, tenant_id)
+        count, in_hnsw = _lock_stats(wrapper.cursor, tenant_id)
         removed = _remove_chunks_of(wrapper.cursor, tenant_id, [document.pk for document, _ in stored])
+        added = sum(len(prepared.drafts) for _, prepared in stored)
+        if not in_hnsw and count - len(removed) + added > selectors.EXACT_SCAN_MAX_CHUNKS:
+            _join_graph(wrapper.cursor, tenant_id)  # before the COPY: the new rows go in with the flag
+            in_hnsw = True
         rows = (
             (tenant_id, document.pk, position, draft.text, token_count, Jsonb(draft.provenance),
              prepared.vectors[position], prepared.embedding_model, search_text)
             for document, prepared in stored
             for position, (draft, (search_text, token_count)) in enumerate(zip(prepared.drafts, prepared.analysed))
         )
-        copy_chunks(rows)
+        copy_chunks(rows, in_hnsw=in_hnsw)
         _apply_stats(wrapper.cursor, tenant_id, removed, (a[0] for _, prepared in stored for a in prepared.analysed))
 
 
@@ -844,19 +862,22 @@ def _entry_unchanged(existing: Document | None, checksum: str) -> bool:
 
 
 def _entry_documents(tenant, keyed: list[tuple[dict, str, str | None]], lock: bool = False) -> dict:
-    """{entry key: document} for the entries' keys (``lock``: FOR UPDATE, in a transaction)."""
+    """{entry key: document} for the entries' keys (``lock``: FOR UPDATE, in a transaction).
+    A document found by both lookups is one object: what an entry changes in it, a later
+    entry reaching it by the other key sees (two copies of one row, the second saved last,
+    had written the first's stale content back over an update whose chunks were written)."""
     external_ids = [external_id for _, _, external_id in keyed if external_id]
     checksums = [checksum for _, checksum, external_id in keyed if not external_id]
-    found = {}
+    found, by_pk = {}, {}
     if external_ids:
         by_external = Document.objects.filter(tenant=tenant, external_id__in=external_ids)
         for document in (by_external.select_for_update() if lock else by_external):
-            found[("external", document.external_id)] = document
+            found[("external", document.external_id)] = by_pk.setdefault(document.pk, document)
     if checksums:
         by_content = Document.objects.filter(tenant=tenant, checksum__in=checksums, source_kind=Document.Source.ENTRY,
                                              status=Document.Status.READY)
         for document in (by_content.select_for_update() if lock else by_content):  # newest first, as .first()
-            found.setdefault(("checksum", document.checksum), document)
+            found.setdefault(("checksum", document.checksum), by_pk.setdefault(document.pk, document))
     return found
 
 
@@ -966,8 +987,7 @@ def vectors_resize(*, batch_size: int = 256, progress=None) -> tuple[int, int, i
                     f"FROM {RESIZE_STAGING} s WHERE s.id = c.id")
         cur.execute("ALTER TABLE knowledge_chunk ALTER COLUMN embedding SET NOT NULL")
         cur.execute("ALTER TABLE knowledge_chunk ALTER COLUMN embedding SET STORAGE MAIN")  # as migration 0002
-        cur.execute("CREATE INDEX kb_chunk_embedding_hnsw ON knowledge_chunk USING hnsw (embedding vector_cosine_ops) "
-                    "WITH (m = 16, ef_construction = 64)")  # as the model's HnswIndex
+        cur.execute(HNSW_INDEX_SQL)  # as the model's HnswIndex
         cur.execute("UPDATE knowledge_corpusstats SET version = nextval('knowledge_corpus_version_seq')")
         cur.execute(f"DROP TABLE {RESIZE_STAGING}")
     _matching_dimensions.clear()
@@ -1049,9 +1069,12 @@ def stats_rebuild(*, tenant) -> StatsCheck:
                 "UPDATE knowledge_corpusstats s SET chunk_count = c.n, token_total = c.tokens, "
                 "version = nextval('knowledge_corpus_version_seq') FROM (SELECT count(*) AS n, "
                 "coalesce(sum(token_count), 0) AS tokens FROM knowledge_chunk WHERE tenant_id = %s) c "
-                "WHERE s.tenant_id = %s",
+                "WHERE s.tenant_id = %s RETURNING s.chunk_count, s.in_hnsw",
                 [tenant.pk, tenant.pk],
             )
+            count, in_hnsw = cur.fetchone()
+            if in_hnsw or count > selectors.EXACT_SCAN_MAX_CHUNKS:
+                _join_graph(cur, tenant.pk)  # any chunk that missed the flag (it costs one scan of the tenant's)
     return before
 
 

@@ -2,7 +2,7 @@
 without a database scan.
 
 A tenant on the exact plan (up to ``selectors.EXACT_SCAN_MAX_CHUNKS``, or up to
-``selectors.MEMORY_EXACT_MAX_CHUNKS`` for a small share of the table) is searched here
+``selectors.MEMORY_EXACT_MAX_CHUNKS`` for a small share of the HNSW graph) is searched here
 instead of by PostgreSQL, when its vectors fit (``VectorCache.would_hold``): the
 scan read every one of the tenant's rows for each query (3.4 ms for 4,000 chunks on
 this machine, ~0.85 us a row, most of it heap access), while one matrix product over
@@ -127,6 +127,13 @@ class VectorCache:
         """Whether ``n`` vectors of ``dims`` fit in ``share`` of the budget. An entry bigger than
         the budget is never kept (it would be loaded again for every search)."""
         return entry_bytes(n, dims) <= share * self.max_bytes
+
+    def fits_beside(self, tenant_id: str, nbytes: int) -> bool:
+        """Whether an entry of ``nbytes`` for the tenant fits next to what is held now (its own
+        older entry counted as free), evicting nothing."""
+        with self._lock:
+            old = self._entries.get(tenant_id)
+            return self._bytes - (old.nbytes if old is not None else 0) + nbytes <= self.max_bytes
 
     def clear(self) -> None:
         with self._lock:

@@ -533,6 +533,11 @@ class GeminiChatModel:
         except _CONNECT_ERRORS as exc:
             raise LLMUnavailable(f"Gemini could not be reached ({exc.__class__.__name__})", provider=self.provider,
                                  model=model) from exc
+        except ValueError as exc:
+            # A 200 the SDK cannot read: not JSON (UnknownApiResponseError) or not its schema (pydantic's
+            # ValidationError, a ValueError too). The model gave no usable answer; no retry will read it either.
+            raise LLMError(f"Gemini sent an answer that could not be read ({exc.__class__.__name__})",
+                           provider=self.provider, model=model) from exc
 
     def _with_fallback(self, attempt):
         last: LLMError | None = None
@@ -642,6 +647,16 @@ class GeminiChatModel:
 
 
 # --- OpenAI-compatible ----------------------------------------------------------
+
+def _content_text(content) -> str:
+    """A message's ``content``: a string, or (as some servers send it) a list of parts whose
+    ``text`` parts make the reply; anything else is not an answer (ValueError)."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
+        return "".join(part["text"] for part in content if isinstance(part.get("text"), str))
+    raise ValueError(f"content is a {type(content).__name__}")
+
 
 class OpenAICompatibleChatModel:
     """``POST {base_url}/chat/completions`` as OpenAI documents it; Ollama, vLLM and most
@@ -755,7 +770,7 @@ class OpenAICompatibleChatModel:
         try:
             data = response.json()
             choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
+            text = _content_text(choice["message"].get("content"))
             calls = [ToolRequest(id=c.get("id") or f"call-{i + 1}", name=c["function"]["name"],
                                  arguments=_json_arguments(c["function"].get("arguments")))
                      for i, c in enumerate(choice["message"].get("tool_calls") or [])]
@@ -810,7 +825,7 @@ class OpenAICompatibleChatModel:
                     usage = event.get("usage") or usage
                     for choice in event.get("choices") or []:
                         delta = choice.get("delta") or {}
-                        piece = delta.get("content") or ""
+                        piece = _content_text(delta.get("content"))
                         if piece:
                             text += piece
                             yield piece
@@ -934,7 +949,7 @@ class ObservedChatModel:
             self._observe(started, exc.__class__.__name__.removeprefix("LLM").lower() or "error")
             raise
         self._observe(started, "ok", result)
-        return result
+        return _storable_completion(result)
 
     def stream(self, **kwargs) -> Iterator[str | Completion]:
         started = time.perf_counter()
@@ -942,10 +957,32 @@ class ObservedChatModel:
             for item in self._inner.stream(**kwargs):
                 if isinstance(item, Completion):
                     self._observe(started, "ok", item)
+                    item = _storable_completion(item)
+                else:
+                    item = storable_text(item)
                 yield item
         except LLMError as exc:
             self._observe(started, exc.__class__.__name__.removeprefix("LLM").lower() or "error")
             raise
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """The model's text without what PostgreSQL cannot store: NUL and unpaired surrogates (half of
+    an emoji a provider split). Either had made the reply's INSERT fail after the model answered."""
+    return _UNSTORABLE.sub("", text) if text else text
+
+
+def _storable_completion(completion: Completion) -> Completion:
+    """The completion as a message row can hold it: storable text and model name, token counts
+    of at least 0 (a provider's odd negative count broke the row's check after a good reply)."""
+    completion.text = storable_text(completion.text)
+    completion.model = storable_text(completion.model or "")
+    completion.prompt_tokens = max(0, int(completion.prompt_tokens or 0))
+    completion.completion_tokens = max(0, int(completion.completion_tokens or 0))
+    return completion
 
 
 def model_label() -> dict:

@@ -405,10 +405,10 @@ def test_a_delete_while_another_entry_is_rewritten_does_not_deadlock(tenant_a, s
     writing = threading.Event()
     copy = services.copy_chunks
 
-    def slow_copy(rows):  # a COPY into a big HNSW graph takes this long anyway
+    def slow_copy(rows, **kwargs):  # a COPY into a big HNSW graph takes this long anyway
         writing.set()
         time.sleep(0.3)
-        return copy(rows)
+        return copy(rows, **kwargs)
 
     monkeypatch.setattr(services, "copy_chunks", slow_copy)
     errors = []
@@ -546,3 +546,26 @@ def test_new_entries_are_inserted_in_one_statement_with_their_fields(client_a, t
         assert Chunk.objects.filter(document=documents[7]).get().text == "Produk 7\nProduk nomor 7 tersedia."
     assert [r["id"] for r in response.json()["results"]] == [d.pk for d in documents]
     assert {r["action"] for r in response.json()["results"]} == {"created"}
+
+
+def test_an_entry_updated_by_external_id_then_its_old_content_in_one_call(tenant_a, scoped):
+    """The document is reached twice in one call, by its external_id and by its (old) content: one
+    object, so the second entry sees the first's change and stores the old content anew (found in
+    review: a second copy of the row was saved over the update, leaving row and chunks apart)."""
+    from knowledge.services import entries_upsert, stats_check
+
+    with scoped(tenant_a):
+        entries_upsert(tenant=tenant_a, entries=[{"title": "Jam", "content": "Buka jam sembilan.",
+                                                   "external_id": "jam"}])
+        results = entries_upsert(tenant=tenant_a, entries=[
+            {"title": "Jam", "content": "Buka jam sepuluh.", "external_id": "jam"},
+            {"title": "Jam", "content": "Buka jam sembilan.", "tags": ["lama"]},
+        ])
+        assert [r["action"] for r in results] == ["updated", "created"]
+        updated = Document.objects.get(external_id="jam")
+        assert updated.content == "Buka jam sepuluh." and updated.tags == []
+        assert [c.text for c in Chunk.objects.filter(document=updated)] == ["Jam\nBuka jam sepuluh."]
+        old = Document.objects.get(external_id=None)
+        assert old.content == "Buka jam sembilan." and old.tags == ["lama"]
+        assert [c.text for c in Chunk.objects.filter(document=old)] == ["Jam\nBuka jam sembilan."]
+        assert stats_check(tenant=tenant_a).ok

@@ -281,7 +281,8 @@ def test_resize_gives_the_column_the_new_size_and_re_embeds_everything(
     assert stored_dimensions() == 512
     with connection.cursor() as cur:
         cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'kb_chunk_embedding_hnsw'")
-        assert "hnsw (embedding vector_cosine_ops)" in cur.fetchone()[0]
+        indexdef = cur.fetchone()[0]
+        assert "hnsw (embedding vector_cosine_ops)" in indexdef and indexdef.endswith("WHERE in_hnsw")
         cur.execute("SELECT attstorage FROM pg_attribute WHERE attrelid = 'knowledge_chunk'::regclass "
                     "AND attname = 'embedding'")
         assert cur.fetchone()[0] == "m"

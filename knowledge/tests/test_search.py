@@ -193,8 +193,9 @@ def test_filters_by_tags_and_document(tenant_a, scoped):
 
 
 def _make_big(monkeypatch):
-    """The plan switches on size and share of the table; lowering the thresholds makes a small
-    tenant "big" (a share of 0: HNSW whatever the table's statistics say)."""
+    """The plan switches on size and share of the graph; lowering the thresholds makes a small
+    tenant "big" (a share of 0: HNSW whatever the index's statistics say). Before loading:
+    the write that takes a tenant past the size puts its chunks into the graph."""
     monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
     monkeypatch.setattr(selectors, "HNSW_MIN_SHARE", 0.0)
 
@@ -208,20 +209,21 @@ def test_big_tenant_goes_through_hnsw_and_still_returns_k(tenant_a, scoped, monk
     assert hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
 
 
-@pytest.mark.parametrize("n, total, filtered, cache_mb, hnsw", [
-    (10_000, 10_000, False, 256, False),  # small: exact, whatever its share
-    (10_000, 10_000, True, 256, False),
-    (20_000, 200_000, False, 256, False),  # a tenth of the table: in memory
-    (20_000, 60_000, False, 256, True),  # a third of it: HNSW
-    (20_000, 200_000, True, 256, True),  # filters (no memory plan): HNSW, not a 20k-row scan
-    (20_000, 200_000, False, 0, True),  # cache off
-    (20_000, 200_000, False, 64, True),  # 33 MB: more than a quarter of the cache
-    (60_000, 2_000_000, False, 4096, True),  # above MEMORY_EXACT_MAX_CHUNKS
-    (20_000, 0, False, 256, True),  # the table never analysed: its size is the tenant's
+@pytest.mark.parametrize("n, in_graph, graph, filtered, cache_mb, hnsw", [
+    (10_000, True, 10_000, False, 256, False),  # small: exact, whatever its share
+    (10_000, True, 10_000, True, 256, False),
+    (20_000, False, 0, True, 256, False),  # not in the graph (yet): exact, even with filters
+    (20_000, True, 200_000, False, 256, False),  # a tenth of the graph: in memory
+    (20_000, True, 60_000, False, 256, True),  # a third of it: HNSW
+    (20_000, True, 200_000, True, 256, True),  # filters (no memory plan): HNSW, not a 20k-row scan
+    (20_000, True, 200_000, False, 0, True),  # cache off
+    (20_000, True, 200_000, False, 64, True),  # 33 MB: more than a quarter of the cache
+    (60_000, True, 2_000_000, False, 4096, True),  # above MEMORY_EXACT_MAX_CHUNKS
+    (20_000, True, 0, False, 256, True),  # the index's size never estimated: the tenant's own
 ])
-def test_the_vector_plan_follows_size_and_share_of_the_table(settings, n, total, filtered, cache_mb, hnsw):
+def test_the_vector_plan_follows_size_and_share_of_the_graph(settings, n, in_graph, graph, filtered, cache_mb, hnsw):
     settings.KB_VECTOR_CACHE_MB = cache_mb
-    assert selectors._uses_hnsw(n, total, 384, filtered) is hnsw
+    assert selectors._uses_hnsw(n, in_graph, graph, 384, filtered) is hnsw
 
 
 def test_a_mid_size_tenant_small_in_the_table_is_searched_in_memory(tenant_a, tenant_b, scoped, monkeypatch):
@@ -232,13 +234,116 @@ def test_a_mid_size_tenant_small_in_the_table_is_searched_in_memory(tenant_a, te
     _load(tenant_b, scoped, entries=[(f"Produk {i}", f"Produk nomor {i} tersedia dalam warna {c}.") for i, c in
                                      enumerate(["merah", "biru", "hijau", "hitam", "putih"] * 8)])
     with connection.cursor() as cur:
-        cur.execute("ANALYZE knowledge_chunk")  # 45 chunks: a is 11% of the table, b 89%
+        cur.execute("ANALYZE knowledge_chunk")  # 45 chunks in the graph: a is 11% of it, b 89%
     with scoped(tenant_a):
         hits = selectors.chunk_search(tenant=tenant_a, query="berapa lama garansi elektronik?", k=5)
     assert len(hits) == 5 and hits[0].title == "Garansi produk" and hits[0].scores["plan"] == "memory"
     with scoped(tenant_b):
         hits = selectors.chunk_search(tenant=tenant_b, query="produk nomor 7 warna hitam", k=5)
     assert len(hits) == 5 and hits[0].title == "Produk 7" and hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
+
+
+def _graph(tenant_id):
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FILTER (WHERE in_hnsw), count(*) FROM knowledge_chunk WHERE tenant_id = %s",
+                    [tenant_id])
+        flagged, total = cur.fetchone()
+        cur.execute("SELECT in_hnsw FROM knowledge_corpusstats WHERE tenant_id = %s", [tenant_id])
+        row = cur.fetchone()
+    return flagged, total, bool(row and row[0])
+
+
+def test_only_the_chunks_of_tenants_past_the_exact_plan_are_in_the_hnsw_graph(tenant_a, tenant_b, scoped,
+                                                                             monkeypatch):
+    from django.db import connection
+
+    from knowledge.services import document_delete, stats_rebuild
+
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 3)
+    _load(tenant_a, scoped, entries=FAQ[:3])
+    _load(tenant_b, scoped, entries=[("Garansi B", "Garansi elektronik toko B berlaku 24 bulan.")])
+    assert _graph(tenant_a.pk) == (0, 3, False) and _graph(tenant_b.pk) == (0, 1, False)
+    _load(tenant_a, scoped, entries=FAQ[3:])  # 5 chunks: past 3, all of them join the graph
+    assert _graph(tenant_a.pk) == (5, 5, True) and _graph(tenant_b.pk) == (0, 1, False)
+    _load(tenant_a, scoped, entries=[("Kupon", "Kode kupon ZEBRA-777.")])  # written straight into it
+    assert _graph(tenant_a.pk) == (6, 6, True)
+    with scoped(tenant_a):
+        for document in Document.objects.exclude(title="Kupon"):
+            document_delete(document=document)
+    assert _graph(tenant_a.pk) == (1, 1, True)  # shrinking leaves it there (searched exactly again)
+    with connection.cursor() as cur:  # a chunk that missed its flag: the statistics rebuild repairs it
+        cur.execute("UPDATE knowledge_chunk SET in_hnsw = false WHERE tenant_id = %s", [tenant_a.pk])
+    stats_rebuild(tenant=tenant_a)
+    assert _graph(tenant_a.pk) == (1, 1, True)
+    stats_rebuild(tenant=tenant_b)
+    assert _graph(tenant_b.pk) == (0, 1, False)
+
+
+def test_a_tenant_outside_the_graph_is_searched_exactly_whatever_its_size(tenant_a, scoped, monkeypatch):
+    _load(tenant_a, scoped)  # 5 chunks, under the threshold when written: not in the graph
+    _make_big(monkeypatch)
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="berapa lama garansi elektronik?", k=5)
+        filtered = selectors.chunk_search(tenant=tenant_a, query="garansi", k=5, filters={"tags": []} | {
+            "document_ids": list(Document.objects.values_list("pk", flat=True))})
+    assert len(hits) == 5 and hits[0].title == "Garansi produk" and hits[0].scores["plan"] == "memory"
+    assert len(filtered) == 5 and filtered[0].scores["plan"] == "exact"
+
+
+def test_a_big_tenants_vector_query_uses_the_partial_hnsw_index(tenant_a, scoped, monkeypatch):
+    from django.db import connection
+
+    _make_big(monkeypatch)
+    _load(tenant_a, scoped)
+    with connection.cursor() as cur:
+        cur.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'kb_chunk_embedding_hnsw'")
+        assert cur.fetchone()[0].endswith("WHERE in_hnsw")
+        # A 5-row table: sorting it beats any index, unless sorting is off (then only an ordered index scan
+        # can answer, and it needs the query to imply the index's condition).
+        cur.execute("SET LOCAL enable_sort = off")
+        explain = ("EXPLAIN SELECT c.id FROM knowledge_chunk c WHERE c.tenant_id = %s{} "
+                   "ORDER BY c.embedding <=> (SELECT embedding FROM knowledge_chunk LIMIT 1) LIMIT 5")
+        cur.execute(explain.format(" AND c.in_hnsw"), [tenant_a.pk])
+        assert "Index Scan using kb_chunk_embedding_hnsw" in "\n".join(row[0] for row in cur.fetchall())
+        cur.execute(explain.format(""), [tenant_a.pk])
+        assert "kb_chunk_embedding_hnsw" not in "\n".join(row[0] for row in cur.fetchall())
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="garansi elektronik", k=5, methods=("vector",))
+    assert len(hits) == 5 and hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
+
+
+def test_mid_size_tenants_taking_turns_do_not_evict_each_other_from_memory(make_tenant, scoped, monkeypatch):
+    """Each under a quarter of the cache, five together over it: those that fit are loaded once and
+    stay; the one that does not goes through HNSW, instead of every search evicting another
+    tenant's vectors and reloading its own (found in review)."""
+    from django.db import connection
+
+    from knowledge import vector_cache
+
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)  # a 6-chunk tenant is "mid-size"
+    tenants = [make_tenant(f"mid-{i}") for i in range(5)]
+    for tenant in tenants:
+        _load(tenant, scoped, entries=[(f"{t} {tenant.pk}", c) for t, c in [*FAQ, ("Promo", "Diskon 20% member.")]])
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE knowledge_chunk")  # 30 chunks in the graph: each tenant is 20% of it
+    cache = vector_cache.VectorCache(max_bytes=int(4.5 * vector_cache.entry_bytes(6, 384)))
+    monkeypatch.setattr(vector_cache, "get_cache", lambda: cache)
+    loads = []
+    real_load = vector_cache.load
+    monkeypatch.setattr(vector_cache, "load", lambda cur, tenant_id: loads.append(tenant_id) or real_load(cur, tenant_id))
+    plans = {}
+    for _ in range(3):
+        for tenant in tenants:
+            with scoped(tenant):
+                hits = selectors.chunk_search(tenant=tenant, query="garansi elektronik", k=3)
+            assert hits[0].title.startswith("Garansi produk")
+            plans.setdefault(tenant.pk, []).append(hits[0].scores["plan"])
+    assert sorted(loads) == sorted(set(loads)) and len(loads) == 4  # each loaded once; four fit
+    # the fifth through HNSW (six chunks, under the pool of 30: its exact fallback answers)
+    assert sorted(p[0] for p in plans.values()) == ["exact-fallback"] + ["memory"] * 4
+    assert all(len(set(p)) == 1 for p in plans.values())  # and each keeps its plan
 
 
 def test_a_tenant_the_cache_cannot_hold_is_scanned_not_loaded_for_every_search(tenant_a, scoped, monkeypatch):
