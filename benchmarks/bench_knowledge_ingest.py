@@ -189,10 +189,11 @@ def main(argv=None) -> None:
     from django.db import connection
 
     with connection.cursor() as cur:
-        cur.execute("SELECT count(*) FROM knowledge_chunk")
-        in_table = cur.fetchone()[0]
+        cur.execute("SELECT count(*), count(*) FILTER (WHERE in_hnsw) FROM knowledge_chunk")
+        in_table, in_graph = cur.fetchone()
     print(f"embedder {embedder.name}, {len(files)} Markdown files, {len(texts)} chunks per round, "
-          f"{in_table} chunks already in the table (its HNSW index is updated on every insert)")
+          f"{in_table} chunks already in the table, {in_graph} of them in the HNSW graph (big tenants' only: "
+          f"a tenant this size is searched exactly, and its chunks stay out of the graph)")
     print(table(["", "chunks", "bare encode chunks/s", "one file at a time chunks/s", "overhead",
                  "kb_import chunks/s", "overhead"], rows))
     if times["encode_streams"]:

@@ -59,7 +59,11 @@ EXACT_SCAN_MAX_CHUNKS = 10_000  # up to this a tenant's vector search is exact (
 # 10.5 ms.
 MEMORY_EXACT_MAX_CHUNKS = 50_000
 HNSW_MIN_SHARE = 0.25
-HNSW_EF_SEARCH = 200
+# 100: with only big tenants in the graph (migration 0009; the benchmark's graph: its 50% and 10% tenants), the 50%
+# tenant's vector recall@10 was 0.975-0.995 at 100 (0.990-1.000 at 120-150, 1.000 at 200) and its hybrid p95
+# 9.6-9.8 ms against 10.0-10.4 (150) and 10.7-11.2 (200), two runs each. With every tenant in one graph, 100 had
+# given 0.93-0.97: there most of what a scan meets is other tenants' chunks.
+HNSW_EF_SEARCH = 100
 KEYWORD_CANDIDATE_BUDGET = 300  # at most this many chunks are BM25-scored per query
 # A term in more chunks than this never picks candidates: the GIN scan builds the whole
 # posting list before LIMIT applies (2 ms at 3k postings, 6-16 ms at 10k-56k in a 100k
