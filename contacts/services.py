@@ -337,6 +337,12 @@ def contact_delete(*, contact: Contact, actor: str = "", reason: str = "") -> Co
     tenant = contact.tenant
     with tenant_scope(tenant), transaction.atomic():
         contact_id = contact.pk
+        # The rows erased with it (its conversations) locked before the contact's own row: the order a chat
+        # turn takes them (conversations/store.py: the conversation, then the contact), or the two deadlocked.
+        for rel in Contact._meta.related_objects:
+            if rel.related_model._meta.label in ERASED_WITH_CONTACT:
+                list(rel.related_model._base_manager.select_for_update().filter(**{rel.field.name: contact_id})
+                     .order_by("pk").values_list("pk", flat=True))
         if not Contact.objects.select_for_update().filter(pk=contact_id).exists():
             # erased by a concurrent request since it was read: one erasure, one record
             raise ApiError(404, "contact_not_found", "No contact with that id (it was just erased).")

@@ -48,7 +48,7 @@ ABBREVIATIONS = frozenset(
 )
 _SENTENCE_PUNCT = re.compile(r"[.!?…]+[\"'”’)\]]*$")
 _LIST_MARKER = re.compile(r"^(?:[-*•]|\d{1,3}[.)]|[a-zA-Z][.)])$")
-_LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")  # not "2010." (a year ending a sentence)
+_LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")  # an inline list's item number (_inline_item); not "2010."
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)]|[a-zA-Z][.)])\s+\S")
 _INITIAL = re.compile(r"^[A-Z]\.$")
 _CURRENCY = frozenset({"rp", "rp.", "idr", "usd", "us$", "sgd"})
@@ -129,7 +129,7 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-def _ends_sentence(token: str, position: int) -> bool:
+def _ends_sentence(token: str, position: int, tokens: list[str] = ()) -> bool:
     if not _SENTENCE_PUNCT.search(token):
         return False
     bare = token.rstrip("\"'”’)]")
@@ -137,9 +137,19 @@ def _ends_sentence(token: str, position: int) -> bool:
         return False
     if position == 0 and _LIST_MARKER.match(bare):
         return False
-    if _LIST_NUMBER.match(bare):  # "langkah: 1. Buka ... 2. Pilih": the number starts an item, wherever it is
+    if _LIST_NUMBER.match(bare) and _inline_item(bare, position, tokens):
         return False
     return True
+
+
+def _inline_item(bare: str, position: int, tokens: list[str]) -> bool:
+    """Whether "2." starts an item of a list written inline ("langkah: 1. Buka … 2. Pilih … 3. Bayar."):
+    after a colon, or with its neighbour number in the same text. Otherwise it ends a sentence
+    ("Toko kami di lantai 2. Parkir gratis.")."""
+    if position > 0 and tokens[position - 1].endswith(":"):
+        return True
+    n, mark = int(bare[:-1]), bare[-1]
+    return f"{n + 1}{mark}" in tokens[position + 1:] or (n > 1 and f"{n - 1}{mark}" in tokens[:position])
 
 
 def _sentences(text: str) -> list[str]:
@@ -147,7 +157,7 @@ def _sentences(text: str) -> list[str]:
     sentences, current = [], []
     for position, token in enumerate(tokens):
         current.append(token)
-        if _ends_sentence(token, position):
+        if _ends_sentence(token, position, tokens):
             sentences.append(" ".join(current))
             current = []
     if current:

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from agent_project.errors import ApiError, error_body
 from agent_project.lib.llm import ChatModel, ChatTurn, Completion, LLMBlocked, LLMError, Passage, get_chat_model
-from contacts.services import contact_for_channel, contact_log_record
+from contacts.services import WHATSAPP, contact_for_channel, contact_log_record
 from conversations import prompts, store
 from conversations.bubbles import BubbleStream, limits_for, split_bubbles
 from conversations.models import Conversation, Message
@@ -209,7 +209,9 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
     # (conversations/store.py), else one ORM transaction that creates what is missing.
     stored = store.user_turn(tenant=tenant, channel=channel, user_id=user_id, content=newest, name=name,
                              now=timezone.now())
-    if stored is None:
+    if stored is None and not (channel == WHATSAPP and user_id.isdigit()):
+        # (A WhatsApp id is a phone number: its contact may exist already, imported by phone, and
+        # contact_for_channel below finds it; the one-statement first turn would make a second one.)
         first = store.first_turn(tenant=tenant, channel=channel, user_id=user_id, content=newest, name=name,
                                  now=timezone.now())
         stored = (*first, []) if first is not None else None

@@ -121,17 +121,25 @@ def followup_schedule(*, tenant: Tenant, contact_id: int | None = None, user_id:
             conversation = Conversation.objects.filter(pk=conversation_id).first()
             if conversation is None:
                 raise ApiError(404, "conversation_not_found", "No conversation with that id.")
+        requested_channel = channel
         contact, channel, user_id = _recipient(tenant=tenant, contact_id=contact_id, user_id=user_id,
                                                channel=channel, conversation=conversation)
         if contact.opted_out:
             raise ApiError(409, "contact_opted_out", "This contact has opted out of follow-ups.",
                            details={"contact_id": contact.pk})
-        if conversation is not None and (
-                (conversation.contact_id is not None and conversation.contact_id != contact.pk)
-                or (user_id and (conversation.channel, conversation.user_id) != (channel, user_id))):
-            # The AI would write to this customer from another one's conversation.
-            raise ApiError(409, "conversation_mismatch", "The conversation is another customer's, not the recipient's.",
-                           details={"conversation_id": conversation.pk, "contact_id": contact.pk})
+        if conversation is not None:
+            if conversation.contact_id is not None:
+                own = conversation.contact_id == contact.pk
+            else:  # not bound to a contact: its user must be one of the recipient's identities
+                own = ContactIdentity.objects.filter(contact=contact, channel=conversation.channel,
+                                                     external_id=conversation.user_id).exists()
+            if not own:  # the AI would write to this customer from another one's conversation
+                raise ApiError(409, "conversation_mismatch",
+                               "The conversation is another customer's, not the recipient's.",
+                               details={"conversation_id": conversation.pk, "contact_id": contact.pk})
+            if contact_id is not None and not requested_channel:
+                # the customer's own conversation names where to reach them (a contact with several identities)
+                channel, user_id = conversation.channel, conversation.user_id
         contact_hold(contact)  # not erased before this commits (its foreign key would fail there)
         if conversation is None and user_id:
             # The AI writes from the conversation so far: find it when the client did not name it.

@@ -1020,11 +1020,12 @@ class StatsCheck:
     token_total: tuple[int, int]
     terms_wrong: int  # terms whose stored df differs from the chunks' (missing or extra included)
     terms_total: int  # distinct terms in the chunks
+    outside_graph: int = 0  # chunks of a tenant in the HNSW graph (CorpusStats.in_hnsw) that are not in it
 
     @property
     def ok(self) -> bool:
         return self.chunk_count[0] == self.chunk_count[1] and self.token_total[0] == self.token_total[1] \
-            and not self.terms_wrong
+            and not self.terms_wrong and not self.outside_graph
 
 
 # The tenant's term document frequencies as its chunks have them (one row per distinct term of a chunk).
@@ -1039,8 +1040,13 @@ def stats_check(*, tenant) -> StatsCheck:
         cur.execute("SELECT count(*), coalesce(sum(token_count), 0) FROM knowledge_chunk WHERE tenant_id = %s",
                     [tenant.pk])
         true_count, true_tokens = cur.fetchone()
-        cur.execute("SELECT chunk_count, token_total FROM knowledge_corpusstats WHERE tenant_id = %s", [tenant.pk])
-        stored = cur.fetchone() or (0, 0)
+        cur.execute("SELECT chunk_count, token_total, in_hnsw FROM knowledge_corpusstats WHERE tenant_id = %s",
+                    [tenant.pk])
+        stored = cur.fetchone() or (0, 0, False)
+        outside = 0
+        if stored[2]:
+            cur.execute("SELECT count(*) FROM knowledge_chunk WHERE tenant_id = %s AND NOT in_hnsw", [tenant.pk])
+            outside = cur.fetchone()[0]
         cur.execute(
             f"WITH truth AS ({_TRUE_DF_SQL}), stored AS (SELECT term, df FROM knowledge_term WHERE tenant_id = %s "
             "AND df > 0) SELECT count(*) FILTER (WHERE truth.df IS DISTINCT FROM stored.df), count(truth.term) "
@@ -1048,7 +1054,8 @@ def stats_check(*, tenant) -> StatsCheck:
             [tenant.pk, tenant.pk],
         )
         wrong, total = cur.fetchone()
-    return StatsCheck((int(stored[0]), int(true_count)), (int(stored[1]), int(true_tokens)), int(wrong), int(total))
+    return StatsCheck((int(stored[0]), int(true_count)), (int(stored[1]), int(true_tokens)), int(wrong), int(total),
+                      int(outside))
 
 
 def stats_rebuild(*, tenant) -> StatsCheck:

@@ -259,7 +259,7 @@ def test_only_the_chunks_of_tenants_past_the_exact_plan_are_in_the_hnsw_graph(te
                                                                              monkeypatch):
     from django.db import connection
 
-    from knowledge.services import document_delete, stats_rebuild
+    from knowledge.services import document_delete, stats_check, stats_rebuild
 
     monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 3)
     _load(tenant_a, scoped, entries=FAQ[:3])
@@ -273,12 +273,37 @@ def test_only_the_chunks_of_tenants_past_the_exact_plan_are_in_the_hnsw_graph(te
         for document in Document.objects.exclude(title="Kupon"):
             document_delete(document=document)
     assert _graph(tenant_a.pk) == (1, 1, True)  # shrinking leaves it there (searched exactly again)
-    with connection.cursor() as cur:  # a chunk that missed its flag: the statistics rebuild repairs it
+    with connection.cursor() as cur:  # a chunk that lost its flag: the check sees it, the rebuild repairs it
         cur.execute("UPDATE knowledge_chunk SET in_hnsw = false WHERE tenant_id = %s", [tenant_a.pk])
+    check = stats_check(tenant=tenant_a)
+    assert check.outside_graph == 1 and not check.ok
     stats_rebuild(tenant=tenant_a)
-    assert _graph(tenant_a.pk) == (1, 1, True)
+    assert _graph(tenant_a.pk) == (1, 1, True) and stats_check(tenant=tenant_a).ok
     stats_rebuild(tenant=tenant_b)
     assert _graph(tenant_b.pk) == (0, 1, False)
+
+
+def test_any_writer_of_a_graph_tenants_chunk_puts_it_in_the_graph(tenant_a, tenant_b, scoped, monkeypatch):
+    """A chunk written without the flag (a process of the previous release after migration 0009, a bulk
+    load by hand) for a tenant in the graph is flagged by the trigger, so HNSW finds it (found in review:
+    it had been missing from the vector results, with nothing to report it)."""
+    from knowledge import services
+    from knowledge.db import copy_chunks
+
+    _make_big(monkeypatch)
+    _load(tenant_a, scoped, entries=[(f"Produk {i}", f"Produk nomor {i} tersedia dalam warna {c}.") for i, c in
+                                     enumerate(["merah", "biru", "hijau", "hitam", "putih"] * 8)])
+    _load(tenant_b, scoped, entries=FAQ[:2])  # in the graph too (two chunks, past 2 with the next write)
+    monkeypatch.setattr(services, "copy_chunks", lambda rows, **kwargs: copy_chunks(rows))  # no flag given
+    _load(tenant_a, scoped, entries=[("Garansi produk", "Garansi elektronik berlaku 12 bulan sejak pembelian.")])
+    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 10_000)
+    _load(tenant_b, scoped, entries=FAQ[2:3])  # not past the threshold now: stays out of the graph
+    assert _graph(tenant_a.pk) == (41, 41, True) and _graph(tenant_b.pk) == (0, 3, False)
+    _make_big(monkeypatch)
+    with scoped(tenant_a):
+        hits = selectors.chunk_search(tenant=tenant_a, query="Garansi elektronik berlaku 12 bulan sejak pembelian.",
+                                      k=5, methods=("vector",))
+    assert hits[0].title == "Garansi produk" and hits[0].scores["plan"] == "hnsw"
 
 
 def test_a_tenant_outside_the_graph_is_searched_exactly_whatever_its_size(tenant_a, scoped, monkeypatch):

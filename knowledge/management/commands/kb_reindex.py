@@ -45,7 +45,7 @@ class Command(BaseCommand):
             state = "matches its chunks" if check.ok else (
                 f"{verb}: chunks {check.chunk_count[0]} stored / {check.chunk_count[1]} actual, tokens "
                 f"{check.token_total[0]} / {check.token_total[1]}, {check.terms_wrong} of {check.terms_total} "
-                f"terms' frequencies")
+                f"terms' frequencies, {check.outside_graph} chunk(s) missing from the HNSW graph")
             self.stdout.write(f"{tenant.pk}: keyword statistics {state}")
         if options["check"] and drifted:
             sys.exit(1)
