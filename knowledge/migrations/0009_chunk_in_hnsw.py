@@ -6,7 +6,7 @@ neighbours were part of every big tenant's scan. The index now holds the chunks 
 ``in_hnsw`` is set: all of a tenant's, from the write that takes it past the threshold
 (``CorpusStats.in_hnsw``). Here the tenants already past it are flagged, between dropping the
 old index (so the flags cost no graph inserts) and building the new one: the build reads only
-their chunks. A trigger flags any row inserted for a tenant in the graph, whoever writes it.
+their chunks (migration 0010 adds a trigger that flags any row inserted for a tenant in the graph).
 
 The migration holds the chunk table locked (ACCESS EXCLUSIVE: searches wait too, not only writes)
 until it commits: dropping the index, flagging the big tenants' rows and building the new index
@@ -48,25 +48,6 @@ class Migration(migrations.Migration):
             "UPDATE knowledge_chunk c SET in_hnsw = true FROM knowledge_corpusstats s "
             "WHERE s.tenant_id = c.tenant_id AND s.in_hnsw",
             reverse_sql=migrations.RunSQL.noop,
-        ),
-        # Whatever writes a chunk (a process of the previous release still running after this migration, a
-        # bulk load by hand): a row of a tenant in the graph goes into the graph. The write path sets the flag
-        # itself; this catches any other writer, at one primary-key lookup per row written without it.
-        migrations.RunSQL(
-            """
-            CREATE FUNCTION knowledge_chunk_in_hnsw() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                IF NOT NEW.in_hnsw THEN
-                    NEW.in_hnsw := EXISTS (SELECT 1 FROM knowledge_corpusstats s
-                                           WHERE s.tenant_id = NEW.tenant_id AND s.in_hnsw);
-                END IF;
-                RETURN NEW;
-            END $$;
-            CREATE TRIGGER knowledge_chunk_in_hnsw BEFORE INSERT ON knowledge_chunk
-                FOR EACH ROW EXECUTE FUNCTION knowledge_chunk_in_hnsw();
-            """,
-            reverse_sql="DROP TRIGGER knowledge_chunk_in_hnsw ON knowledge_chunk; "
-                        "DROP FUNCTION knowledge_chunk_in_hnsw();",
         ),
         migrations.AddIndex(
             model_name='chunk',
