@@ -296,8 +296,11 @@ def _in_memory(cur, tenant_id: str, version: int, n: int, dims: int) -> vector_c
         return None
     entry = cache.get(tenant_id, version)
     if entry is None:
-        entry = vector_cache.load(cur, tenant_id)
-        cache.put(tenant_id, entry)
+        with cache.loading(tenant_id):  # one thread loads, the others wait for its entry
+            entry = cache.get(tenant_id, version)
+            if entry is None:
+                entry = vector_cache.load(cur, tenant_id)
+                cache.put(tenant_id, entry)
     return entry
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -101,6 +102,27 @@ class VectorCache:
         self._entries: OrderedDict[str, TenantVectors] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
+        self._loading: dict[str, tuple[threading.Lock, int]] = {}  # tenant -> (its load lock, threads using it)
+
+    @contextmanager
+    def loading(self, tenant_id: str):
+        """Held while a thread loads the tenant's vectors: the process's other threads searching that
+        tenant wait for its entry instead of each loading a copy (a new version after a write, met by
+        every web thread at once, had been loaded once per thread, past the cache's budget meanwhile)."""
+        with self._lock:
+            lock, users = self._loading.get(tenant_id, (None, 0))
+            lock = lock or threading.Lock()
+            self._loading[tenant_id] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._lock:
+                lock, users = self._loading[tenant_id]
+                if users == 1:
+                    del self._loading[tenant_id]
+                else:
+                    self._loading[tenant_id] = (lock, users - 1)
 
     def get(self, tenant_id: str, version: int) -> TenantVectors | None:
         with self._lock:

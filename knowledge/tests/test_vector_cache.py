@@ -88,3 +88,36 @@ def test_numpy_blas_runs_on_one_thread_once_the_cache_searches():
     # numpy's own OpenBLAS (the one the product uses; scipy, loaded later by other tests, has its own)
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas" and "numpy" in pool["filepath"]]
     assert blas and all(pool["num_threads"] == 1 for pool in blas)
+
+
+def test_threads_meeting_a_new_version_load_it_once(monkeypatch):
+    """Every web thread of a process searching a tenant just written to: one loads, the others wait for
+    its entry (each had loaded a copy, past the cache's budget meanwhile)."""
+    import threading
+    import time
+
+    from knowledge import selectors
+
+    cache = VectorCache(max_bytes=10 ** 9)
+    monkeypatch.setattr(vector_cache, "get_cache", lambda: cache)
+    loads = []
+
+    def slow_load(cur, tenant_id):
+        loads.append(tenant_id)
+        time.sleep(0.2)
+        return _entry(version=7)
+
+    monkeypatch.setattr(vector_cache, "load", slow_load)
+    start, found = threading.Barrier(4), []
+
+    def search():
+        start.wait()
+        found.append(selectors._in_memory(None, "tenant-a", 7, 50, 8))
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert loads == ["tenant-a"] and len(found) == 4 and len({id(entry) for entry in found}) == 1
+    assert cache._loading == {}  # the per-tenant load locks do not pile up
