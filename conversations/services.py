@@ -226,13 +226,22 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
             contact = contact_for_channel(tenant=tenant, channel=channel, external_id=user_id, name=name)
             conversation = conversation_for(tenant=tenant, channel=channel, user_id=user_id, contact=contact)
             stored_history = _stored_history(conversation) if len(messages) == 1 else []
-            user_message = Message.objects.create(tenant=tenant, conversation=conversation,
-                                                  role=Message.Role.USER, content=newest)
-            now = user_message.created_at
+            latest = conversation.messages.order_by("-created_at", "-id").first()
+            if (latest is not None and latest.role == Message.Role.USER and latest.error_code
+                    and latest.content == newest):
+                # the same message again after it got no reply: that turn is taken up (as store.user_turn does)
+                Message.objects.filter(pk=latest.pk).update(error_code="")
+                latest.error_code = ""
+                user_message, stored_history = latest, stored_history[:-1]
+                now = timezone.now()
+            else:
+                user_message = Message.objects.create(tenant=tenant, conversation=conversation,
+                                                      role=Message.Role.USER, content=newest)
+                now = user_message.created_at
+                contact_log_record(tenant=tenant, contact=contact, role="user", content=newest, channel=channel,
+                                   at=now, conversation_id=conversation.pk)
             Conversation.objects.filter(pk=conversation.pk).update(last_message_at=now, updated_at=now)
             conversation.last_message_at = now
-            contact_log_record(tenant=tenant, contact=contact, role="user", content=newest, channel=channel,
-                               at=now, conversation_id=conversation.pk)
     timings["store_user_ms"] = _ms(t)
 
     t = time.perf_counter()
