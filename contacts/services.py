@@ -337,12 +337,7 @@ def contact_delete(*, contact: Contact, actor: str = "", reason: str = "") -> Co
     tenant = contact.tenant
     with tenant_scope(tenant), transaction.atomic():
         contact_id = contact.pk
-        # The rows erased with it (its conversations) locked before the contact's own row: the order a chat
-        # turn takes them (conversations/store.py: the conversation, then the contact), or the two deadlocked.
-        for rel in Contact._meta.related_objects:
-            if rel.related_model._meta.label in ERASED_WITH_CONTACT:
-                list(rel.related_model._base_manager.select_for_update().filter(**{rel.field.name: contact_id})
-                     .order_by("pk").values_list("pk", flat=True))
+        _lock_conversations_of([contact_id])
         if not Contact.objects.select_for_update().filter(pk=contact_id).exists():
             # erased by a concurrent request since it was read: one erasure, one record
             raise ApiError(404, "contact_not_found", "No contact with that id (it was just erased).")
@@ -360,6 +355,20 @@ def contact_delete(*, contact: Contact, actor: str = "", reason: str = "") -> Co
                            details={"models": blocking}) from None
         return ContactDeletion.objects.create(tenant=tenant, contact_id=contact_id, actor=actor[:200],
                                               reason=reason[:500], removed=removed)
+
+
+def _lock_conversations_of(contact_ids: list[int]) -> None:
+    """Lock the contacts' conversations (``ERASED_WITH_CONTACT``), in id order, before their rows.
+
+    One order everywhere: a chat turn updates the conversation, then the contact
+    (conversations/store.py); an erasure or a merge that locked the contact first deadlocked
+    with it. ``FOR NO KEY UPDATE``, the lock that turn's UPDATE takes: it queues behind (or
+    ahead of) the turn, yet not behind a foreign key check (a follow-up holding the contact
+    while its deferred check reads the conversation at commit deadlocked with ``FOR UPDATE``)."""
+    for rel in Contact._meta.related_objects:
+        if rel.related_model._meta.label in ERASED_WITH_CONTACT:
+            list(rel.related_model._base_manager.select_for_update(no_key=True)
+                 .filter(**{f"{rel.field.name}__in": contact_ids}).order_by("pk").values_list("pk", flat=True))
 
 
 def _add_counts(total: dict[str, int], counts: Mapping[str, int]) -> None:
@@ -382,6 +391,7 @@ def contact_merge(*, target: Contact, source: Contact, actor: str = "") -> Conta
         raise ValueError("contacts of different tenants cannot be merged")
     tenant = target.tenant
     with tenant_scope(tenant), transaction.atomic():
+        _lock_conversations_of([source.pk])  # they move to the target: locked first, as everywhere
         # Lock both in id order so two opposite merges cannot deadlock.
         locked = {c.pk: c for c in Contact.objects.select_for_update().filter(pk__in=[target.pk, source.pk])
                   .order_by("pk")}

@@ -48,7 +48,6 @@ ABBREVIATIONS = frozenset(
 )
 _SENTENCE_PUNCT = re.compile(r"[.!?…]+[\"'”’)\]]*$")
 _LIST_MARKER = re.compile(r"^(?:[-*•]|\d{1,3}[.)]|[a-zA-Z][.)])$")
-_LIST_NUMBER = re.compile(r"^\d{1,2}[.)]$")  # an inline list's item number (_inline_item); not "2010."
 _LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d{1,3}[.)]|[a-zA-Z][.)])\s+\S")
 _INITIAL = re.compile(r"^[A-Z]\.$")
 _CURRENCY = frozenset({"rp", "rp.", "idr", "usd", "us$", "sgd"})
@@ -129,7 +128,7 @@ def _tokens(text: str) -> list[str]:
     return out
 
 
-def _ends_sentence(token: str, position: int, tokens: list[str] = ()) -> bool:
+def _ends_sentence(token: str, position: int, items: set[int] = frozenset()) -> bool:
     if not _SENTENCE_PUNCT.search(token):
         return False
     bare = token.rstrip("\"'”’)]")
@@ -137,27 +136,33 @@ def _ends_sentence(token: str, position: int, tokens: list[str] = ()) -> bool:
         return False
     if position == 0 and _LIST_MARKER.match(bare):
         return False
-    if _LIST_NUMBER.match(bare) and _inline_item(bare, position, tokens):
+    if position in items:  # "langkah: 1. Buka … 2. Pilih …": the number starts an item
         return False
     return True
 
 
-def _inline_item(bare: str, position: int, tokens: list[str]) -> bool:
-    """Whether "2." starts an item of a list written inline ("langkah: 1. Buka … 2. Pilih … 3. Bayar."):
-    after a colon, or with its neighbour number in the same text. Otherwise it ends a sentence
-    ("Toko kami di lantai 2. Parkir gratis.")."""
-    if position > 0 and tokens[position - 1].endswith(":"):
-        return True
-    n, mark = int(bare[:-1]), bare[-1]
-    return f"{n + 1}{mark}" in tokens[position + 1:] or (n > 1 and f"{n - 1}{mark}" in tokens[:position])
+def _inline_items(tokens: list[str]) -> set[int]:
+    """Positions of the numbers of lists written inline: "1." (or "1)") at the start or after a colon,
+    then "2.", "3.", … in order. Any other "2." ends its sentence ("… di lantai 2. Kamar … lantai 3.")."""
+    items: set[int] = set()
+    for start, token in enumerate(tokens):
+        if token in ("1.", "1)") and (start == 0 or tokens[start - 1].endswith(":")):
+            items.add(start)
+            want = 2
+            for position in range(start + 1, len(tokens)):
+                if tokens[position] == f"{want}{token[-1]}":
+                    items.add(position)
+                    want += 1
+    return items
 
 
 def _sentences(text: str) -> list[str]:
     tokens = _tokens(text)
+    items = _inline_items(tokens)
     sentences, current = [], []
     for position, token in enumerate(tokens):
         current.append(token)
-        if _ends_sentence(token, position, tokens):
+        if _ends_sentence(token, position, items):
             sentences.append(" ".join(current))
             current = []
     if current:

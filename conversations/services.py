@@ -27,7 +27,9 @@ from django.utils import timezone
 
 from agent_project.errors import ApiError, error_body
 from agent_project.lib.llm import ChatModel, ChatTurn, Completion, LLMBlocked, LLMError, Passage, get_chat_model
-from contacts.services import WHATSAPP, contact_for_channel, contact_log_record
+from contacts.models import Contact
+from contacts.normalize import InvalidValue, phone_normalize
+from contacts.services import WHATSAPP, contact_for_channel, contact_log_record, tenant_phone_region
 from conversations import prompts, store
 from conversations.bubbles import BubbleStream, limits_for, split_bubbles
 from conversations.models import Conversation, Message
@@ -35,6 +37,7 @@ from knowledge.analysis import text_language
 from knowledge.selectors import RELEVANCE_THRESHOLD, chunk_search
 from tenants import hours
 from tenants.models import Tenant
+from tenants.scoping import tenant_scope
 from tools.registry import result_for_model, tool_calls_run, tools_for
 
 logger = logging.getLogger(__name__)
@@ -193,6 +196,20 @@ def reply_locale(default: str, customer_turns: list[str]) -> str:
     return default
 
 
+def _known_by_phone(tenant: Tenant, channel: str, user_id: str) -> bool:
+    """Whether a new WhatsApp user (the id is the number) is a contact already, imported or created by
+    phone: then ``contact_for_channel`` must attach the identity to it (the one-statement first turn
+    would make a second contact, not opted out). Asked only on a customer's first message."""
+    if channel != WHATSAPP or not user_id.isdigit():
+        return False
+    try:
+        phone = phone_normalize("+" + user_id, tenant_phone_region(tenant))
+    except InvalidValue:
+        return False
+    with tenant_scope(tenant):
+        return Contact.objects.filter(tenant=tenant, phone=phone).exists()
+
+
 def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[ChatTurn],
                  locale: str | None = None, name: str = "") -> PreparedChat:
     """Store the user's turn and build the prompt. ``messages`` ends with the new user turn."""
@@ -209,9 +226,7 @@ def chat_prepare(*, tenant: Tenant, user_id: str, channel: str, messages: list[C
     # (conversations/store.py), else one ORM transaction that creates what is missing.
     stored = store.user_turn(tenant=tenant, channel=channel, user_id=user_id, content=newest, name=name,
                              now=timezone.now())
-    if stored is None and not (channel == WHATSAPP and user_id.isdigit()):
-        # (A WhatsApp id is a phone number: its contact may exist already, imported by phone, and
-        # contact_for_channel below finds it; the one-statement first turn would make a second one.)
+    if stored is None and not _known_by_phone(tenant, channel, user_id):
         first = store.first_turn(tenant=tenant, channel=channel, user_id=user_id, content=newest, name=name,
                                  now=timezone.now())
         stored = (*first, []) if first is not None else None

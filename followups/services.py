@@ -137,8 +137,10 @@ def followup_schedule(*, tenant: Tenant, contact_id: int | None = None, user_id:
                 raise ApiError(409, "conversation_mismatch",
                                "The conversation is another customer's, not the recipient's.",
                                details={"conversation_id": conversation.pk, "contact_id": contact.pk})
-            if contact_id is not None and not requested_channel:
-                # the customer's own conversation names where to reach them (a contact with several identities)
+            if contact_id is not None and not requested_channel and ContactIdentity.objects.filter(
+                    contact=contact, channel=conversation.channel, external_id=conversation.user_id).exists():
+                # the customer's own conversation names where to reach them (a contact with several identities),
+                # while that id is still theirs (an identity moved to another contact is not)
                 channel, user_id = conversation.channel, conversation.user_id
         contact_hold(contact)  # not erased before this commits (its foreign key would fail there)
         if conversation is None and user_id:

@@ -1,4 +1,4 @@
-"""(Found in review, now fixed.) Erasure (contact_delete now locks the contact FOR UPDATE first) vs a returning customer's chat
+"""(Found in review, now fixed.) Erasure (contact_delete, before the fix, locked the contact FOR UPDATE first) vs a returning customer's chat
 turn (store.user_turn: conversation row, then contact row)."""
 import threading
 import time
