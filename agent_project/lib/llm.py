@@ -40,6 +40,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from agent_project.lib import http
+from agent_project.limits import UNSTORABLE
 
 logger = logging.getLogger(__name__)
 
@@ -966,13 +967,10 @@ class ObservedChatModel:
             raise
 
 
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
 def storable_text(text: str) -> str:
     """The model's text without what PostgreSQL cannot store: NUL and unpaired surrogates (half of
     an emoji a provider split). Either had made the reply's INSERT fail after the model answered."""
-    return _UNSTORABLE.sub("", text) if text else text
+    return UNSTORABLE.sub("", text) if text else text  # the pattern the request limits refuse in bodies
 
 
 def _storable_completion(completion: Completion) -> Completion:
