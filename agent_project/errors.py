@@ -80,7 +80,7 @@ def api_exception_handler(exc, context):
         return Response(error_body(*_refused_body(exc)), status=413 if isinstance(exc, RequestDataTooBig) else 400)
 
     elif _retryable_database_error(exc):
-        # Defence in depth: writers take their locks in one order (knowledge.services._lock_stats),
+        # Defence in depth: writers take their locks in one order (knowledge.services.chunks._lock_stats),
         # but a client should still get something it can act on, not a 500.
         logger.warning("database conflict, answered 503: %s", exc)
         return Response(error_body("write_conflict", "A concurrent change got in the way of this request; "

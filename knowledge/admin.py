@@ -25,7 +25,8 @@ from knowledge import selectors
 from knowledge.api import comma_tags
 from knowledge.ingestion.parsers import SUPPORTED_TYPES, DocumentError, ParseTimeout, parse_file, preflight
 from knowledge.models import Chunk, Document
-from knowledge.services import document_delete, document_reprocess, document_upload
+from knowledge.services.files import document_upload
+from knowledge.services.processing import document_delete, document_reprocess
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 

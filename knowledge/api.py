@@ -10,7 +10,10 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from agent_project.errors import ApiError
-from knowledge import selectors, services
+from knowledge import selectors
+from knowledge.services.entries import entries_upsert
+from knowledge.services.files import document_upload, upload_limit
+from knowledge.services.processing import document_delete
 from knowledge.ingestion.parsers import SUPPORTED_TYPES
 from knowledge.models import Chunk, Document
 from tenants.viewsets import TenantAPIView, TenantViewSet, owned_or_404
@@ -136,7 +139,7 @@ class KbUpsertView(TenantAPIView):
     def post(self, request):
         serializer = UpsertSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        results = services.entries_upsert(tenant=self.tenant, entries=serializer.validated_data["entries"])
+        results = entries_upsert(tenant=self.tenant, entries=serializer.validated_data["entries"])
         code = status.HTTP_201_CREATED if any(r["action"] == "created" for r in results) else status.HTTP_200_OK
         if serializer.validated_data["single"]:
             return Response(_result_data(results[0]), status=code)
@@ -184,13 +187,13 @@ class KbUploadView(TenantAPIView):
         serializer = UploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
-        limit = services._setting("MAX_UPLOAD_BYTES", 20 * 1024 * 1024)
+        limit = upload_limit()
         if upload.size > limit:  # refuse before reading it into memory
             raise ApiError(413, "file_too_large", f"The file is {upload.size} bytes; the limit is {limit}.",
                            {"bytes": upload.size, "limit": limit})
         tags = serializer.validated_data.get("tags") or []
-        result = services.document_upload(tenant=self.tenant, filename=upload.name, data=upload.read(),
-                                          title=serializer.validated_data.get("title") or "", tags=tags)
+        result = document_upload(tenant=self.tenant, filename=upload.name, data=upload.read(),
+                                 title=serializer.validated_data.get("title") or "", tags=tags)
         code = {"created": 201, "queued": 202, "duplicate": 200}[result.outcome]
         return Response({"outcome": result.outcome, **DocumentSerializer(result.document).data}, status=code)
 
@@ -245,7 +248,7 @@ class DocumentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.D
 
     @extend_schema(responses={204: None}, description="Delete a document and its chunks.")
     def destroy(self, request, *args, **kwargs):
-        services.document_delete(document=self.get_object())
+        document_delete(document=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

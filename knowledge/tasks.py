@@ -7,7 +7,7 @@ import logging
 from django_scopes import scopes_disabled
 
 from knowledge.models import Document
-from knowledge.services import document_process, documents_recover as _documents_recover
+from knowledge.services.processing import document_process, documents_recover as _documents_recover
 from tenants.scoping import tenant_scope
 
 logger = logging.getLogger(__name__)

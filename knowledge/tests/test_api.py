@@ -176,7 +176,7 @@ def test_upsert_without_external_id_does_not_duplicate_identical_entries(client_
 
 def test_upsert_of_many_entries_embeds_them_together_and_applies_them_in_order(client_a, tenant_a, scoped,
                                                                                embedder):
-    from knowledge.services import stats_check
+    from knowledge.services.stats import stats_check
 
     first = client_a.post("/kb/upsert", {"entries": [
         {"title": "Ongkir", "content": "Gratis ongkir di atas 200 ribu.", "external_id": "ongkir"},
@@ -334,17 +334,18 @@ def _at_once(n: int, work, monkeypatch):
 
     from django.db import connection
 
-    from knowledge import services
+    from knowledge.services import entries, files
 
     barrier = threading.Barrier(n, timeout=30)
-    prepare = services._prepare_or_503
+    prepare = files._prepare_or_503
 
     def racing(drafts):
         prepared = prepare(drafts)
         barrier.wait()
         return prepared
 
-    monkeypatch.setattr(services, "_prepare_or_503", racing)
+    for flow in (entries, files):  # both embed before their transaction opens
+        monkeypatch.setattr(flow, "_prepare_or_503", racing)
     results, errors = [None] * n, []
 
     def run(i):
@@ -369,7 +370,8 @@ def test_concurrent_updates_of_different_entries_do_not_deadlock(tenant_a, scope
     """Each update removes its old terms and adds the other's: locking term rows as they came
     (then the statistics row) deadlocked about every other round; writers now queue on the
     tenant's statistics row first."""
-    from knowledge.services import entries_upsert, stats_check
+    from knowledge.services import entries_upsert
+    from knowledge.services.stats import stats_check
 
     with scoped(tenant_a):
         entries_upsert(tenant=tenant_a, entries=[{"title": "Satu", "content": "alpha gamma", "external_id": "doc-1"},
@@ -395,22 +397,24 @@ def test_a_delete_while_another_entry_is_rewritten_does_not_deadlock(tenant_a, s
 
     from django.db import connection
 
-    from knowledge import services
+    from knowledge.services import chunks, entries_upsert
+    from knowledge.services.processing import document_delete
+    from knowledge.services.stats import stats_check
 
     with scoped(tenant_a):
-        services.entries_upsert(tenant=tenant_a, entries=[
+        entries_upsert(tenant=tenant_a, entries=[
             {"title": "Satu", "content": "alpha", "external_id": "doc-1"},
             {"title": "Dua", "content": "beta", "external_id": "doc-2"}])
         doomed = Document.objects.get(external_id="doc-1")
     writing = threading.Event()
-    copy = services.copy_chunks
+    copy = chunks.copy_chunks
 
     def slow_copy(rows, **kwargs):  # a COPY into a big HNSW graph takes this long anyway
         writing.set()
         time.sleep(0.3)
         return copy(rows, **kwargs)
 
-    monkeypatch.setattr(services, "copy_chunks", slow_copy)
+    monkeypatch.setattr(chunks, "copy_chunks", slow_copy)
     errors = []
 
     def run(work):
@@ -424,10 +428,10 @@ def test_a_delete_while_another_entry_is_rewritten_does_not_deadlock(tenant_a, s
 
     def delete():
         writing.wait(10)
-        services.document_delete(document=doomed)
+        document_delete(document=doomed)
 
     threads = [threading.Thread(target=run, args=(work,)) for work in (
-        lambda: services.entries_upsert(tenant=tenant_a, entries=[
+        lambda: entries_upsert(tenant=tenant_a, entries=[
             {"title": "Dua", "content": "alpha", "external_id": "doc-2"}]), delete)]
     for thread in threads:
         thread.start()
@@ -436,8 +440,8 @@ def test_a_delete_while_another_entry_is_rewritten_does_not_deadlock(tenant_a, s
     assert not errors, errors
     with scoped(tenant_a):
         assert list(Document.objects.values_list("external_id", flat=True)) == ["doc-2"]
-        assert services.stats_check(tenant=tenant_a).ok
-        services.document_delete(document=doomed)  # already gone: nothing to do, no error
+        assert stats_check(tenant=tenant_a).ok
+        document_delete(document=doomed)  # already gone: nothing to do, no error
 
 
 @pytest.mark.django_db(transaction=True)
@@ -480,16 +484,16 @@ def test_concurrent_uploads_of_one_file_store_it_once(tenant_a, scoped, monkeypa
 def test_a_failed_store_leaves_no_file_behind(client_a, tenant_a, scoped, monkeypatch, settings):
     from pathlib import Path
 
-    from knowledge import services
+    from knowledge.services import chunks, files
 
     def broken(tenant_id, stored):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(services, "_write_chunks", broken)
+    monkeypatch.setattr(chunks, "_write_chunks", broken)
     with pytest.raises(RuntimeError), scoped(tenant_a):
-        services.document_upload(tenant=tenant_a, filename="a.txt", data=b"Toko buka jam sembilan.")
+        files.document_upload(tenant=tenant_a, filename="a.txt", data=b"Toko buka jam sembilan.")
     with pytest.raises(RuntimeError), scoped(tenant_a):
-        services.document_import(tenant=tenant_a, name="/data/b.txt", data=b"Toko tutup jam sembilan.")
+        files.document_import(tenant=tenant_a, name="/data/b.txt", data=b"Toko tutup jam sembilan.")
     with scoped(tenant_a):
         assert not Document.objects.exists()
     assert not [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
@@ -514,7 +518,8 @@ def test_a_big_upload_is_checked_before_it_is_queued(client_a, tenant_a, scoped,
 def test_an_entry_changed_twice_in_one_call_keeps_the_last_content(tenant_a, scoped):
     """The API refuses a repeated external_id in one request; the service, called directly,
     applies the entries one after another."""
-    from knowledge.services import entries_upsert, stats_check
+    from knowledge.services import entries_upsert
+    from knowledge.services.stats import stats_check
 
     with scoped(tenant_a):
         results = entries_upsert(tenant=tenant_a, entries=[
@@ -552,7 +557,8 @@ def test_an_entry_updated_by_external_id_then_its_old_content_in_one_call(tenant
     """The document is reached twice in one call, by its external_id and by its (old) content: one
     object, so the second entry sees the first's change and stores the old content anew (found in
     review: a second copy of the row was saved over the update, leaving row and chunks apart)."""
-    from knowledge.services import entries_upsert, stats_check
+    from knowledge.services import entries_upsert
+    from knowledge.services.stats import stats_check
 
     with scoped(tenant_a):
         entries_upsert(tenant=tenant_a, entries=[{"title": "Jam", "content": "Buka jam sembilan.",

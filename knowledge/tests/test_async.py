@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_q.models import OrmQ
 
 from knowledge.models import Chunk, Document
-from knowledge.services import document_process
+from knowledge.services.processing import document_process
 from knowledge.tasks import document_process_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,7 +104,7 @@ def test_a_run_past_the_task_timeout_ends_failed_and_the_file_can_be_uploaded_ag
     answered ``duplicate`` of it."""
     from django_q.exceptions import TimeoutException
 
-    from knowledge import services
+    from knowledge.services import processing
 
     settings.KB_CHUNK_WORDS = 40
     with django_capture_on_commit_callbacks(execute=True):
@@ -113,7 +113,7 @@ def test_a_run_past_the_task_timeout_ends_failed_and_the_file_can_be_uploaded_ag
     def too_slow(drafts, analyse=True):
         raise TimeoutException("Task exceeded maximum timeout value (600 seconds)")
 
-    monkeypatch.setattr(services, "prepare_chunks", too_slow)
+    monkeypatch.setattr(processing, "prepare_chunks", too_slow)
     with pytest.raises(TimeoutException):  # django-q2 still sees the task stop
         document_process_task(doc_id)
     detail = client_a.get(f"/kb/documents/{doc_id}").json()
@@ -130,11 +130,11 @@ def test_documents_whose_task_was_lost_are_queued_again_then_given_up(client_a, 
                                                                       django_capture_on_commit_callbacks):
     """With the Redis broker a killed worker's task is gone, and a broker down at upload time left
     the document pending with nothing queued: both sat there for good."""
-    from knowledge import services
+    from knowledge.services import processing
 
     settings.KB_CHUNK_WORDS = 40
     sent = []
-    monkeypatch.setattr(services, "_send_processing", lambda document_id: sent.append(document_id) or True)
+    monkeypatch.setattr(processing, "_send_processing", lambda document_id: sent.append(document_id) or True)
     with django_capture_on_commit_callbacks(execute=True):
         lost = upload(client_a, "kota.txt", TEXT.encode()).json()["id"]  # processing, its worker killed
         waiting = upload(client_a, "lain.txt", TEXT.encode() + b"\n\nLain.").json()["id"]  # never queued
@@ -146,17 +146,17 @@ def test_documents_whose_task_was_lost_are_queued_again_then_given_up(client_a, 
         Document.objects.filter(pk=lost).update(status="processing", attempts=1, updated_at=long_ago)
         waited = timedelta(seconds=settings.KB_PENDING_REQUEUE_SECONDS + 1)
         Document.objects.filter(pk=waiting).update(updated_at=now - waited)
-    assert services.documents_recover(now=now) == {"requeued": 2, "failed": 0, "skipped": 0}
+    assert processing.documents_recover(now=now) == {"requeued": 2, "failed": 0, "skipped": 0}
     assert sorted(sent) == sorted([lost, waiting])
     with scoped(tenant_a):
         assert Document.objects.get(pk=lost).status == "pending" and Document.objects.get(pk=fresh).status == "pending"
-    assert services.documents_recover(now=now) == {"requeued": 0, "failed": 0, "skipped": 0}  # not again at once
+    assert processing.documents_recover(now=now) == {"requeued": 0, "failed": 0, "skipped": 0}  # not again at once
     assert document_process_task(lost) == "ready"  # the re-queued task does the work
     # A document whose every run was stopped is given up, with a reason.
     with scoped(tenant_a):
         Document.objects.filter(pk=waiting).update(status="processing", attempts=settings.KB_PROCESS_MAX_ATTEMPTS,
                                                    updated_at=long_ago)
-    assert services.documents_recover(now=now)["failed"] == 1
+    assert processing.documents_recover(now=now)["failed"] == 1
     detail = client_a.get(f"/kb/documents/{waiting}").json()
     assert detail["status"] == "failed" and "stopped 3 times" in detail["error"]
     assert document_process_task(waiting) == "failed"  # a late retry does not run it a fourth time
@@ -185,14 +185,14 @@ def test_a_failed_reprocess_keeps_the_chunks_it_had_and_says_why(client_a, tenan
                                                                   django_capture_on_commit_callbacks):
     """The document ended ``failed`` with its old chunks still searchable, and uploading the file
     again (a failed document is no duplicate) stored every passage twice."""
-    from knowledge import services
+    from knowledge.services import processing
 
     with django_capture_on_commit_callbacks(execute=True):
         body = upload(client_a, "faq.md", b"# Jam buka\nToko buka jam 9 pagi.").json()
     with scoped(tenant_a):
         document = Document.objects.get(pk=body["id"])
         document.source_file.storage.delete(document.source_file.name)  # the stored file is gone
-        services.document_reprocess(document=document)
+        processing.document_reprocess(document=document)
     assert document_process_task(body["id"]) == "ready"
     detail = client_a.get(f"/kb/documents/{body['id']}").json()
     assert detail["chunk_count"] == 1 and detail["error"].startswith("Re-processing failed")

@@ -77,17 +77,17 @@ def test_a_file_named_on_the_command_line_is_tried_even_if_unsupported(folder, t
 @pytest.mark.parametrize("overlap", [True, False], ids=["beside-the-writes", "in-place"])
 def test_a_file_that_fails_unexpectedly_is_reported_and_the_rest_go_on(folder, tenant_a, scoped, monkeypatch,
                                                                        overlap):
-    from knowledge import services
+    from knowledge.services import files
 
-    monkeypatch.setattr(services.get_embedder().__class__, "overlaps_writes", overlap)
-    store = services._store_import
+    monkeypatch.setattr(files.get_embedder().__class__, "overlaps_writes", overlap)
+    store = files._store_import
 
     def flaky(**kwargs):
         if kwargs["name"].endswith("faq.md"):
             raise RuntimeError("boom")  # e.g. a database error on one file's rows
         return store(**kwargs)
 
-    monkeypatch.setattr(services, "_store_import", flaky)
+    monkeypatch.setattr(files, "_store_import", flaky)
     code, out = run_import("--tenant", tenant_a.id, str(folder))
     assert code == 1 and "failed 1" in out and "RuntimeError: boom" in out and "imported 1" in out
     with scoped(tenant_a):
@@ -104,18 +104,18 @@ def test_identical_files_in_one_run_are_stored_once(folder, tenant_a, scoped, mo
     import threading
 
     from agent_project.lib.embeddings import get_embedder
-    from knowledge import services
+    from knowledge.services import files
 
     monkeypatch.setattr(type(get_embedder()), "overlaps_writes", overlap)
     monkeypatch.setattr(type(get_embedder()), "import_streams", lambda self: contextlib.nullcontext(streams))
     (folder / "sub" / "zz-last.txt").write_text("Toko tutup hari Minggu.")
-    prepare, threads = services._prepare_file, set()
+    prepare, threads = files._prepare_file, set()
 
     def recording(*args, **kwargs):
         threads.add(threading.current_thread().name.split("_")[0])
         return prepare(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_prepare_file", recording)
+    monkeypatch.setattr(files, "_prepare_file", recording)
     (folder / "faq-copy.md").write_bytes((folder / "faq.md").read_bytes())
     code, out = run_import("--tenant", tenant_a.id, str(folder))
     assert code == 0 and "imported 3 (created 3, updated 0), skipped 1 unchanged" in out
@@ -182,11 +182,11 @@ def test_long_paths_and_names_that_are_not_utf8_are_imported_apart(tmp_path, ten
 
 
 def test_an_interrupted_import_keeps_the_files_it_finished(folder, tenant_a, scoped, monkeypatch):
-    from knowledge import services
+    from knowledge.services import files
 
     for i in range(3):
         (folder / f"extra-{i}.md").write_text(f"# Info {i}\nToko cabang {i} buka jam {9 + i}.")
-    store, calls = services._store_import, []
+    store, calls = files._store_import, []
 
     def ctrl_c_on_the_third_file(**kwargs):
         calls.append(kwargs["name"])
@@ -194,14 +194,14 @@ def test_an_interrupted_import_keeps_the_files_it_finished(folder, tenant_a, sco
             raise KeyboardInterrupt
         return store(**kwargs)
 
-    monkeypatch.setattr(services, "_store_import", ctrl_c_on_the_third_file)
+    monkeypatch.setattr(files, "_store_import", ctrl_c_on_the_third_file)
     code, out = run_import("--tenant", tenant_a.id, str(folder))
     assert code == 130 and "interrupted after 2 of 5 files" in out
     with scoped(tenant_a):
         assert sorted(Document.objects.values_list("original_name", flat=True)) == sorted(
             p.rsplit("/", 1)[-1] for p in calls[:2])
         assert all(d.chunk_count == d.chunks.count() > 0 for d in Document.objects.all())
-    monkeypatch.setattr(services, "_store_import", store)
+    monkeypatch.setattr(files, "_store_import", store)
     code, out = run_import("--tenant", tenant_a.id, str(folder))  # a re-run finishes the job
     assert code == 0 and "imported 3 (created 3, updated 0), skipped 2 unchanged" in out
 
@@ -237,13 +237,13 @@ def test_resize_gives_the_column_the_new_size_and_re_embeds_everything(
         tenant_a, tenant_b, scoped, client_a, client_b, settings, monkeypatch):
     from django.db import connection
 
-    from knowledge import services
+    from knowledge.services import chunks, reembed
     from knowledge.db import stored_dimensions
     from knowledge.selectors import chunk_search
 
     from knowledge import db
 
-    monkeypatch.setattr(services, "_matching_dimensions", set())  # this test's column sizes stay in this test
+    monkeypatch.setattr(chunks, "_matching_dimensions", set())  # this test's column sizes stay in this test
     monkeypatch.setattr(db, "_comparable", {})
     client_a.post("/kb/upsert", {"entries": [{"title": "Garansi", "content": "Garansi servis laptop satu tahun."},
                                              {"title": "Jam", "content": "Buka jam sembilan pagi."}]}, format="json")
@@ -261,7 +261,7 @@ def test_resize_gives_the_column_the_new_size_and_re_embeds_everything(
         call_command("kb_reembed", "--tenant", tenant_a.pk, "--resize", "--no-progress")
 
     # An interrupted resize keeps its staged vectors; the next run embeds only the rest.
-    stage, calls = services._stage, []
+    stage, calls = reembed._stage, []
 
     def interrupted(rows, embedder):
         calls.append(len(rows))
@@ -269,11 +269,11 @@ def test_resize_gives_the_column_the_new_size_and_re_embeds_everything(
             raise KeyboardInterrupt
         return stage(rows, embedder)
 
-    monkeypatch.setattr(services, "_stage", interrupted)
+    monkeypatch.setattr(reembed, "_stage", interrupted)
     with pytest.raises(KeyboardInterrupt):
         call_command("kb_reembed", "--all-tenants", "--resize", "--batch-size", "1", "--no-progress")
     assert stored_dimensions() == 384
-    monkeypatch.setattr(services, "_stage", stage)
+    monkeypatch.setattr(reembed, "_stage", stage)
     out = StringIO()
     call_command("kb_reembed", "--all-tenants", "--resize", "--no-progress", stdout=out)
     assert "vector column 384 -> 512 dimensions; re-embedded 2 chunk(s) with fake-512" in out.getvalue()

@@ -176,8 +176,9 @@ def test_upload_with_gemini_down_answers_503_and_stores_nothing(settings, gemini
 def test_a_long_file_is_analysed_while_it_is_embedded(monkeypatch, overlap):
     """More than one batch, with an embedder that leaves CPU idle: a worker thread embeds
     while the chunks are stemmed; the result is the serial one, row for row."""
-    from knowledge import analysis, services
+    from knowledge import analysis
     from knowledge.ingestion.chunking import ChunkDraft
+    from knowledge.services import chunks
 
     embedder = get_embedder()
     monkeypatch.setattr(type(embedder), "overlaps_writes", overlap)
@@ -189,19 +190,19 @@ def test_a_long_file_is_analysed_while_it_is_embedded(monkeypatch, overlap):
 
     monkeypatch.setattr(embedder, "_embed", recording)
     drafts = [ChunkDraft(f"Pengiriman paket nomor {i} menggunakan kurir {i % 7}", {"row": i})
-              for i in range(2 * services.EMBED_BATCH + 5)]
-    prepared = services.prepare_chunks(drafts)
+              for i in range(2 * chunks.EMBED_BATCH + 5)]
+    prepared = chunks.prepare_chunks(drafts)
     assert threads == (["kb-embed"] * 3 if overlap else ["MainThread"] * 3)
     assert prepared.analysed == [analysis.search_text(d.text) for d in drafts]
     assert np.array_equal(prepared.vectors, FakeEmbedder(embedder.dimensions).embed_documents([d.text for d in drafts]))
     threads.clear()  # one batch: nothing to overlap with, embedded in place
-    assert len(services.prepare_chunks(drafts[:3]).vectors) == 3 and threads == ["MainThread"]
+    assert len(chunks.prepare_chunks(drafts[:3]).vectors) == 3 and threads == ["MainThread"]
 
 
 @pytest.mark.django_db
 def test_an_embedding_failure_on_the_worker_thread_reaches_the_caller(monkeypatch):
-    from knowledge import services
     from knowledge.ingestion.chunking import ChunkDraft
+    from knowledge.services import chunks
 
     embedder = get_embedder()
     calls = []
@@ -213,10 +214,10 @@ def test_an_embedding_failure_on_the_worker_thread_reaches_the_caller(monkeypatc
         return np.ones((len(texts), embedder.dimensions), dtype=np.float32)
 
     monkeypatch.setattr(embedder, "_embed", failing_second_batch)
-    drafts = [ChunkDraft(f"baris {i}", {}) for i in range(3 * services.EMBED_BATCH)]
+    drafts = [ChunkDraft(f"baris {i}", {}) for i in range(3 * chunks.EMBED_BATCH)]
     with pytest.raises(EmbeddingError, match="provider down"):
-        services.prepare_chunks(drafts)
-    assert calls == [services.EMBED_BATCH] * 2  # the third batch was never sent
+        chunks.prepare_chunks(drafts)
+    assert calls == [chunks.EMBED_BATCH] * 2  # the third batch was never sent
 
 
 def test_fake_embedder_is_deterministic_and_records_calls():

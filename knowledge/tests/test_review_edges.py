@@ -12,11 +12,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from knowledge import analysis, selectors, services
+from knowledge import analysis, selectors
 from knowledge.ingestion.chunking import chunk_sections
 from knowledge.ingestion.parsers import Section, decode_text
 from knowledge.models import Document
-from knowledge.services import document_import, entries_upsert
+from knowledge.services import document_import, entries_upsert, files, processing
 
 
 @pytest.mark.django_db
@@ -28,7 +28,7 @@ def test_long_import_path_still_updates_the_document_imported_before_the_upgrade
     assert len(name) > 200
     old_import_id = lambda n: f"import:{n}"[:200]  # noqa: E731 - the earlier formula
     with scoped(tenant_a):
-        monkeypatch.setattr(services, "import_id", old_import_id)
+        monkeypatch.setattr(files, "import_id", old_import_id)
         first = document_import(tenant=tenant_a, name=name, data=b"Harga kopi Rp10.000.")
         monkeypatch.undo()
         second = document_import(tenant=tenant_a, name=name, data=b"Harga kopi Rp12.000.")
@@ -42,11 +42,13 @@ def test_reupserting_an_unchanged_entry_whose_title_has_a_double_space_does_not_
     """entries_upsert now rewrites the title (" ".join(title.split())) BEFORE computing the checksum, so an
     entry stored before with "Jam  buka" (checksum of the raw title) is no longer found by its content:
     the same, unchanged entry sent again (no external_id) is created a second time."""
+    from knowledge.services.chunks import checksum_of
+
     entry = {"title": "Jam  buka toko", "content": "Toko buka setiap hari pukul 09.00."}
     with scoped(tenant_a):
         entries_upsert(tenant=tenant_a, entries=[entry])
         # make the stored row what the earlier code stored: the raw title and its checksum
-        old_checksum = services.checksum_of(f"{entry['title']}\n\n{entry['content']}".encode())
+        old_checksum = checksum_of(f"{entry['title']}\n\n{entry['content']}".encode())
         Document.objects.filter(tenant=tenant_a).update(title=entry["title"], checksum=old_checksum)
         results = entries_upsert(tenant=tenant_a, entries=[entry])
         assert Document.objects.filter(tenant=tenant_a).count() == 1
@@ -66,7 +68,7 @@ def test_documents_recover_reads_ids_statuses_and_times_only(tenant_a, scoped):
         Document.objects.filter(tenant=tenant_a).update(status=Document.Status.PENDING,
                                                         updated_at=timezone.now() - timedelta(hours=2))
     with CaptureQueriesContext(connection) as queries:
-        services.documents_recover(now=timezone.now())
+        processing.documents_recover(now=timezone.now())
     selects = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith("SELECT")]
     assert selects
     assert not any('"content"' in sql or '"metadata"' in sql for sql in selects), selects[0]
@@ -98,14 +100,14 @@ def test_reprocessing_a_workbook_whose_data_is_all_on_hidden_sheets_drops_the_hi
     # what the earlier parser stored for this file: the hidden sheet's rows
     from knowledge.ingestion.chunking import ChunkDraft
     from knowledge.ingestion import parsers
-    monkeypatch.setattr(services, "parse_file", lambda d, name, **kw: ("xlsx", [
+    monkeypatch.setattr(files, "parse_file", lambda d, name, **kw: ("xlsx", [
         parsers.Section(rows=[("Produk: Kopi susu; Harga modal: Rp4.000", {"row": 2})], context="Sheet: HPP")]))
     with scoped(tenant_a):
-        result = services.document_upload(tenant=tenant_a, filename="harga.xlsx", data=data)
+        result = files.document_upload(tenant=tenant_a, filename="harga.xlsx", data=data)
         assert result.outcome == "created"
         monkeypatch.undo()
-        services.document_reprocess(document=result.document)
-        services.document_process(document_id=result.document.pk)
+        processing.document_reprocess(document=result.document)
+        processing.document_process(document_id=result.document.pk)
         hits = selectors.chunk_search(tenant=tenant_a, query="harga modal kopi susu", k=3, methods=("keyword",))
         assert hits == [], Document.objects.get(pk=result.document.pk).error
 
@@ -156,28 +158,30 @@ def test_a_hard_cut_does_not_split_a_letter_from_its_combining_mark():
 
 @pytest.mark.django_db(transaction=True)
 def test_reembed_beside_a_document_delete_does_not_deadlock(tenant_a, scoped, monkeypatch):
+    from knowledge.services import chunks
+    from knowledge.services.reembed import chunks_reembed
     from tenants.scoping import tenant_scope
 
     with scoped(tenant_a):
-        services.entries_upsert(tenant=tenant_a, entries=[
+        entries_upsert(tenant=tenant_a, entries=[
             {"title": "Garansi", "content": "Garansi resmi 12 bulan."},
             {"title": "Ongkir", "content": "Gratis ongkir ke Jawa."}])
         document = Document.objects.get(tenant=tenant_a, title="Garansi")
 
     stats_locked, errors = threading.Event(), []
-    original = services._lock_stats
+    original = chunks._lock_stats
 
     def slow_lock_stats(cur, tenant_id):
         original(cur, tenant_id)
         stats_locked.set()
         time.sleep(1.0)  # a writer between its statistics lock and its chunk DELETE (the embedding is done)
 
-    monkeypatch.setattr(services, "_lock_stats", slow_lock_stats)
+    monkeypatch.setattr(chunks, "_lock_stats", slow_lock_stats)
 
     def writer():
         try:
             with tenant_scope(tenant_a):
-                services.document_delete(document=document)
+                processing.document_delete(document=document)
         except Exception as exc:  # noqa: BLE001
             errors.append(("document_delete", exc))
         finally:
@@ -186,7 +190,7 @@ def test_reembed_beside_a_document_delete_does_not_deadlock(tenant_a, scoped, mo
     def reembed():
         try:
             stats_locked.wait(5)
-            services.chunks_reembed(tenant=tenant_a, force=True)
+            chunks_reembed(tenant=tenant_a, force=True)
         except Exception as exc:  # noqa: BLE001
             errors.append(("chunks_reembed", exc))
         finally:
@@ -207,5 +211,5 @@ def test_a_utf8_name_and_a_cp1252_name_get_different_import_ids():
     U+FFFD."""
     utf8 = "/kb/caf\u00e9.txt"
     latin = os.fsdecode(b"/kb/caf\xe9.txt")
-    assert services.import_id(utf8) != services.import_id(latin)
-    assert services.import_id(os.fsdecode(b"/kb/a\x81.txt")) != services.import_id(os.fsdecode(b"/kb/a\x8d.txt"))
+    assert files.import_id(utf8) != files.import_id(latin)
+    assert files.import_id(os.fsdecode(b"/kb/a\x81.txt")) != files.import_id(os.fsdecode(b"/kb/a\x8d.txt"))

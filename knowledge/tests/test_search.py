@@ -259,7 +259,8 @@ def test_only_the_chunks_of_tenants_past_the_exact_plan_are_in_the_hnsw_graph(te
                                                                              monkeypatch):
     from django.db import connection
 
-    from knowledge.services import document_delete, stats_check, stats_rebuild
+    from knowledge.services.processing import document_delete
+    from knowledge.services.stats import stats_check, stats_rebuild
 
     monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 3)
     _load(tenant_a, scoped, entries=FAQ[:3])
@@ -287,14 +288,14 @@ def test_any_writer_of_a_graph_tenants_chunk_puts_it_in_the_graph(tenant_a, tena
     """A chunk written without the flag (a process of the previous release after migration 0009, a bulk
     load by hand) for a tenant in the graph is flagged by the trigger, so HNSW finds it (found in review:
     it had been missing from the vector results, with nothing to report it)."""
-    from knowledge import services
+    from knowledge.services import chunks
     from knowledge.db import copy_chunks
 
     _make_big(monkeypatch)
     _load(tenant_a, scoped, entries=[(f"Produk {i}", f"Produk nomor {i} tersedia dalam warna {c}.") for i, c in
                                      enumerate(["merah", "biru", "hijau", "hitam", "putih"] * 8)])
     _load(tenant_b, scoped, entries=FAQ[:2])  # in the graph too (two chunks, past 2 with the next write)
-    monkeypatch.setattr(services, "copy_chunks", lambda rows, **kwargs: copy_chunks(rows))  # no flag given
+    monkeypatch.setattr(chunks, "copy_chunks", lambda rows, **kwargs: copy_chunks(rows))  # no flag given
     _load(tenant_a, scoped, entries=[("Garansi produk", "Garansi elektronik berlaku 12 bulan sejak pembelian.")])
     monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 10_000)
     _load(tenant_b, scoped, entries=FAQ[2:3])  # not past the threshold now: stays out of the graph
@@ -540,7 +541,8 @@ def test_vectors_in_memory_rank_as_the_database_scan_does(tenant_a, scoped, sett
 def test_vectors_in_memory_follow_every_change_to_the_tenants_chunks(tenant_a, tenant_b, scoped):
     from knowledge import vector_cache
     from knowledge.models import CorpusStats
-    from knowledge.services import chunks_reembed, document_delete
+    from knowledge.services.processing import document_delete
+    from knowledge.services.reembed import chunks_reembed
 
     cache = vector_cache.get_cache()
     _load(tenant_a, scoped)

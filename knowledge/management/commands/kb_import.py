@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from knowledge.ingestion.parsers import PARSERS, DocumentError
-from knowledge.services import documents_import, readable_name
+from knowledge.services.files import documents_import, readable_name
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope
 

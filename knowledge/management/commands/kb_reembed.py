@@ -9,7 +9,7 @@ from tqdm import tqdm
 from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge.management.tenants import add_tenant_arguments, tenants_from_options
 from knowledge.models import Chunk
-from knowledge.services import chunks_reembed, vectors_resize
+from knowledge.services.reembed import chunks_reembed, vectors_resize
 from tenants.scoping import tenant_scope
 
 

@@ -7,7 +7,7 @@ from tqdm import tqdm
 
 from knowledge.management.tenants import add_tenant_arguments, tenants_from_options
 from knowledge.models import Chunk
-from knowledge.services import chunks_reanalyse, stats_check, stats_rebuild
+from knowledge.services.stats import chunks_reanalyse, stats_check, stats_rebuild
 from tenants.scoping import tenant_scope
 
 
