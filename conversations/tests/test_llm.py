@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from agent_project.lib import llm
-from agent_project.lib.llm import ChatTurn, Completion, LLMBlocked, LLMError, LLMTimeout, LLMUnavailable, Passage
+from agent_project.lib.llm import ChatTurn, Completion, LLMBlocked, LLMError, LLMTimeout, LLMUnavailable
 from conversations.tests.fakes import (
     Reply,
     gemini_candidate_blocked,
@@ -199,73 +199,7 @@ def test_openai_needs_a_base_url(settings):
         llm.get_chat_model()
 
 
-# --- offline and the registry -----------------------------------------------------------
-
-PASSAGES = [
-    Passage(title="Daftar harga", text="Buket mawar merah isi 12 tangkai Rp 350.000. Buket tulip Rp 500.000. "
-                                       "Semua harga termasuk kartu ucapan.", score=0.9),
-    Passage(title="Pengiriman", text="Pengiriman gratis di Bandung. Pesanan sebelum 14.00 dikirim hari ini.",
-            score=0.5),
-]
-
-
-def test_offline_quotes_the_best_sentences():
-    text = llm.extractive_answer(question="Berapa harga buket mawar merah?", passages=PASSAGES, locale="id-ID")
-    assert "Buket mawar merah isi 12 tangkai Rp 350.000." in text
-    assert "Daftar harga" in text and "dikutip langsung dari basis pengetahuan" in text
-    assert "Pengiriman gratis" not in text
-
-
-def test_offline_quotes_the_answer_not_the_heading_and_knows_affixed_words():
-    # a knowledge entry's chunk opens with its title; "bergaransi" holds "garansi"
-    passage = Passage(title="Garansi", text="Garansi\nToko buka setiap hari.\nSemua elektronik bergaransi resmi "
-                                            "12 bulan.", score=0.9)
-    text = llm.extractive_answer(question="berapa lama garansi?", passages=[passage], locale="id-ID")
-    assert "\n\nSemua elektronik bergaransi resmi 12 bulan.\n\n" in text and "Toko buka" not in text
-
-
-def test_offline_finds_the_sentence_through_the_words_the_knowledge_base_uses():
-    # an English question, an Indonesian entry: "tracking" is "resi", "number" is "nomor"
-    passage = Passage(title="Pengiriman", text="Pengiriman ke seluruh Indonesia lewat JNE. Biaya dihitung dari berat "
-                                               "paket. Nomor resi dikirim lewat WhatsApp.", score=0.8)
-    text = llm.extractive_answer(question="where is my tracking number?", passages=[passage], locale="en")
-    assert text.startswith("Here is what I found in Pengiriman:")
-    assert "Nomor resi dikirim lewat WhatsApp." in text and "Biaya dihitung" not in text
-
-
-@pytest.mark.parametrize("text,kind", [
-    ("ok", "ack"), ("iya kak", "ack"), ("ok kak, makasih", "thanks"), ("thank you so much!", "thanks"),
-    ("terima kasih banyak ya", "thanks"), ("halo min", "greeting"), ("Good morning", "greeting"),
-    ("ok, berapa harganya?", None), ("hi, do you ship to Bali?", None), ("kak", None), ("terima", None), ("", None),
-])
-def test_small_talk(text, kind):
-    assert llm.small_talk(text) == kind
-
-
-def test_offline_says_it_does_not_know_without_passages():
-    text = llm.extractive_answer(question="Bisa bayar pakai bitcoin?", passages=[], locale="id-ID")
-    assert text.startswith("Maaf") and "hubungkan dengan tim" in text
-    assert llm.extractive_answer(question="bitcoin?", passages=[], locale="en-US").startswith("Sorry")
-
-
-def test_offline_model_labels_itself_and_writes_followups(settings):
-    settings.LLM_PROVIDER = "offline"
-    model = llm.get_chat_model(locale="id-ID")
-    result = model.complete(system="", messages=[ChatTurn("user", "harga buket tulip?")], passages=PASSAGES)
-    assert (result.provider, result.model) == ("offline", "offline-extractive")
-    assert "Buket tulip Rp 500.000." in result.text
-    followup = model.complete(system="", messages=[], purpose="followup")
-    assert followup.text.startswith("Halo!") and "menindaklanjuti" in followup.text
-    english = llm.get_chat_model(locale="en").complete(system="", messages=[], purpose="followup")
-    assert english.text.startswith("Hello!")
-
-
-def test_offline_stream_ends_with_the_completion(settings):
-    items = list(llm.get_chat_model().stream(system="", messages=[ChatTurn("user", "harga mawar")],
-                                             passages=PASSAGES))
-    assert isinstance(items[-1], Completion)
-    assert "".join(items[:-1]) == items[-1].text
-
+# --- the registry ----------------------------------------------------------------------
 
 def test_unknown_provider_is_refused(settings):
     settings.LLM_PROVIDER = "nonsense"
@@ -273,11 +207,26 @@ def test_unknown_provider_is_refused(settings):
         llm.get_chat_model()
 
 
-def test_health_labels_the_offline_provider(anon_client, settings):
-    settings.LLM_PROVIDER = "offline"
-    body = anon_client.get("/health").json()
-    assert body["llm"]["provider"] == "offline" and body["llm"]["model"] == "offline-extractive"
-    assert "no generative model" in body["llm"]["note"]
+def test_a_provider_registered_by_an_app_is_chosen_by_the_setting(settings, monkeypatch):
+    """Providers that need the domain register themselves (the offline one from
+    ``conversations.apps``): the lib builds them without importing the app."""
+    from agent_project.lib.llm import registry
+    from conversations.offline import OfflineChatModel
+
+    built = []
+
+    def factory(tenant, *, locale=None):
+        built.append((tenant, locale))
+        return OfflineChatModel(locale=locale)
+
+    monkeypatch.setattr(registry, "PROVIDERS", dict(registry.PROVIDERS))
+    monkeypatch.setattr(registry, "LABELS", dict(registry.LABELS))
+    llm.register_provider("house", factory, label={"model": "house-1", "note": "a registered provider"})
+    settings.LLM_PROVIDER = "house"
+    model = llm.get_chat_model("a tenant", locale="en")
+    assert built == [("a tenant", "en")]
+    assert model.complete(system="", messages=[], purpose="followup").text.startswith("Hello!")
+    assert llm.model_label() == {"provider": "house", "model": "house-1", "note": "a registered provider"}
 
 
 # --- streaming with tools -------------------------------------------------------------
