@@ -25,7 +25,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from knowledge.ingestion.parsers import Section
+from knowledge.ingestion.common import Section
 
 DEFAULT_TARGET_WORDS = 180
 DEFAULT_OVERLAP_WORDS = 30

@@ -28,7 +28,8 @@ from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge import analysis, selectors
 from knowledge.db import copy_chunks, stored_dimensions
 from knowledge.ingestion.chunking import ChunkDraft, chunk_sections
-from knowledge.ingestion.parsers import Section, split_markdown
+from knowledge.ingestion.common import Section
+from knowledge.ingestion.markdown import split_markdown
 from knowledge.models import Document
 
 logger = logging.getLogger(__name__)

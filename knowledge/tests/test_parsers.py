@@ -14,8 +14,10 @@ import zlib
 import pytest
 from openpyxl import Workbook
 
-from knowledge.ingestion import parsers
-from knowledge.ingestion.parsers import DocumentError, Section, decode_text, parse_file
+from knowledge.ingestion import parsers, pdf, xlsx
+from knowledge.ingestion.decoding import decode_text
+from knowledge.ingestion.markdown import split_markdown
+from knowledge.ingestion.parsers import DocumentError, Section, parse_file
 
 from .conftest import CORPUS
 
@@ -511,7 +513,7 @@ def test_xlsx_shared_string_count_is_capped_before_openpyxl_loads_them(monkeypat
 
 def test_xlsx_shared_strings_too_slow_for_the_request_are_a_parse_timeout(monkeypatch):
     data = _xlsx_with_shared_strings([f"produk {i}" for i in range(1_500)])
-    monkeypatch.setattr(parsers, "_XLSX_SECONDS_PER_SHARED_STRING_BYTE", 1.0)  # as if the table were huge
+    monkeypatch.setattr(xlsx, "_XLSX_SECONDS_PER_SHARED_STRING_BYTE", 1.0)  # as if the table were huge
     with pytest.raises(parsers.ParseTimeout):
         parse_file(data, "harga.xlsx", max_seconds=10)
     assert parse_file(data, "harga.xlsx")[1]  # without a budget (the worker) it is read
@@ -562,7 +564,7 @@ def test_pdf_page_too_heavy_for_the_budget_is_refused_before_pypdf_parses_it(mon
     calls = []
     monkeypatch.setattr("pypdf.PageObject.extract_text", lambda *a, **k: calls.append(1) or "")
     # The request's budget: one page estimated at a tenth of it or more goes to the worker untried.
-    monkeypatch.setattr(parsers, "_PDF_SECONDS_PER_CONTENT_BYTE", 1e-5)  # 140 KB of content: 1.4 s estimated
+    monkeypatch.setattr(pdf, "_PDF_SECONDS_PER_CONTENT_BYTE", 1e-5)  # 140 KB of content: 1.4 s estimated
     with pytest.raises(parsers.ParseTimeout) as err:
         parse_file(data, "a.pdf", max_seconds=10)
     assert (err.value.status, err.value.code, err.value.details) == (422, "pdf_too_complex",
@@ -576,8 +578,8 @@ def test_pdf_page_too_heavy_for_the_budget_is_refused_before_pypdf_parses_it(mon
 
 def test_pdf_budget_is_checked_while_a_page_is_read(monkeypatch):
     # Estimates aside (as if free), the deadline still stops pypdf between operators of a page.
-    monkeypatch.setattr(parsers, "_PDF_SECONDS_PER_CONTENT_BYTE", 0)
-    monkeypatch.setattr(parsers, "_PDF_OPERATORS_PER_CHECK", 1)
+    monkeypatch.setattr(pdf, "_PDF_SECONDS_PER_CONTENT_BYTE", 0)
+    monkeypatch.setattr(pdf, "_PDF_OPERATORS_PER_CHECK", 1)
     data = _pdf_pages_sharing_one_stream(b"BT /F1 12 Tf 72 720 Td " + b"(a) Tj " * 2_000 + b"ET", 1)
     with pytest.raises(parsers.ParseTimeout) as err:
         parse_file(data, "a.pdf", max_seconds=1e-9)
@@ -691,7 +693,7 @@ def test_csv_excel_sep_line_is_the_delimiter_not_a_title():
     ("- satu\n---\nteks", [None]),
 ])
 def test_markdown_headings_follow_commonmark(text, paths):
-    assert [s.provenance.get("heading_path") for s in parsers.split_markdown(text)] == paths
+    assert [s.provenance.get("heading_path") for s in split_markdown(text)] == paths
 
 
 def _formatted_row(values_formats):

@@ -14,7 +14,8 @@ from django.test.utils import CaptureQueriesContext
 
 from knowledge import analysis, selectors
 from knowledge.ingestion.chunking import chunk_sections
-from knowledge.ingestion.parsers import Section, decode_text
+from knowledge.ingestion.decoding import decode_text
+from knowledge.ingestion.parsers import Section
 from knowledge.models import Document
 from knowledge.services import document_import, entries_upsert, files, processing
 
