@@ -238,7 +238,7 @@ TOOLS_CALL_TIMEOUT_SECONDS = env.float("TOOLS_CALL_TIMEOUT_SECONDS", default=8.0
 TOOLS_MAX_RESPONSE_BYTES = env.int("TOOLS_MAX_RESPONSE_BYTES", default=256 * 1024)
 BITESHIP_BASE_URL = env.str("BITESHIP_BASE_URL", default="https://api.biteship.com")
 CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=2000)
-# true: chat turns wait for the WAL flush on commit (see conversations/services.py _chat_write)
+# true: chat turns wait for the WAL flush on commit (see conversations/services/prepare.py _chat_write)
 CHAT_DURABLE_COMMIT = env.bool("CHAT_DURABLE_COMMIT", default=True)
 
 EMBEDDING_PROVIDER = env.str("EMBEDDING_PROVIDER", default="local")

@@ -18,7 +18,8 @@ from agent_project.limits import unstorable_text
 from agent_project.lib.llm import ChatTurn, model_label
 from conversations.bubbles import CHANNEL_LIMITS
 from conversations.models import Conversation, Message
-from conversations.services import chat_complete, chat_prepare
+from conversations.services.prepare import chat_prepare
+from conversations.services.reply import chat_complete
 from knowledge.selectors import RELEVANCE_THRESHOLD
 from tenants.models import Tenant
 from tenants.scoping import tenant_scope

@@ -19,7 +19,9 @@ from agent_project.lib.ids import parse_id
 from agent_project.lib.llm import ChatTurn
 from channels.handoff import chat_handoff_after, chat_handoff_before
 from conversations.models import Conversation, Message
-from conversations.services import chat_abandoned, chat_complete, chat_prepare, chat_stream, message_feedback
+from conversations.services.feedback import message_feedback
+from conversations.services.prepare import chat_prepare
+from conversations.services.reply import chat_abandoned, chat_complete, chat_stream
 from tenants.scoping import tenant_scope
 from tenants.viewsets import TenantAPIView, TenantViewSet, owned_or_404
 
