@@ -4,32 +4,25 @@ import json
 
 from django.core.validators import RegexValidator
 from django.db import models
+from django.dispatch import Signal
 from django_scopes import ScopedManager
 
 from tenants.models import Tenant, TenantOwned
 from agent_project.lib.encryption import EncryptedTextField
 
-def tenant_config_changed(tenant_ids) -> None:
-    """Tools are part of a tenant's configuration: a change moves the tenant's
-    ``updated_at``, which ``tools.registry.tools_for`` caches by (in every process)."""
-    from django.utils import timezone
-
-    from tools import registry
-
-    ids = {i for i in tenant_ids if i is not None}
-    if ids:
-        Tenant.objects.filter(pk__in=ids).update(updated_at=timezone.now())
-    for tenant_id in ids:  # this process may hold a tenant object loaded before the change
-        registry.forget(tenant_id)
+#: Sent with ``tenant_ids`` after a bulk ``update()`` of tools or shipping configs, which sends no
+#: model signal. ``tools.apps`` connects it, with post_save and post_delete, to
+#: ``tools.registry.tenant_config_changed``: the models do not import the registry that reads them.
+config_updated = Signal()
 
 
 class ToolConfigQuerySet(models.QuerySet):
-    """Bulk updates (the admin's enable/disable actions) send no signals: they say so here."""
+    """Bulk updates (the admin's enable/disable actions) send no model signals: they send ``config_updated``."""
 
     def update(self, **kwargs):
         tenants = set(self.values_list("tenant_id", flat=True))
         count = super().update(**kwargs)
-        tenant_config_changed(tenants)
+        config_updated.send(sender=self.model, tenant_ids=tenants)
         return count
 
 

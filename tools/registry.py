@@ -99,7 +99,7 @@ def tools_for(*, tenant: Tenant) -> list[Tool]:
 
     Every chat turn asks, and most tenants' tools rarely change: the list is kept per
     process, keyed by the tenant's ``updated_at``, which any change to a tool or the
-    shipping config moves (tools.models.tenant_config_changed), so an edit is seen by the
+    shipping config moves (``tenant_config_changed``), so an edit is seen by the
     next turn in every worker. The tenant row is fresh: the request just loaded it."""
     stamp = getattr(tenant, "updated_at", None)
     cached = _cache.get(tenant.pk)
@@ -115,6 +115,19 @@ def tools_for(*, tenant: Tenant) -> list[Tool]:
 
 def forget(tenant_id: str) -> None:
     _cache.pop(tenant_id, None)
+
+
+def tenant_config_changed(tenant_ids) -> None:
+    """Tools are part of a tenant's configuration: a change moves the tenant's
+    ``updated_at``, which ``tools_for`` caches by (in every process). Called on every save,
+    delete and bulk update of a tool or shipping config (connected in ``tools.apps``)."""
+    from django.utils import timezone
+
+    ids = {i for i in tenant_ids if i is not None}
+    if ids:
+        Tenant.objects.filter(pk__in=ids).update(updated_at=timezone.now())
+    for tenant_id in ids:  # this process may hold a tenant object loaded before the change
+        forget(tenant_id)
 
 
 def _load_tools(tenant: Tenant) -> list[Tool]:
