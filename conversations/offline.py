@@ -1,7 +1,7 @@
 """The offline provider (``LLM_PROVIDER=offline``, the default without a model account): answers
 written without a model. It quotes the sentences of the best retrieved passages that share
 the most words with the question (the words as the knowledge base's analyser stems them and
-their synonyms), answers small talk with a polite line, asks for a waybill or an order number
+their synonyms) and are closest to it in meaning (the knowledge base's embedder), answers small talk with a polite line, asks for a waybill or an order number
 or calls the tenant's tool for the intents it recognises, and says honestly when it does not
 know. Writing an answer is the domain's job, so it lives here and not in
 ``agent_project.lib.llm``; ``ConversationsConfig.ready()`` registers it with the lib's registry.
@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
+from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from agent_project.lib.intents import detect_intent
 from agent_project.lib.llm import (ChatModel, ChatTurn, Completion, Passage, ToolRequest, ToolSpec, estimate_tokens,
                                    language_of)
-from knowledge.analysis import stem, synonyms
+from knowledge.analysis import embedding_query, stem, synonyms
 
 OFFLINE_MODEL = "offline-extractive"
 #: what ``/health`` reports for this provider
@@ -103,23 +108,70 @@ def _wanted(question: str) -> dict[str, tuple[str, ...]]:
     return {w: synonyms(stem(w)) for w in _terms(question)}
 
 
+#: How much a sentence's meaning counts against its shared words when choosing what to quote: a
+#: sentence 0.02 below the closest one in cosine gives up a tenth of the question's words. On 463
+#: FacQA questions with several sentences in their passage, the first sentence chosen held the answer
+#: for 84.2% this way, 82.9% by shared words alone and 83.2% by meaning alone.
+MEANING_WEIGHT = 5.0
+#: A sentence sharing no word with the question is quoted beside the best one when it scores at most
+#: this much below it (the same words as the best one and 0.06 further in cosine).
+QUOTE_MARGIN = 0.3
+_sentence_vectors: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+_SENTENCE_CACHE_SIZE = 4096
+_sentence_lock = threading.Lock()
+
+
+def _closeness(question: str, sentences: list[str]) -> np.ndarray | None:
+    """Cosine of each sentence to the question by the knowledge base's embedder (sentences
+    remembered per model: the same passages come back for many questions); None when it
+    cannot embed."""
+    try:
+        embedder = get_embedder()
+        query = embedder.embed_query(embedding_query(question))  # retrieval embedded it already: cached
+        keys = [(embedder.name, text) for text in sentences]
+        with _sentence_lock:
+            known = {key: _sentence_vectors[key] for key in keys if key in _sentence_vectors}
+        missing = list(dict.fromkeys(key for key in keys if key not in known))
+        if missing:
+            known.update(zip(missing, embedder.embed_documents([text for _, text in missing])))
+            with _sentence_lock:
+                _sentence_vectors.update((key, known[key]) for key in missing)
+                while len(_sentence_vectors) > _SENTENCE_CACHE_SIZE:
+                    _sentence_vectors.popitem(last=False)
+    except EmbeddingError:
+        return None
+    return np.vstack([known[key] for key in keys]) @ query
+
+
 def extractive_answer(*, question: str, passages: Sequence[Passage], locale: str | None) -> str:
-    """Quote the sentences of the best passages that share the most words with the question.
-    Pure: no model, nothing invented, and an honest "I don't know" without passages."""
+    """Quote the sentences of the best passages that answer the question: the words they share
+    with it and how close their meaning is (the knowledge base's embedder, ``MEANING_WEIGHT``).
+    Nothing invented, and an honest "I don't know" without passages."""
     texts = _OFFLINE_TEXT.get(language_of(locale), _OFFLINE_TEXT["id"])
     if not passages:
         return texts["unknown"]
     wanted = _wanted(question)
-    candidates = []  # (score, passage rank, position, sentence)
+    candidates = []  # [shared words, passage rank, position, sentence]
     for rank, passage in enumerate(passages[:3]):
         title = passage.title.strip().lower()
         for pos, sentence in enumerate(s.strip() for s in _SENTENCE_END.split(passage.text)):
             # the heading line a chunk opens with is named in the intro already, and answers nothing
             if sentence and sentence.lower() != title:
                 candidates.append((_shared(wanted, _terms(sentence)), rank, pos, sentence))
-    best = sorted((c for c in candidates if c[0] > 0), key=lambda c: (-c[0], c[1], c[2]))[:3]
-    if not best:  # relevant by retrieval score but no shared word: quote the top passage's opening
-        best = [c for c in candidates if c[1] == 0][:2]
+    if not candidates:
+        return texts["unknown"]
+    closeness = _closeness(question, [c[3] for c in candidates])
+    if closeness is None:  # no embedder: shared words alone, the top passage's opening when none
+        best = sorted((c for c in candidates if c[0] > 0), key=lambda c: (-c[0], c[1], c[2]))[:3]
+        best = best or [c for c in candidates if c[1] == 0][:2]
+    else:
+        top = float(closeness.max())
+        score = [c[0] / max(1, len(wanted)) + MEANING_WEIGHT * (float(cos) - top)
+                 for c, cos in zip(candidates, closeness)]
+        order = sorted(range(len(candidates)), key=lambda i: (-score[i], candidates[i][1], candidates[i][2]))
+        # what answers, not the passage's other sentences: those sharing a word with the question, and
+        # those close in meaning to the best one; the best three of them
+        best = [candidates[i] for i in order if candidates[i][0] > 0 or score[i] >= score[order[0]] - QUOTE_MARGIN][:3]
     best.sort(key=lambda c: (c[1], c[2]))  # read in document order
     quoted, used = [], 0
     for _, _, _, sentence in best:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import asdict
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
@@ -286,6 +288,10 @@ class KbSearchView(TenantAPIView):
             "query": serializers.CharField(),
             "relevance_threshold": serializers.FloatField(),
             "hits": SearchHitSerializer(many=True),
+            "timings": inline_serializer("SearchTimings", {
+                "embedding_ms": serializers.FloatField(help_text="Embedding the query (0 when it was cached)."),
+                "total_ms": serializers.FloatField(help_text="The whole search."),
+            }),
         }),
         description="Hybrid (BM25 + vector) search over the tenant's knowledge base, as the agent sees it.",
     )
@@ -293,11 +299,15 @@ class KbSearchView(TenantAPIView):
         serializer = SearchSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        timings: dict = {}
+        started = time.perf_counter()
         hits = selectors.chunk_search(tenant=self.tenant, query=data["query"], k=data["k"],
-                                      filters=dict(data.get("filters") or {}))
+                                      filters=dict(data.get("filters") or {}), timings=timings)
+        timings["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
         return Response({
             "query": data["query"],
             "relevance_threshold": selectors.RELEVANCE_THRESHOLD,
             "hits": [{**asdict(h), "relevant": h.score >= selectors.RELEVANCE_THRESHOLD} for h in hits],
+            "timings": timings,
         })
 

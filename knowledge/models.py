@@ -150,8 +150,8 @@ class NextCorpusVersion(models.Func):
 
 class CorpusStats(TenantOwned):
     """One row per tenant: chunk count and total length, for BM25's N and avgdl,
-    and to choose the vector plan (exact scan for small tenants, HNSW for big, whose
-    chunks are then in the graph: ``in_hnsw``).
+    to choose the vector plan (exact scan for small tenants, HNSW for big, whose
+    chunks are then in the graph: ``in_hnsw``) and the model of the vector side (``models``).
     ``version`` changes (from a sequence, so never back to an earlier value, even for
     a deleted and re-created tenant) whenever the tenant's chunks or their vectors
     do: processes that keep a tenant's vectors in memory compare it on every search."""
@@ -164,6 +164,11 @@ class CorpusStats(TenantOwned):
     # selectors.EXACT_SCAN_MAX_CHUNKS; never unset (a tenant that shrinks stays in the graph).
     in_hnsw = models.BooleanField(default=False, db_default=False, editable=False,
                                   help_text="The tenant's chunks are in the HNSW graph (it is big enough to search it).")
+    # {embedding model: chunk count}: which models made the tenant's vectors. One model but after a change of
+    # EMBEDDING_PROVIDER/EMBEDDING_MODEL_NAME, until `kb_reembed` has moved the tenant (a search compares vectors
+    # of one model only: knowledge.selectors). Kept by the write path; a column default of {} (migration 0011).
+    models = models.JSONField(default=dict, editable=False,
+                              help_text="Chunks per embedding model: {model name: count}.")
 
     class Meta:
         verbose_name_plural = "corpus stats"

