@@ -204,6 +204,12 @@ FOLLOWUP_DISPATCH_PARALLELISM = env.int("FOLLOWUP_DISPATCH_PARALLELISM", default
 FOLLOWUP_DISPATCH_WINDOW_SECONDS = env.float("FOLLOWUP_DISPATCH_WINDOW_SECONDS", default=55.0)
 FOLLOWUP_DEFAULT_SENDER = env.str("FOLLOWUP_DEFAULT_SENDER", default="webhook")
 
+# Outbound calls to destinations a tenant sets (webhook, tool URLs; agent_project/lib/outbound.py) never
+# reach loopback, private, link-local or metadata addresses unless opened here: "host" or "host:port"
+# entries (names or addresses), or every private destination with OUTBOUND_ALLOW_PRIVATE=true.
+OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", default=[])
+OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
+
 # Channels (channels/): WhatsApp Cloud API and Telegram Bot API. The base URLs are
 # overridable so tests point the real clients at local fake servers.
 WHATSAPP_API_BASE_URL = env.str("WHATSAPP_API_BASE_URL", default="https://graph.facebook.com")

@@ -6,6 +6,8 @@ from django.db import models
 from django.utils import timezone
 from django_scopes import ScopedManager
 
+from agent_project.lib.encryption import EncryptedTextField
+
 
 def _webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
@@ -24,8 +26,9 @@ class Tenant(models.Model):
     holidays = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True, help_text="Where follow-ups and events are POSTed (signed).")
-    webhook_secret = models.CharField(max_length=128, blank=True, default=_webhook_secret,
-                                      help_text="HMAC-SHA256 key for the X-Layan-Signature header.")
+    webhook_secret = EncryptedTextField(blank=True, default=_webhook_secret,
+                                        help_text="HMAC-SHA256 key for the X-Layan-Signature header (encrypted at "
+                                                  "rest, like the channel secrets).")
     # Requests per minute; empty means the deployment's default (RATE_LIMIT_* settings).
     rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     chat_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)

@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agent_project.errors import ApiError
+from agent_project.lib import outbound
 from tenants import hours, keys
 from tenants.models import ApiKey, Tenant
 
@@ -82,9 +83,22 @@ def api_key_rotate(*, api_key: ApiKey, grace: timedelta = timedelta(hours=24)) -
     return new_key, plaintext
 
 
+def webhook_url_check(url: str) -> None:
+    """``422 url_not_allowed`` naming the rule for a webhook URL the outbound client would
+    refuse (another scheme, credentials in it, an internal address or name)."""
+    if not url:
+        return
+    try:
+        outbound.url_check(url)
+    except outbound.OutboundError as exc:
+        raise ApiError(422, "url_not_allowed", f"webhook_url is not allowed ({exc.rule}): {exc.message}.",
+                       details={"field": "webhook_url", "rule": exc.rule}) from None
+
+
 def tenant_settings_clean(data: dict) -> dict:
     """Validate and normalise the settings fields shared by the API and the admin."""
     cleaned = dict(data)
+    webhook_url_check(cleaned.get("webhook_url") or "")
     try:
         if "working_hours" in cleaned:
             cleaned["working_hours"] = hours.normalize_working_hours(cleaned["working_hours"])

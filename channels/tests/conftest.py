@@ -126,11 +126,13 @@ def receiver():
 
 
 @pytest.fixture
-def hooked(receiver):
-    """Point a tenant's webhook_url at the local receiver."""
+def hooked(receiver, settings):
+    """Point a tenant's webhook_url at the local receiver, opened (that address and port only)
+    to the outbound client as an installation would with OUTBOUND_ALLOWED_PRIVATE_HOSTS."""
     def hook(tenant):
         from tenants.models import Tenant
 
+        settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS = [f"127.0.0.1:{receiver.port}"]
         Tenant.objects.filter(pk=tenant.pk).update(webhook_url=receiver.url)
         tenant.refresh_from_db()
         return tenant
