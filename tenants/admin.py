@@ -10,7 +10,8 @@ from agent_project.lib.encryption import mask
 from tenants import hours
 from tenants.models import ApiKey, Tenant, _webhook_secret
 from agent_project.errors import ApiError
-from tenants.services import api_key_create, api_key_revoke, api_key_rotate, synonyms_normalize, webhook_url_check
+from tenants.services import (RATE_LIMIT_FIELDS, api_key_create, api_key_revoke, api_key_rotate, synonyms_normalize,
+                              webhook_url_check)
 
 
 def _day_field(day: str) -> forms.CharField:
@@ -162,7 +163,9 @@ class TenantAdmin(ModelAdmin):
         ])
 
     def get_readonly_fields(self, request, obj=None):
-        return ["id"] if obj else []
+        # Rate limits are the installation's: another tenant's throughput depends on them.
+        limits = [] if request.user.is_superuser else list(RATE_LIMIT_FIELDS)
+        return (["id"] if obj else []) + limits
 
     @admin.display(description="open now")
     def open_now(self, obj):
