@@ -1,5 +1,6 @@
 import pytest
 
+from channels.tests.conftest import fake_wa  # noqa: F401 (fixture: enabling WhatsApp asks Meta)
 from conftest import GLOBAL_KEY, assert_error
 
 SETTINGS = "/tenants/{}/settings"
@@ -138,7 +139,8 @@ WHATSAPP = {"whatsapp": {"enabled": True, "phone_number_id": "1065550001", "acce
                          "app_secret": "app-secret-abcdef-123456", "verify_token": "verify-me-please-123"}}
 
 
-def test_channels_are_configured_through_settings_and_secrets_never_come_back(tenant_a, client_a):
+def test_channels_are_configured_through_settings_and_secrets_never_come_back(tenant_a, client_a, fake_wa):
+    fake_wa.add_number("1065550001", "EAAG-secret-token-123456")
     response = client_a.put(SETTINGS.format("tenant-a"), {"channels": WHATSAPP}, format="json")
     assert response.status_code == 200, response.content
     text = response.content.decode() + client_a.get(SETTINGS.format("tenant-a")).content.decode()
@@ -165,10 +167,14 @@ def test_webhook_url_and_secret(tenant_a, client_a):
     assert tenant_a.webhook_secret == "a-receiver-chosen-secret-1234"
 
 
-def test_channel_account_taken_by_another_tenant_is_409(tenant_a, tenant_b, client_a, client_b):
+def test_channel_account_of_another_tenant_answers_like_a_failed_verification(tenant_a, tenant_b, client_a, client_b,
+                                                                             fake_wa):
+    fake_wa.add_number("1065550001", "EAAG-secret-token-123456")
     assert client_a.put(SETTINGS.format("tenant-a"), {"channels": WHATSAPP}, format="json").status_code == 200
-    assert_error(client_b.put(SETTINGS.format("tenant-b"), {"channels": WHATSAPP}, format="json"), 409,
-                 "channel_account_taken")
+    taken = assert_error(client_b.put(SETTINGS.format("tenant-b"), {"channels": WHATSAPP}, format="json"), 422,
+                         "channel_verification_failed")
+    invented = {"whatsapp": {**WHATSAPP["whatsapp"], "phone_number_id": "1065550009"}}
+    assert assert_error(client_b.put(SETTINGS.format("tenant-b"), {"channels": invented}, format="json"), 422) == taken
 
 
 def test_handoff_policy_defaults_and_round_trip(tenant_a, tenant_b, client_a, client_b):
