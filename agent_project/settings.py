@@ -296,6 +296,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "agent_project.pagination.Pagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    # Proxies in front of the app that append to X-Forwarded-For: the client address (failed-key
+    # throttle) is taken that many entries from the end. 0 trusts no such header (it is the client's).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     # Per API key and per tenant, in Redis or PostgreSQL; views opt into the stricter
     # scopes with ``throttle_scope = "chat"`` or ``"upload"`` (agent_project/lib/ratelimit.py).
     "DEFAULT_THROTTLE_CLASSES": ["agent_project.lib.ratelimit.ApiRateThrottle"],
@@ -345,6 +348,15 @@ RATE_LIMIT_CHAT_PER_MINUTE = env.int("RATE_LIMIT_CHAT_PER_MINUTE", default=30)
 RATE_LIMIT_UPLOAD_PER_MINUTE = env.int("RATE_LIMIT_UPLOAD_PER_MINUTE", default=10)
 RATE_LIMIT_GLOBAL_KEY_PER_MINUTE = env.int("RATE_LIMIT_GLOBAL_KEY_PER_MINUTE", default=0)  # 0: only per tenant
 RATE_LIMIT_KEY_PREFIX = env.str("RATE_LIMIT_KEY_PREFIX", default=f"layan:rl:{'test%d:' % os.getpid() if TESTING else ''}")
+# Failed authentication per client address: after AUTH_FAILURE_LIMIT invalid API keys within
+# AUTH_FAILURE_WINDOW_SECONDS every key from that address answers 429 until the window ends.
+AUTH_THROTTLE_ENABLED = env.bool("AUTH_THROTTLE_ENABLED", default=not TESTING)  # its tests switch it on
+AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
+AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", default=60)
+# Admin logins: after ADMIN_LOGIN_FAILURE_LIMIT wrong passwords for one user name from one address,
+# that pair is locked out for ADMIN_LOGIN_LOCKOUT_SECONDS (agent_project/adminlogin.py).
+ADMIN_LOGIN_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("ADMIN_LOGIN_LOCKOUT_SECONDS", default=900)
 MAX_JSON_DEPTH = env.int("MAX_JSON_DEPTH", default=20)
 MAX_PAGE_SIZE = env.int("MAX_PAGE_SIZE", default=200)
 CHAT_MAX_MESSAGES = env.int("CHAT_MAX_MESSAGES", default=50)

@@ -76,8 +76,10 @@ class TenantOwned(models.Model):
 class ApiKey(TenantOwned):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
-    prefix = models.CharField(max_length=32, unique=True, help_text="The first characters of the key, to find it.")
-    key_hash = models.CharField(max_length=64, help_text="SHA-256 of the whole key; the key itself is never stored.")
+    prefix = models.CharField(max_length=32, db_index=True,
+                              help_text="The first characters of the key, to find it (several keys may share it).")
+    key_hash = models.CharField(max_length=64, unique=True,
+                                help_text="SHA-256 of the whole key; the key itself is never stored.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)

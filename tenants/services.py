@@ -51,16 +51,20 @@ def api_key_create(*, tenant: Tenant, name: str = "default", expires_at: datetim
     """Create a key and return it with its plaintext, which is never retrievable again."""
     if key is None:
         key = keys.key_generate()
-    elif not keys.key_is_acceptable(key):
-        raise ApiError(422, "weak_api_key",
-                       f"api_key must be at least {keys.MIN_CUSTOM_KEY_LENGTH} printable characters without spaces.")
+    else:
+        weakness = keys.key_weakness(key)
+        if weakness:
+            raise ApiError(422, "weak_api_key", f"api_key must be {weakness}.")
     try:
         with transaction.atomic():
             api_key = ApiKey.objects.create(
                 tenant=tenant, name=name, prefix=keys.key_prefix(key), key_hash=keys.key_hash(key), expires_at=expires_at
             )
     except IntegrityError:
-        raise ApiError(409, "api_key_conflict", "That api_key cannot be used; choose another.") from None
+        # Only the very same key is taken (keys may share their lookup prefix): a key someone else
+        # already holds is not a random one, and it gets the same answer as any other weak key.
+        raise ApiError(422, "weak_api_key", "api_key must be random characters (this key is too predictable: "
+                       "use a generated one).") from None
     return api_key, key
 
 

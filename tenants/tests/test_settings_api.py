@@ -51,7 +51,7 @@ def test_a_tenant_key_updates_its_own_settings_partially(tenant_a, client_a):
 
 
 def test_a_given_api_key_is_used_on_creation(global_client, api_client):
-    chosen = "my-own-very-long-key-0123456789abcdef"
+    chosen = "shop-key-Xq3vR9tLm2WzP8sKd4NbY7cJh6"  # a client's own key: long and random
     response = global_client.put(SETTINGS.format("custom"), {"name": "C", "api_key": chosen}, format="json")
     assert response.status_code == 201
     assert response.json()["api_key"] == chosen
