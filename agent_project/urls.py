@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from agent_project.adminlogin import ThrottledAdminLoginForm
 from agent_project.health import HealthView
 from agent_project.metrics import metrics_view
 from agent_project.routing import api_path
@@ -21,6 +22,7 @@ urlpatterns = [
     path("", include("tools.urls")),
 ]
 
+admin.site.login_form = ThrottledAdminLoginForm
 admin.site.site_header = "Layan operator console"
 admin.site.site_title = "Layan"
 admin.site.index_title = "Tenants, knowledge, conversations and follow-ups"

@@ -12,7 +12,6 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
-from rest_framework.throttling import BaseThrottle
 
 from agent_project.errors import ApiError
 from agent_project.lib import failures
@@ -49,7 +48,7 @@ class ApiKeyAuthentication(BaseAuthentication):
             return api_client_for_key(raw), raw
         # Guessing keys: past a burst of invalid ones, every key from that address waits (a valid
         # key answering 200 meanwhile would tell the guesser it has found one).
-        address = "authkey:" + (BaseThrottle().get_ident(request) or "unknown")
+        address = "authkey:" + failures.client_address(request)
         count, left = failures.failure_count(address)
         if count >= settings.AUTH_FAILURE_LIMIT:
             raise _too_many_failures(left)

@@ -7,7 +7,8 @@ window, so a locked-out guesser is locked out for that long whatever it keeps se
 It is kept where every web process sees it, beside the rate-limit counters: Redis when
 ``REDIS_URL`` is set (``SET NX EX`` + ``INCR``), otherwise the UNLOGGED
 ``agent_project_ratelimitcounter`` table (one upsert; its ``ratelimit-prune`` schedule
-deletes expired rows). An unreachable Redis fails open (logged), as the rate limiter
+deletes expired rows; ``clock_timestamp()``, not ``now()``, which stands still inside a
+transaction). An unreachable Redis fails open (logged), as the rate limiter
 does: a Redis outage must not lock every client out.
 """
 
@@ -50,11 +51,11 @@ def failure_record(key: str, *, window: int) -> tuple[int, int]:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {_TABLE} AS c (key, count, expires_at) VALUES (%s, 1, now() + make_interval(secs => %s))
+                INSERT INTO {_TABLE} AS c (key, count, expires_at) VALUES (%s, 1, clock_timestamp() + make_interval(secs => %s))
                 ON CONFLICT (key) DO UPDATE SET
-                    count = CASE WHEN c.expires_at <= now() THEN 1 ELSE c.count + 1 END,
-                    expires_at = CASE WHEN c.expires_at <= now() THEN EXCLUDED.expires_at ELSE c.expires_at END
-                RETURNING count, extract(epoch FROM expires_at - now())
+                    count = CASE WHEN c.expires_at <= clock_timestamp() THEN 1 ELSE c.count + 1 END,
+                    expires_at = CASE WHEN c.expires_at <= clock_timestamp() THEN EXCLUDED.expires_at ELSE c.expires_at END
+                RETURNING count, extract(epoch FROM expires_at - clock_timestamp())
                 """,
                 [_name(key), window],
             )
@@ -77,8 +78,8 @@ def failure_count(key: str) -> tuple[int, int]:
             count, ttl = pipe.execute()
             return (int(count), max(int(ttl), 1)) if count else (0, 0)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT count, extract(epoch FROM expires_at - now()) FROM {_TABLE} "
-                           "WHERE key = %s AND expires_at > now()", [_name(key)])
+            cursor.execute(f"SELECT count, extract(epoch FROM expires_at - clock_timestamp()) FROM {_TABLE} "
+                           "WHERE key = %s AND expires_at > clock_timestamp()", [_name(key)])
             row = cursor.fetchone()
             return (int(row[0]), max(math.ceil(row[1]), 1)) if row else (0, 0)
     except RedisError:
@@ -94,6 +95,14 @@ def failure_reset(key: str) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(f"DELETE FROM {_TABLE} WHERE key = %s", [_name(key)])
+
+
+def client_address(request) -> str:
+    """The client's address: the connection's, or with ``REST_FRAMEWORK["NUM_PROXIES"]`` that
+    many entries from the end of ``X-Forwarded-For`` (never a header the client wrote alone)."""
+    from rest_framework.throttling import BaseThrottle
+
+    return BaseThrottle().get_ident(request) or "unknown"
 
 
 def retry_after(seconds: int) -> dict[str, str]:
