@@ -5,10 +5,6 @@ as ``?api_key=`` and e-mails and phones in full)."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,16 +12,10 @@ import urllib.request
 import pytest
 
 from agent_project import devrun
-from followups.tests.support import BASE_DIR, database_env
+from agent_project.tests.webserver import Gunicorn, child_env, free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 KEY = "dev_Q8fX2kLz7RmW4tXc9VbJ3hYp6GsD1aEu"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening(port: int) -> set[str]:
@@ -50,41 +40,21 @@ def _get(url: str) -> int:
 
 
 @pytest.fixture
-def web(tmp_path, monkeypatch):
-    monkeypatch.delenv("HOST", raising=False)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "PYTEST_VERSION"}
-    env.update({**database_env(), "DJANGO_SETTINGS_MODULE": "agent_project.settings", "HF_HUB_OFFLINE": "1",
-                "WARM_UP": "0", "WEB_CONCURRENCY": "1", "WEB_THREADS": "2", "API_KEY": KEY, "DEBUG": "true"})
-    env.pop("HOST", None)
-    log = open(tmp_path / "web.log", "w+")
-    proc = subprocess.Popen([sys.executable, *devrun.gunicorn_args(port)], cwd=BASE_DIR, env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None and _get_or_none(port) is None:
-        time.sleep(0.2)
-    yield port, log
-    proc.terminate()
-    proc.wait(timeout=20)
-    log.close()
-
-
-def _get_or_none(port):
-    try:
-        return _get(f"http://127.0.0.1:{port}/health")
-    except OSError:
-        return None
+def web(tmp_path):
+    port = free_port()
+    env = child_env(API_KEY=KEY, DEBUG="true")  # HOST unset, as a plain `make run`
+    server = Gunicorn(devrun.gunicorn_args(port)[2:], port=port, env=env, log_path=tmp_path / "web.log")
+    yield server
+    server.stop()
 
 
 def test_make_run_listens_on_loopback_and_logs_each_request_once_masked(web):
-    port, log = web
+    port = web.port
     assert _listening(port) == {"0100007F"}  # 127.0.0.1 only, no 0.0.0.0 and no IPv6 wildcard
     _get(f"http://127.0.0.1:{port}/health?api_key={KEY}")
     assert _get(f"http://127.0.0.1:{port}/contacts?api_key={KEY}&q=budi%40example.com&phone=%2B6281234567890") == 401
     time.sleep(0.5)
-    log.flush()
-    log.seek(0)
-    output = log.read()
+    output = web.output()
     requests = [line for line in output.splitlines() if '"event": "request"' in line]
     assert len(requests) == 3, output[-3000:]  # the readiness probe and the two above: one line each
     assert KEY not in output and "budi@example.com" not in output and "6281234567890" not in output, output[-3000:]
