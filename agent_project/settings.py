@@ -74,7 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agent_project.requestlog.RequestLogMiddleware",  # outermost: request id, one JSON line, HTTP metrics
-    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.security.SecurityMiddleware",  # HSTS behind TLS (below), nosniff, referrer policy
+    "agent_project.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "agent_project.errors.JsonErrorMiddleware",
@@ -151,7 +152,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
 WHITENOISE_USE_FINDERS = DEBUG  # no collectstatic needed in development
 STORAGES = {
@@ -386,7 +387,19 @@ LOGGING = {
                 "layan.request": {"handlers": ["requests"], "level": "INFO", "propagate": False}},
 }
 
+# --- Transport security ---------------------------------------------------------
+# Behind a TLS proxy: a request counts as https when the proxy says so in this header ("header,value";
+# the proxy must set it and strip what clients send). HSTS is sent on such requests only. Empty: none.
+_PROXY_SSL = env.list("SECURE_PROXY_SSL_HEADER", default=[] if DEBUG else ["HTTP_X_FORWARDED_PROTO", "https"])
+SECURE_PROXY_SSL_HEADER = tuple(_PROXY_SSL) if len(_PROXY_SSL) == 2 else None
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+X_FRAME_OPTIONS = "DENY"
+# agent_project/security.py: what the admin and /api/docs need, from this origin only. Empty: none.
+from agent_project.security import DEFAULT_POLICY as _CSP  # noqa: E402
+
+CONTENT_SECURITY_POLICY = env.str("CONTENT_SECURITY_POLICY", default="" if DEBUG else _CSP)
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
