@@ -28,6 +28,17 @@ def _global_key(settings):
     settings.API_KEY = GLOBAL_KEY
 
 
+@pytest.fixture(autouse=True)
+def fake_dns(monkeypatch):
+    """The outbound client resolves names here, never off the machine (add names with ``fake_dns.add``)."""
+    from agent_project.lib import outbound
+    from agent_project.testing.fakedns import FakeDNS
+
+    dns = FakeDNS()
+    monkeypatch.setattr(outbound, "resolver", dns)
+    return dns
+
+
 @pytest.fixture
 def make_tenant(db):
     from tenants.services import tenant_upsert

@@ -43,6 +43,18 @@ def _debug() -> bool:
     return settings.DEBUG
 
 
+def gunicorn_args(port: int) -> list[str]:
+    """gunicorn's command line for ``make run``: on 127.0.0.1 unless ``HOST`` says otherwise
+    (``HOST=0.0.0.0 make run`` to expose it; /metrics and the admin are open in debug), and
+    without gunicorn's access log (it printed query strings in full): the app's own request
+    line (agent_project/requestlog.py), masked, is the one log line per request."""
+    host = os.environ.get("HOST", "127.0.0.1")
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return ["-m", "gunicorn", "agent_project.wsgi", "-c", "agent_project/gunicorn_conf.py",
+            "--bind", bind, "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
+            "--threads", os.environ.get("WEB_THREADS", "4"), "--timeout", "120", "--graceful-timeout", "5"]
+
+
 def _wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 60) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,13 +91,7 @@ def main() -> int:
     operator = _operator_hint()
 
     python = sys.executable
-    web = subprocess.Popen(
-        [python, "-m", "gunicorn", "agent_project.wsgi", "-c", "agent_project/gunicorn_conf.py",
-         "--bind", f"0.0.0.0:{port}", "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
-         "--threads", os.environ.get("WEB_THREADS", "4"),
-         "--timeout", "120", "--graceful-timeout", "5", "--access-logfile", "-"],
-        cwd=BASE_DIR, env=env,
-    )
+    web = subprocess.Popen([python, *gunicorn_args(port)], cwd=BASE_DIR, env=env)
     worker_env = dict(env)
     if settings.WORKER_METRICS_PORT and not worker_env.get("PROMETHEUS_MULTIPROC_DIR"):
         # the worker's own /metrics (docs/ops.md) needs a folder its processes write to

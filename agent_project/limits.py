@@ -123,6 +123,21 @@ def chat_violation(body, *, max_messages: int, max_chars: int):
     return None
 
 
+def body_too_large(content_type: str, length: int) -> tuple[str, str, dict] | None:
+    """``(code, message, details)`` of the 413 a body of this type and declared length gets, or
+    None. Also read by gunicorn's ``pre_request`` hook (agent_project/gunicorn_conf.py), which
+    closes the connection after such an answer instead of reading the body it refused."""
+    if content_type.startswith("multipart/"):
+        if length > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
+            return ("file_too_large", f"Uploads may be at most {settings.MAX_UPLOAD_BYTES} bytes.",
+                    {"max_bytes": settings.MAX_UPLOAD_BYTES, "limit": settings.MAX_UPLOAD_BYTES,
+                     "content_length": length})
+    elif length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+        return ("payload_too_large", f"The request body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+                {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "content_length": length})
+    return None
+
+
 def _content_length(request) -> int | None:
     try:
         return int(request.META.get("CONTENT_LENGTH") or 0)
@@ -156,16 +171,9 @@ class RequestLimitsMiddleware:
         if length is None:
             return error_response(400, "bad_request", "Content-Length is not a number.")
         content_type = request.META.get("CONTENT_TYPE", "")
-        if content_type.startswith("multipart/"):
-            if length > settings.MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD:
-                return error_response(413, "file_too_large",
-                                      f"Uploads may be at most {settings.MAX_UPLOAD_BYTES} bytes.",
-                                      {"max_bytes": settings.MAX_UPLOAD_BYTES, "limit": settings.MAX_UPLOAD_BYTES,
-                                       "content_length": length})
-        elif length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
-            return error_response(413, "payload_too_large",
-                                  f"The request body may be at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
-                                  {"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE, "content_length": length})
+        too_large = body_too_large(content_type, length)
+        if too_large:
+            return error_response(413, *too_large)
 
         if _unstorable_query(request):
             return error_response(400, "malformed_request",

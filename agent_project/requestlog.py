@@ -8,7 +8,11 @@ a worker's log can be matched to the request that caused it.
 Nothing that identifies a customer is logged in full: API keys appear as their
 lookup prefix, e-mail addresses and phone numbers in paths and messages are
 masked by :func:`mask_text`, and request or response bodies (message texts) are
-never logged at all.
+never logged at all. So are secrets sent where they should not be: a key in the
+query string (``?api_key=…``, ``?token=…``) or written out as a header
+(``X-API-Key: …``, ``Authorization: Bearer …``) in a message. This line is the
+only request log, in every mode: ``make run`` and the container run gunicorn
+without its access log, which printed query strings in full.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ _EMAIL = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-])[\w.-]*\.([A-Za-z]{2,
 # A phone number: an optional +, then 8-15 digits possibly split by spaces, dots or dashes.
 _PHONE = re.compile(r"(?<![\w])(\+?)(\d[\d\s.\-()]{6,18}\d)(?![\w])")
 _API_KEY = re.compile(r"\b(sk_(?:live|test)_)[A-Za-z0-9_-]{4,}")
+# A secret in a query string (?api_key=…, &access_token=…) or written out as a header or setting.
+_SECRET_PARAM = re.compile(r"(?i)([?&;](?:[\w.-]*[_.-])?(?:api_?key|key|token|secret|password|passwd|signature|sig)=)"
+                           r"[^&#\s]*")
+_SECRET_HEADER = re.compile(r"(?i)\b((?:x-)?api[_-]?key|authorization|x-layan-signature)(\"?'?\s*[:=]\s*\"?'?)"
+                            r"(?:(?:bearer|basic|apikey)\s+)?[^\s\"',;&]+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")  # ISO dates look like phone numbers; they are not personal
 _URLENCODED_PLUS = re.compile(r"%2B", re.IGNORECASE)
 
@@ -50,9 +59,12 @@ def mask_phone(match: re.Match) -> str:
 
 def mask_text(text: str) -> str:
     """Mask e-mail addresses (``b***@e***.com``), phone numbers (``+62*******890``:
-    country code and last three digits kept) and API keys (``sk_live_****``)."""
+    country code and last three digits kept), API keys (``sk_live_****``), and secrets in
+    query strings (``?api_key=****``) and written-out headers (``X-API-Key: ****``)."""
     if not text:
         return text
+    text = _SECRET_PARAM.sub(r"\1****", text)
+    text = _SECRET_HEADER.sub(r"\1\2****", text)
     text = _API_KEY.sub(r"\1****", text)
     text = _EMAIL.sub(mask_email, text)
     return _PHONE.sub(mask_phone, text)

@@ -74,7 +74,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "agent_project.requestlog.RequestLogMiddleware",  # outermost: request id, one JSON line, HTTP metrics
-    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.security.SecurityMiddleware",  # HSTS behind TLS (below), nosniff, referrer policy
+    "agent_project.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
     "agent_project.errors.JsonErrorMiddleware",
@@ -151,7 +152,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "var" / "static")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns on every start without it
 WHITENOISE_USE_FINDERS = DEBUG  # no collectstatic needed in development
 STORAGES = {
@@ -203,6 +204,12 @@ FOLLOWUP_RETRY_MAX_SECONDS = env.float("FOLLOWUP_RETRY_MAX_SECONDS", default=360
 FOLLOWUP_DISPATCH_PARALLELISM = env.int("FOLLOWUP_DISPATCH_PARALLELISM", default=Q_CLUSTER["workers"])
 FOLLOWUP_DISPATCH_WINDOW_SECONDS = env.float("FOLLOWUP_DISPATCH_WINDOW_SECONDS", default=55.0)
 FOLLOWUP_DEFAULT_SENDER = env.str("FOLLOWUP_DEFAULT_SENDER", default="webhook")
+
+# Outbound calls to destinations a tenant sets (webhook, tool URLs; agent_project/lib/outbound.py) never
+# reach loopback, private, link-local or metadata addresses unless opened here: "host" or "host:port"
+# entries (names or addresses), or every private destination with OUTBOUND_ALLOW_PRIVATE=true.
+OUTBOUND_ALLOWED_PRIVATE_HOSTS = env.list("OUTBOUND_ALLOWED_PRIVATE_HOSTS", default=[])
+OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=False)
 
 # Channels (channels/): WhatsApp Cloud API and Telegram Bot API. The base URLs are
 # overridable so tests point the real clients at local fake servers.
@@ -298,6 +305,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "agent_project.pagination.Pagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": None,
+    # Proxies in front of the app that append to X-Forwarded-For: the client address (failed-key
+    # throttle) is taken that many entries from the end. 0 trusts no such header (it is the client's).
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     # Per API key and per tenant, in Redis or PostgreSQL; views opt into the stricter
     # scopes with ``throttle_scope = "chat"`` or ``"upload"`` (agent_project/lib/ratelimit.py).
     "DEFAULT_THROTTLE_CLASSES": ["agent_project.lib.ratelimit.ApiRateThrottle"],
@@ -347,6 +357,15 @@ RATE_LIMIT_CHAT_PER_MINUTE = env.int("RATE_LIMIT_CHAT_PER_MINUTE", default=30)
 RATE_LIMIT_UPLOAD_PER_MINUTE = env.int("RATE_LIMIT_UPLOAD_PER_MINUTE", default=10)
 RATE_LIMIT_GLOBAL_KEY_PER_MINUTE = env.int("RATE_LIMIT_GLOBAL_KEY_PER_MINUTE", default=0)  # 0: only per tenant
 RATE_LIMIT_KEY_PREFIX = env.str("RATE_LIMIT_KEY_PREFIX", default=f"layan:rl:{'test%d:' % os.getpid() if TESTING else ''}")
+# Failed authentication per client address: after AUTH_FAILURE_LIMIT invalid API keys within
+# AUTH_FAILURE_WINDOW_SECONDS every key from that address answers 429 until the window ends.
+AUTH_THROTTLE_ENABLED = env.bool("AUTH_THROTTLE_ENABLED", default=not TESTING)  # its tests switch it on
+AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
+AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", default=60)
+# Admin logins: after ADMIN_LOGIN_FAILURE_LIMIT wrong passwords for one user name from one address,
+# that pair is locked out for ADMIN_LOGIN_LOCKOUT_SECONDS (agent_project/adminlogin.py).
+ADMIN_LOGIN_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("ADMIN_LOGIN_LOCKOUT_SECONDS", default=900)
 MAX_JSON_DEPTH = env.int("MAX_JSON_DEPTH", default=20)
 MAX_PAGE_SIZE = env.int("MAX_PAGE_SIZE", default=200)
 CHAT_MAX_MESSAGES = env.int("CHAT_MAX_MESSAGES", default=50)
@@ -376,7 +395,19 @@ LOGGING = {
                 "layan.request": {"handlers": ["requests"], "level": "INFO", "propagate": False}},
 }
 
+# --- Transport security ---------------------------------------------------------
+# Behind a TLS proxy: a request counts as https when the proxy says so in this header ("header,value";
+# the proxy must set it and strip what clients send). HSTS is sent on such requests only. Empty: none.
+_PROXY_SSL = env.list("SECURE_PROXY_SSL_HEADER", default=[] if DEBUG else ["HTTP_X_FORWARDED_PROTO", "https"])
+SECURE_PROXY_SSL_HEADER = tuple(_PROXY_SSL) if len(_PROXY_SSL) == 2 else None
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+X_FRAME_OPTIONS = "DENY"
+# agent_project/security.py: what the admin and /api/docs need, from this origin only. Empty: none.
+from agent_project.security import DEFAULT_POLICY as _CSP  # noqa: E402
+
+CONTENT_SECURITY_POLICY = env.str("CONTENT_SECURITY_POLICY", default="" if DEBUG else _CSP)
 if not DEBUG:
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

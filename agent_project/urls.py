@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from agent_project.adminlogin import ThrottledAdminLoginForm
 from agent_project.health import HealthView
 from agent_project.metrics import metrics_view
 from agent_project.routing import api_path
@@ -11,7 +12,8 @@ urlpatterns = [
     api_path("health", HealthView.as_view(), name="health"),
     api_path("metrics", metrics_view, name="metrics"),
     api_path("api/schema", SpectacularAPIView.as_view(), name="schema"),
-    api_path("api/docs", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # the split view serves Swagger UI's start-up script as a URL (?script=), not inline: the CSP allows no inline script
+    api_path("api/docs", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("", include("tenants.urls")),
     path("", include("knowledge.urls")),
     path("", include("contacts.urls")),
@@ -21,6 +23,7 @@ urlpatterns = [
     path("", include("tools.urls")),
 ]
 
+admin.site.login_form = ThrottledAdminLoginForm
 admin.site.site_header = "Layan operator console"
 admin.site.site_title = "Layan"
 admin.site.index_title = "Tenants, knowledge, conversations and follow-ups"

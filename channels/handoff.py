@@ -34,7 +34,6 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from agent_project.errors import ApiError
-from agent_project.lib import http
 from channels.base import CHANNELS, SendOutcome
 from channels.models import HandoffEvent
 from channels.services import channel_deliver, fit_to_limit
@@ -393,9 +392,7 @@ def handoff_event_send(*, event: HandoffEvent) -> str:
     docs/followups.md: ``X-Layan-Signature`` over ``"<timestamp>." + body``),
     with ``Idempotency-Key: handoff_<id>``. 2xx sent; 4xx failed at once; 5xx, 408,
     429 and network errors are tried up to three times. Answers the stored status."""
-    from followups.policy import classify_status
-    from followups.senders import (EVENT_HEADER, IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER,
-                                   signature_for)
+    from followups.senders import webhook_post
 
     tenant = event.tenant
     if not tenant.webhook_url or not tenant.webhook_secret:
@@ -404,25 +401,17 @@ def handoff_event_send(*, event: HandoffEvent) -> str:
         return "skipped"
     body = json.dumps(handoff_event_payload(event), ensure_ascii=False).encode()
     status, detail = "failed", ""
-    with http.client(timeout=settings.CHANNEL_HTTP_TIMEOUT_SECONDS) as client:
-        for attempt in range(EVENT_ATTEMPTS):
-            timestamp = str(int(time.time()))
-            headers = {"Content-Type": "application/json", EVENT_HEADER: HANDOFF_EVENT,
-                       IDEMPOTENCY_HEADER: f"handoff_{event.pk}", TIMESTAMP_HEADER: timestamp,
-                       SIGNATURE_HEADER: signature_for(secret=tenant.webhook_secret, timestamp=timestamp, body=body)}
-            try:
-                response = client.post(tenant.webhook_url, content=body, headers=headers)
-                outcome = classify_status(response.status_code)
-                detail = f"HTTP {response.status_code}"
-            except Exception as exc:  # noqa: BLE001 - any network failure is a retry
-                outcome, detail = "retry", f"{type(exc).__name__}"
-            if outcome == "sent":
-                status = "sent"
-                break
-            if outcome == "permanent":
-                break
-            if attempt < EVENT_ATTEMPTS - 1:
-                time.sleep(2 ** attempt)
+    for attempt in range(EVENT_ATTEMPTS):
+        result = webhook_post(tenant=tenant, event=HANDOFF_EVENT, idempotency_key=f"handoff_{event.pk}", body=body,
+                              timeout=settings.CHANNEL_HTTP_TIMEOUT_SECONDS)
+        detail = result.detail
+        if result.outcome == "sent":
+            status = "sent"
+            break
+        if result.outcome == "permanent":
+            break
+        if attempt < EVENT_ATTEMPTS - 1:
+            time.sleep(2 ** attempt)
     HandoffEvent.objects.filter(pk=event.pk).update(webhook_status=status, webhook_detail=detail[:500])
     return status
 

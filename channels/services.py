@@ -111,6 +111,7 @@ def channel_config_update(*, tenant: Tenant, data: Mapping) -> dict:
     with tenant_scope(tenant), transaction.atomic():
         config = (ChannelConfig.objects.select_for_update().filter(tenant=tenant).first()
                   or ChannelConfig(tenant=tenant))
+        before = _claims(config)
         for channel, section in data.items():
             if not isinstance(section, Mapping):
                 raise ApiError(400, "invalid_channel_settings", f"{channel} must be an object.")
@@ -128,15 +129,44 @@ def channel_config_update(*, tenant: Tenant, data: Mapping) -> dict:
                 else:
                     setattr(config, attr, _text(channel, key, value, max_length=512))
         channel_config_check(config)
+        after = _claims(config)
+        for channel in _FIELDS:
+            (was_on, old_account, old_proof), (on, account, proof) = before[channel], after[channel]
+            if account and (account != old_account or (on and not was_on) or (proof and proof != old_proof)):
+                channel_ownership_verify(config, channel)
         try:
             with transaction.atomic():
                 config.save()
         except IntegrityError as exc:
-            which = "whatsapp.phone_number_id" if "whatsapp" in str(exc) else "telegram.bot_token"
-            raise ApiError(409, "channel_account_taken",
-                           f"That {which.split('.')[0]} account is already connected to another tenant.",
-                           details={"field": which}) from None
+            # Another tenant holds the account: answered exactly like credentials that do not own
+            # it, so nobody learns whose numbers and bots are connected here.
+            raise _not_verified(WHATSAPP if "whatsapp" in str(exc) else TELEGRAM) from None
     return channel_config_public(tenant=tenant)
+
+
+def _claims(config: ChannelConfig) -> dict[str, tuple]:
+    """Per channel: (enabled, the account claimed, the credential that proves it)."""
+    return {WHATSAPP: (config.whatsapp_enabled, config.whatsapp_phone_number_id, config.whatsapp_access_token),
+            TELEGRAM: (config.telegram_enabled, config.telegram_bot_id, config.telegram_bot_token)}
+
+
+def _not_verified(channel: str) -> ApiError:
+    account = "phone_number_id with this access_token" if channel == WHATSAPP else "bot with this bot_token"
+    return ApiError(422, "channel_verification_failed",
+                    f"{channel.capitalize()} did not confirm this {account}; check the credentials.",
+                    details={"channel": channel})
+
+
+def channel_ownership_verify(config: ChannelConfig, channel: str) -> None:
+    """Ask the platform whether the credentials own the account being claimed (when it is set,
+    changed or enabled), so nobody can connect a shop's WhatsApp number or Telegram bot they do
+    not hold and lock its owner out. Raises ``422 channel_verification_failed``."""
+    if channel == WHATSAPP:
+        owned = bool(config.whatsapp_access_token) and whatsapp_client(config).owns_number()
+    else:
+        owned = telegram_client(config).is_bot(config.telegram_bot_id)
+    if not owned:
+        raise _not_verified(channel)
 
 
 def channel_config_check(config: ChannelConfig) -> None:

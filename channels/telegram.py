@@ -114,6 +114,17 @@ class TelegramClient:
             return SendOutcome("sent", outcome.detail, "", outcome.status_code, str(result.get("message_id", "")))
         return outcome
 
+    def is_bot(self, bot_id: str) -> bool:
+        """Is this token that bot's? ``getMe`` answers the bot's own User (``id``, ``is_bot``) to
+        its token only; a wrong or revoked token gets 401, a network failure is "no" too."""
+        try:
+            response = self.http.get(f"{self.base}/getMe")
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        result = body.get("result") if isinstance(body, dict) and body.get("ok") is True else None
+        return isinstance(result, dict) and result.get("is_bot") is True and str(result.get("id")) == bot_id
+
     def set_webhook(self, *, url: str, secret_token: str) -> SendOutcome:
         outcome, _ = self._call("setWebhook", {"url": url, "secret_token": secret_token,
                                                "allowed_updates": ["message"]})

@@ -217,6 +217,19 @@ class WhatsAppClient:
             "template": template,
         })
 
+    def owns_number(self) -> bool:
+        """Does this token reach this phone number? ``GET /{version}/{phone_number_id}`` (Graph API
+        "WhatsApp Business Phone Number") answers the number's fields, ``id`` among them, only to a
+        token of the business that owns it; anything else (190 bad token, 100 unknown or foreign id,
+        a network failure) is "no"."""
+        try:
+            response = self.http.get(self.url.removesuffix("/messages"),
+                                     headers={"Authorization": f"Bearer {self.access_token}"})
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return False
+        return response.status_code == 200 and isinstance(body, dict) and str(body.get("id")) == self.phone_number_id
+
     def _post(self, payload: dict) -> SendOutcome:
         try:
             response = self.http.post(self.url, json=payload,

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
@@ -21,7 +20,7 @@ from typing import Protocol
 import httpx
 from django.conf import settings
 
-from agent_project.lib import http
+from agent_project.lib import http, outbound
 from followups.policy import Outcome, classify_status
 
 logger = logging.getLogger(__name__)
@@ -82,16 +81,35 @@ def webhook_payload(*, followup, text: str) -> dict:
     }
 
 
-_local = threading.local()
-
-
-def _client() -> httpx.Client:
-    # One client per worker process (and thread), so a batch reuses its connections.
-    timeout = settings.FOLLOWUP_WEBHOOK_TIMEOUT_SECONDS
-    cached = getattr(_local, "client", None)
-    if cached is None or cached[0] != timeout:
-        _local.client = cached = (timeout, http.client(timeout=timeout))
-    return cached[1]
+def webhook_post(*, tenant, event: str, idempotency_key: str, body: bytes, timeout: float) -> SendResult:
+    """POST a signed event to the tenant's ``webhook_url`` through the guarded outbound
+    client (checked again now: DNS may have changed since the URL was set). Redirects are
+    not followed (a signed webhook must not be sent elsewhere). The ``detail`` is what the
+    tenant reads back: ``http 4xx``, ``timeout``, ``connection failed``, ``refused: private
+    address`` — never the receiver's body nor a socket error's text."""
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json",
+        EVENT_HEADER: event,
+        IDEMPOTENCY_HEADER: idempotency_key,
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: signature_for(secret=tenant.webhook_secret, timestamp=timestamp, body=body),
+    }
+    try:
+        fetched = outbound.fetch(method="POST", url=tenant.webhook_url, content=body, headers=headers, timeout=timeout,
+                                 max_bytes=0, max_redirects=0, read_body=False)
+    except outbound.OutboundError as exc:
+        logger.info("webhook of %s not delivered: %s", tenant.pk, exc.message)
+        # a refused destination stays refused; a timeout or a failed connection may pass later
+        return SendResult("retry" if exc.code in ("timeout", "unreachable") else "permanent", exc.reason)
+    outcome = classify_status(fetched.status)
+    if outcome == "sent":
+        return SendResult("sent", f"HTTP {fetched.status}", fetched.status)
+    retry_after = None
+    if outcome == "retry" and fetched.headers.get("Retry-After"):
+        retry_after = http.retry_after_seconds(httpx.Response(fetched.status, headers=fetched.headers), default=0,
+                                               cap=settings.FOLLOWUP_RETRY_MAX_SECONDS)
+    return SendResult(outcome, outbound.status_reason(fetched.status), fetched.status, retry_after)
 
 
 class WebhookSender:
@@ -107,29 +125,8 @@ class WebhookSender:
         if not tenant.webhook_secret:
             return SendResult("permanent", "webhook_not_configured: the tenant has no webhook_secret")
         body = json.dumps(webhook_payload(followup=followup, text=text), ensure_ascii=False).encode()
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            EVENT_HEADER: "followup.send",
-            IDEMPOTENCY_HEADER: followup.idempotency_key,
-            TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: signature_for(secret=tenant.webhook_secret, timestamp=timestamp, body=body),
-        }
-        try:
-            response = _client().post(tenant.webhook_url, content=body, headers=headers)
-        except httpx.TimeoutException as exc:
-            return SendResult("retry", f"webhook_timeout: {type(exc).__name__}")
-        except httpx.HTTPError as exc:  # refused, reset, DNS: the receiver may be back soon
-            return SendResult("retry", f"webhook_unreachable: {type(exc).__name__}: {exc}")
-        outcome = classify_status(response.status_code)
-        if outcome == "sent":
-            return SendResult("sent", f"HTTP {response.status_code}", response.status_code)
-        retry_after = None
-        if outcome == "retry" and response.headers.get("Retry-After"):
-            retry_after = http.retry_after_seconds(response, default=0, cap=settings.FOLLOWUP_RETRY_MAX_SECONDS)
-        snippet = response.text[:300].strip()
-        return SendResult(outcome, f"webhook_http_{response.status_code}: {snippet}", response.status_code,
-                          retry_after)
+        return webhook_post(tenant=tenant, event="followup.send", idempotency_key=followup.idempotency_key, body=body,
+                            timeout=settings.FOLLOWUP_WEBHOOK_TIMEOUT_SECONDS)
 
 
 class LogSender:

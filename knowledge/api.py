@@ -8,7 +8,7 @@ from dataclasses import asdict
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
 from agent_project.errors import ApiError
@@ -132,6 +132,10 @@ def _result_data(result: dict) -> dict:
 
 
 class KbUpsertView(TenantAPIView):
+    # JSON only, as /chat: the body limits (depth, unstorable text; agent_project/limits.py) are checked on
+    # JSON bodies, and a form-encoded body had passed by them. Anything else answers 415.
+    parser_classes = [JSONParser]
+
     @extend_schema(
         request=UpsertSerializer,
         responses={201: UpsertResultSerializer, 200: UpsertResultSerializer},

@@ -9,7 +9,9 @@ from agent_project.admin import ModelAdmin
 from agent_project.lib.encryption import mask
 from tenants import hours
 from tenants.models import ApiKey, Tenant, _webhook_secret
-from tenants.services import api_key_create, api_key_revoke, api_key_rotate, synonyms_normalize
+from agent_project.errors import ApiError
+from tenants.services import (RATE_LIMIT_FIELDS, api_key_create, api_key_revoke, api_key_rotate, synonyms_normalize,
+                              webhook_url_check)
 
 
 def _day_field(day: str) -> forms.CharField:
@@ -65,6 +67,14 @@ class TenantFormBase(forms.ModelForm):
             f"Stored: {mask(current)}. Leave empty to keep it; a new one has 16 to 128 characters."
             if current else "Not set: leave empty for a generated one, or type 16 to 128 characters.")
         self.initial["webhook_secret"] = ""
+
+    def clean_webhook_url(self):
+        url = self.cleaned_data.get("webhook_url") or ""
+        try:
+            webhook_url_check(url)
+        except ApiError as exc:
+            raise forms.ValidationError(exc.message) from None
+        return url
 
     def clean_webhook_secret(self):
         return self.cleaned_data.get("webhook_secret") or self.instance.webhook_secret or _webhook_secret()
@@ -153,7 +163,9 @@ class TenantAdmin(ModelAdmin):
         ])
 
     def get_readonly_fields(self, request, obj=None):
-        return ["id"] if obj else []
+        # Rate limits are the installation's: another tenant's throughput depends on them.
+        limits = [] if request.user.is_superuser else list(RATE_LIMIT_FIELDS)
+        return (["id"] if obj else []) + limits
 
     @admin.display(description="open now")
     def open_now(self, obj):

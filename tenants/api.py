@@ -48,8 +48,10 @@ class TenantSettingsSerializer(serializers.Serializer):
     webhook_secret = serializers.CharField(required=False, write_only=True, min_length=16, max_length=128,
                                            help_text="HMAC-SHA256 key of X-Layan-Signature (generated if never set).")
     webhook_secret_hint = serializers.SerializerMethodField()
-    rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1,
-                                                     max_value=MAX_RATE_PER_MINUTE)
+    rate_limit_per_minute = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_RATE_PER_MINUTE,
+        help_text="Set by the installation (global key); a tenant key may only lower it (403 "
+                  "rate_limit_raise_forbidden otherwise). The same for the chat and upload limits.")
     chat_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1,
                                                           max_value=MAX_RATE_PER_MINUTE)
     upload_rate_limit_per_minute = serializers.IntegerField(required=False, allow_null=True, min_value=1,

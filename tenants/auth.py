@@ -14,6 +14,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from agent_project.errors import ApiError
+from agent_project.lib import failures
 from tenants import keys
 from tenants.models import ApiKey, Tenant
 
@@ -43,18 +44,44 @@ class ApiKeyAuthentication(BaseAuthentication):
         raw = request.META.get(self.header, "").strip()
         if not raw:
             return None
-        return api_client_for_key(raw), raw
+        if not settings.AUTH_THROTTLE_ENABLED:
+            return api_client_for_key(raw), raw
+        # Guessing keys: past a burst of invalid ones, every key from that address waits (a valid
+        # key answering 200 meanwhile would tell the guesser it has found one).
+        address = "authkey:" + failures.client_address(request)
+        count, left = failures.failure_count(address)
+        if count >= settings.AUTH_FAILURE_LIMIT:
+            raise _too_many_failures(left)
+        try:
+            return api_client_for_key(raw), raw
+        except ApiError as exc:
+            if exc.status_code == 401:
+                count, left = failures.failure_record(address, window=settings.AUTH_FAILURE_WINDOW_SECONDS)
+                if count > settings.AUTH_FAILURE_LIMIT:
+                    raise _too_many_failures(left) from None
+            raise
 
     def authenticate_header(self, request):
         return 'ApiKey header="X-API-Key"'
+
+
+def _too_many_failures(seconds: int) -> ApiError:
+    return ApiError(429, "too_many_failed_authentications",
+                    f"Too many invalid API keys from this address; retry in {seconds}s.",
+                    details={"retry_after_seconds": seconds}, headers=failures.retry_after(seconds))
 
 
 def api_client_for_key(raw: str) -> ApiClient:
     if settings.API_KEY and hmac.compare_digest(raw.encode(), settings.API_KEY.encode()):
         return ApiClient(tenant_id=None, key_id=None, key_prefix="global")
     with scopes_disabled():  # the key is what tells us the tenant
-        api_key = ApiKey.objects.select_related("tenant").filter(prefix=keys.key_prefix(raw)).first()
-    if api_key is None or not keys.key_matches(raw, api_key.key_hash):
+        # Several keys may share a lookup prefix (custom keys chosen by clients): each is compared.
+        candidates = list(ApiKey.objects.select_related("tenant").filter(prefix=keys.key_prefix(raw)))
+    api_key = None
+    for candidate in candidates:
+        if keys.key_matches(raw, candidate.key_hash):
+            api_key = candidate
+    if api_key is None:
         raise ApiError(401, "invalid_api_key", "The API key is not valid.")
     now = timezone.now()
     state = api_key.state(now)

@@ -6,6 +6,8 @@ from django.db import models
 from django.utils import timezone
 from django_scopes import ScopedManager
 
+from agent_project.lib.encryption import EncryptedTextField
+
 
 def _webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
@@ -24,8 +26,9 @@ class Tenant(models.Model):
     holidays = models.JSONField(default=list, blank=True)
     is_active = models.BooleanField(default=True)
     webhook_url = models.URLField(blank=True, help_text="Where follow-ups and events are POSTed (signed).")
-    webhook_secret = models.CharField(max_length=128, blank=True, default=_webhook_secret,
-                                      help_text="HMAC-SHA256 key for the X-Layan-Signature header.")
+    webhook_secret = EncryptedTextField(blank=True, default=_webhook_secret,
+                                        help_text="HMAC-SHA256 key for the X-Layan-Signature header (encrypted at "
+                                                  "rest, like the channel secrets).")
     # Requests per minute; empty means the deployment's default (RATE_LIMIT_* settings).
     rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     chat_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
@@ -73,8 +76,10 @@ class TenantOwned(models.Model):
 class ApiKey(TenantOwned):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, default="default")
-    prefix = models.CharField(max_length=32, unique=True, help_text="The first characters of the key, to find it.")
-    key_hash = models.CharField(max_length=64, help_text="SHA-256 of the whole key; the key itself is never stored.")
+    prefix = models.CharField(max_length=32, db_index=True,
+                              help_text="The first characters of the key, to find it (several keys may share it).")
+    key_hash = models.CharField(max_length=64, unique=True,
+                                help_text="SHA-256 of the whole key; the key itself is never stored.")
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)

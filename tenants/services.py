@@ -7,6 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agent_project.errors import ApiError
+from agent_project.lib import outbound
 from tenants import hours, keys
 from tenants.models import ApiKey, Tenant
 
@@ -14,6 +15,9 @@ PRIMARY_KEY_NAME = "primary"  # the key managed through PUT /tenants/{id}/settin
 SETTINGS_FIELDS = ("name", "persona", "sop", "locale", "timezone", "working_hours", "holidays", "webhook_url",
                    "webhook_secret", "rate_limit_per_minute", "chat_rate_limit_per_minute",
                    "upload_rate_limit_per_minute", "handoff_on_unanswered", "handoff_resume_minutes", "synonyms")
+RATE_LIMIT_FIELDS = {"rate_limit_per_minute": "RATE_LIMIT_DEFAULT_PER_MINUTE",
+                     "chat_rate_limit_per_minute": "RATE_LIMIT_CHAT_PER_MINUTE",
+                     "upload_rate_limit_per_minute": "RATE_LIMIT_UPLOAD_PER_MINUTE"}
 SYNONYM_GROUPS_MAX = 300
 SYNONYM_GROUP_WORDS_MAX = 20
 _SYNONYM_WORD = re.compile(r"[^\W_]+")
@@ -47,16 +51,20 @@ def api_key_create(*, tenant: Tenant, name: str = "default", expires_at: datetim
     """Create a key and return it with its plaintext, which is never retrievable again."""
     if key is None:
         key = keys.key_generate()
-    elif not keys.key_is_acceptable(key):
-        raise ApiError(422, "weak_api_key",
-                       f"api_key must be at least {keys.MIN_CUSTOM_KEY_LENGTH} printable characters without spaces.")
+    else:
+        weakness = keys.key_weakness(key)
+        if weakness:
+            raise ApiError(422, "weak_api_key", f"api_key must be {weakness}.")
     try:
         with transaction.atomic():
             api_key = ApiKey.objects.create(
                 tenant=tenant, name=name, prefix=keys.key_prefix(key), key_hash=keys.key_hash(key), expires_at=expires_at
             )
     except IntegrityError:
-        raise ApiError(409, "api_key_conflict", "That api_key cannot be used; choose another.") from None
+        # Only the very same key is taken (keys may share their lookup prefix): a key someone else
+        # already holds is not a random one, and it gets the same answer as any other weak key.
+        raise ApiError(422, "weak_api_key", "api_key must be random characters (this key is too predictable: "
+                       "use a generated one).") from None
     return api_key, key
 
 
@@ -82,9 +90,22 @@ def api_key_rotate(*, api_key: ApiKey, grace: timedelta = timedelta(hours=24)) -
     return new_key, plaintext
 
 
+def webhook_url_check(url: str) -> None:
+    """``422 url_not_allowed`` naming the rule for a webhook URL the outbound client would
+    refuse (another scheme, credentials in it, an internal address or name)."""
+    if not url:
+        return
+    try:
+        outbound.url_check(url)
+    except outbound.OutboundError as exc:
+        raise ApiError(422, "url_not_allowed", f"webhook_url is not allowed ({exc.rule}): {exc.message}.",
+                       details={"field": "webhook_url", "rule": exc.rule}) from None
+
+
 def tenant_settings_clean(data: dict) -> dict:
     """Validate and normalise the settings fields shared by the API and the admin."""
     cleaned = dict(data)
+    webhook_url_check(cleaned.get("webhook_url") or "")
     try:
         if "working_hours" in cleaned:
             cleaned["working_hours"] = hours.normalize_working_hours(cleaned["working_hours"])
@@ -99,15 +120,35 @@ def tenant_settings_clean(data: dict) -> dict:
     return cleaned
 
 
+def rate_limits_only_lowered(*, tenant: Tenant, data: dict) -> None:
+    """A tenant's own key may lower its rate limits, never raise them: another tenant's
+    throughput depends on them. ``403 rate_limit_raise_forbidden`` for a value above the
+    limit in force (the tenant's own, or the installation's default), or for ``null`` (back
+    to the default) when that is higher."""
+    from django.conf import settings
+
+    for field, default_setting in RATE_LIMIT_FIELDS.items():
+        if field not in data:
+            continue
+        current = getattr(tenant, field) or getattr(settings, default_setting)
+        requested = data[field] or getattr(settings, default_setting)
+        if requested > current:
+            raise ApiError(403, "rate_limit_raise_forbidden",
+                           f"{field} may only be lowered with a tenant key (in force: {current} per minute); the "
+                           "installation raises it (global key, or a superuser in the admin).",
+                           details={"field": field, "current": current, "requested": data[field]})
+
+
 def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None, channels: dict | None = None,
-                  may_create: bool) -> tuple[Tenant, bool, str | None]:
+                  may_create: bool, may_raise_limits: bool | None = None) -> tuple[Tenant, bool, str | None]:
     """Create or update a tenant's settings.
 
     Returns ``(tenant, created, plaintext_key)``. On creation a key is always
     issued (the given ``api_key`` or a random one); on update a given ``api_key``
     replaces the tenant's primary key. The plaintext is returned once, here. ``channels``
     (WhatsApp/Telegram settings) is applied in the same transaction, so a refused channel
-    setting leaves the tenant's other settings unchanged too.
+    setting leaves the tenant's other settings unchanged too. Without ``may_raise_limits``
+    (default: as ``may_create``, the global key) rate limits may only be lowered.
     """
     data = tenant_settings_clean({k: v for k, v in data.items() if k in SETTINGS_FIELDS})
     with transaction.atomic():
@@ -119,6 +160,8 @@ def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None, cha
             data.setdefault("name", tenant_id)
             tenant = Tenant.objects.create(id=tenant_id, **data)
         else:
+            if not (may_create if may_raise_limits is None else may_raise_limits):
+                rate_limits_only_lowered(tenant=tenant, data=data)
             for field, value in data.items():
                 setattr(tenant, field, value)
             tenant.save()

@@ -17,6 +17,7 @@ from django.utils.html import format_html
 from agent_project.admin import ModelAdmin
 from agent_project.limits import unstorable_text
 from agent_project.lib.llm import ToolRequest
+from agent_project.lib import outbound
 from agent_project.lib.encryption import mask
 from tools.http_tools import template_host
 from tools.models import ShippingConfig, TenantTool
@@ -65,6 +66,17 @@ class TenantToolForm(forms.ModelForm):
         except ValueError as exc:
             raise forms.ValidationError(str(exc)) from None
         return value
+
+    def clean(self):
+        cleaned = super().clean()
+        url = cleaned.get("url_template")
+        if url:
+            try:
+                outbound.url_check(url, allow_private=bool(cleaned.get("allow_private_network")))
+            except outbound.OutboundError as exc:
+                self.add_error("url_template", f"Not allowed ({exc.rule}): {exc.message}. Tick \"allow private "
+                                               "network\" only for a shop system on the same private network.")
+        return cleaned
 
     def clean_parameters(self):
         schema = _json_object(self.cleaned_data.get("parameters"), "The parameter schema")

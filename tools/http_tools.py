@@ -1,5 +1,6 @@
 """Tenant HTTP tools: the URL template filled from the arguments, the call made through
-:mod:`tools.safehttp`, and the answer reduced by the operator's field mapping."""
+the guarded outbound client (:mod:`agent_project.lib.outbound`), and the answer reduced by
+the operator's field mapping."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 import string
 from urllib.parse import quote, urlencode, urlsplit
 
+from agent_project.lib import outbound
 from tools.base import ToolFailure
 
 _PLACEHOLDER = re.compile(r"\{([a-zA-Z_][a-zA-Z0-9_]*)\}")
@@ -70,10 +72,25 @@ def map_response(data, mapping: dict) -> dict:
     return result
 
 
+# outbound's failure codes as the tools' own (the model and the try-it page read these).
+_TOOL_CODES = {"address_refused": "tool_address_refused", "url_refused": "tool_host_refused",
+               "redirect_refused": "tool_host_refused", "timeout": "tool_timeout", "unreachable": "tool_unreachable",
+               "too_large": "tool_response_too_large"}
+
+
+def tool_fetch(*, method: str, url: str, allowed_host: str, timeout: float, max_bytes: int,
+               headers: dict | None = None, json_body=None, allow_private: bool = False) -> outbound.Fetched:
+    """A tool's call through the guarded client; a refusal or failure is a ``ToolFailure``."""
+    try:
+        return outbound.fetch(method=method, url=url, allowed_host=allowed_host, headers=headers,
+                              json_body=json_body, timeout=timeout, max_bytes=max_bytes, allow_private=allow_private)
+    except outbound.OutboundError as exc:
+        code = "tool_url_refused" if exc.rule == "scheme" else _TOOL_CODES[exc.code]
+        raise ToolFailure(code, exc.message) from None
+
+
 def http_tool_call(*, method: str, url_template: str, headers: dict, mapping: dict, arguments: dict,
                    timeout: float, max_bytes: int, allow_private: bool) -> dict:
-    from tools import safehttp
-
     host = template_host(url_template)
     url, rest = render_url(url_template, arguments)
     body = None
@@ -81,9 +98,8 @@ def http_tool_call(*, method: str, url_template: str, headers: dict, mapping: di
         url += ("&" if urlsplit(url).query else "?") + urlencode({k: str(v) for k, v in rest.items()})
     elif method != "GET":
         body = rest
-    fetched = safehttp.fetch(method=method, url=url, allowed_host=host, headers={"Accept": "application/json",
-                                                                                  **headers},
-                             json_body=body, timeout=timeout, max_bytes=max_bytes, allow_private=allow_private)
+    fetched = tool_fetch(method=method, url=url, allowed_host=host, headers={"Accept": "application/json", **headers},
+                         json_body=body, timeout=timeout, max_bytes=max_bytes, allow_private=allow_private)
     if fetched.status == 404:
         raise ToolFailure("tool_not_found", "the shop's system found nothing for these arguments (404)")
     if fetched.status >= 400:

@@ -72,7 +72,7 @@ def test_api_tenant_creation_records_the_tenant_and_its_key(global_client):
 
 
 def test_api_key_replacement_records_create_and_revoke_without_the_key(tenant_a, client_a):
-    new_key = "sk_live_" + "N" * 40
+    new_key = "sk_live_" + "N8fQ2kLz7RmW4tXc9VbJ3hYp6GsD1aEu5KoTiZqM"
     r = client_a.put("/tenants/tenant-a/settings", {"name": "Toko A2", "api_key": new_key}, format="json")
     assert r.status_code == 200
     update, *key_events = _events(tenant_id="tenant-a")

@@ -141,11 +141,13 @@ WA_BODIES = [
 
 @pytest.mark.parametrize("body", WA_BODIES)
 def test_f8_whatsapp_webhook_shapes(tenant_a, anon_client, body):
-    from channels.services import channel_config_update
+    from channels.models import ChannelConfig
     from channels.whatsapp import sign
-    channel_config_update(tenant=tenant_a, data={"whatsapp": {
-        "enabled": True, "phone_number_id": "109000000000001", "access_token": "EAAGtokenForTenantA0000000000",
-        "app_secret": "app-secret-of-tenant-a", "verify_token": "verify-me-a"}})
+    from tenants.scoping import tenant_scope
+    with tenant_scope(tenant_a):  # direct row: no call to Meta
+        ChannelConfig.objects.create(tenant=tenant_a, whatsapp_enabled=True, whatsapp_phone_number_id="109000000000001",
+                                     whatsapp_access_token="EAAGtokenForTenantA0000000000",
+                                     whatsapp_app_secret="app-secret-of-tenant-a", whatsapp_verify_token="verify-me-a")
     raw = json.dumps(body).encode()
     r = anon_client.post("/channels/whatsapp/tenant-a/webhook", data=raw, content_type="application/json",
                          HTTP_X_HUB_SIGNATURE_256=sign(app_secret="app-secret-of-tenant-a", body=raw))

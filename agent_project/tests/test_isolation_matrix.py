@@ -168,15 +168,16 @@ def _fill(value, objects):
 
 
 def _channels_configured(tenant_a, tenant_b):
-    from channels.services import channel_config_update
+    from channels.models import ChannelConfig
+    from tenants.scoping import tenant_scope
 
     for tenant, n in ((tenant_a, "1"), (tenant_b, "2")):
-        channel_config_update(tenant=tenant, data={
-            "whatsapp": {"enabled": True, "phone_number_id": f"10{n}", "access_token": f"token-{n}",
-                         "app_secret": f"app-secret-{n}", "verify_token": f"verify-{n}"},
-            "telegram": {"enabled": True, "bot_token": f"12345{n}:" + f"bot-secret-{n}-" * 3,
-                         "webhook_secret": f"tg-secret-{n}"},
-        })
+        with tenant_scope(tenant):  # rows as a verified setup leaves them (no call to Meta or Telegram)
+            ChannelConfig.objects.create(
+                tenant=tenant, whatsapp_enabled=True, whatsapp_phone_number_id=f"10{n}", whatsapp_access_token=f"token-{n}",
+                whatsapp_app_secret=f"app-secret-{n}", whatsapp_verify_token=f"verify-{n}", telegram_enabled=True,
+                telegram_bot_token=f"12345{n}:" + f"bot-secret-{n}-" * 3, telegram_bot_id=f"12345{n}",
+                telegram_webhook_secret=f"tg-secret-{n}")
 
 
 def _webhook_case(kind, anon_client, tenant_a, tenant_b):

@@ -45,10 +45,10 @@ def wa_a(tenant_a, fake_wa):
     """Tenant A on WhatsApp, its number known to the fake Graph API."""
     from channels.services import channel_config_update
 
+    fake_wa.add_number(WA_NUMBER_A, WA_TOKEN_A)  # Meta knows the number: enabling verifies it
     channel_config_update(tenant=tenant_a, data={"whatsapp": {
         "enabled": True, "phone_number_id": WA_NUMBER_A, "access_token": WA_TOKEN_A, "app_secret": APP_SECRET_A,
         "verify_token": "verify-me-a"}})
-    fake_wa.add_number(WA_NUMBER_A, WA_TOKEN_A)
     return tenant_a
 
 
@@ -56,10 +56,10 @@ def wa_a(tenant_a, fake_wa):
 def wa_b(tenant_b, fake_wa):
     from channels.services import channel_config_update
 
+    fake_wa.add_number(WA_NUMBER_B, WA_TOKEN_B)  # Meta knows the number: enabling verifies it
     channel_config_update(tenant=tenant_b, data={"whatsapp": {
         "enabled": True, "phone_number_id": WA_NUMBER_B, "access_token": WA_TOKEN_B, "app_secret": APP_SECRET_B,
         "verify_token": "verify-me-b"}})
-    fake_wa.add_number(WA_NUMBER_B, WA_TOKEN_B)
     return tenant_b
 
 
@@ -67,9 +67,9 @@ def wa_b(tenant_b, fake_wa):
 def tg_a(tenant_a, fake_tg):
     from channels.services import channel_config_update
 
+    fake_tg.add_bot(TG_TOKEN_A)  # enabling asks getMe
     channel_config_update(tenant=tenant_a, data={"telegram": {
         "enabled": True, "bot_token": TG_TOKEN_A, "webhook_secret": TG_SECRET_A}})
-    fake_tg.add_bot(TG_TOKEN_A)
     return tenant_a
 
 
@@ -77,9 +77,9 @@ def tg_a(tenant_a, fake_tg):
 def tg_b(tenant_b, fake_tg):
     from channels.services import channel_config_update
 
+    fake_tg.add_bot(TG_TOKEN_B)  # enabling asks getMe
     channel_config_update(tenant=tenant_b, data={"telegram": {
         "enabled": True, "bot_token": TG_TOKEN_B, "webhook_secret": TG_SECRET_B}})
-    fake_tg.add_bot(TG_TOKEN_B)
     return tenant_b
 
 
@@ -126,11 +126,13 @@ def receiver():
 
 
 @pytest.fixture
-def hooked(receiver):
-    """Point a tenant's webhook_url at the local receiver."""
+def hooked(receiver, settings):
+    """Point a tenant's webhook_url at the local receiver, opened (that address and port only)
+    to the outbound client as an installation would with OUTBOUND_ALLOWED_PRIVATE_HOSTS."""
     def hook(tenant):
         from tenants.models import Tenant
 
+        settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS = [f"127.0.0.1:{receiver.port}"]
         Tenant.objects.filter(pk=tenant.pk).update(webhook_url=receiver.url)
         tenant.refresh_from_db()
         return tenant

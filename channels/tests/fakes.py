@@ -51,7 +51,15 @@ class _FakeBase(FakeHTTPServer):
     def requests(self) -> list[Recorded]:
         return [Recorded(r.method, r.target, r.headers, _body(r)) for r in super().requests if r.method == "POST"]
 
+    @property
+    def lookups(self) -> list[Recorded]:
+        """The GET requests (ownership checks: Graph's phone number, Telegram's getMe)."""
+        return [Recorded(r.method, r.target, r.headers, None) for r in super().requests if r.method == "GET"]
+
     def _answer(self, request: Request) -> Response:
+        if request.method == "GET":
+            status, answer = self.handle_get(request.target, request.headers)
+            return Response(status, answer)
         if request.method != "POST":
             return Response(404, {"error": "not found"})
         with self.lock:
@@ -77,6 +85,10 @@ def wa_error(code: int, message: str, details: str = "", subcode: int | None = N
 
 
 class FakeWhatsApp(_FakeBase):
+    """``GET /{version}/{phone_number_id}`` answers the number (``{"verified_name",
+    "display_phone_number", "id", "quality_rating", "code_verification_status"}``) to its own
+    token; another token gets 190, another business's number 100 "does not exist"."""
+
     def __init__(self, *, version: str = "v21.0"):
         super().__init__()
         self.version = version
@@ -99,6 +111,21 @@ class FakeWhatsApp(_FakeBase):
 
     def texts(self, to: str | None = None) -> list[str]:
         return [m["text"]["body"] for m in self.sent if m["type"] == "text" and (to is None or m["to"] == to)]
+
+    def handle_get(self, path, headers):
+        match = re.fullmatch(r"/(v\d+\.\d+)/(\d+)", path.split("?")[0])
+        if not match or match.group(1) != self.version:
+            return 400, wa_error(100, "Unknown path components", kind="OAuthException")
+        number, auth = match.group(2), headers.get("Authorization", "")
+        tokens = set(self.numbers.values())
+        if auth.removeprefix("Bearer ") not in tokens:
+            return 401, wa_error(190, "Invalid OAuth access token - Cannot parse access token")
+        if self.numbers.get(number) != auth.removeprefix("Bearer "):
+            return 400, wa_error(100, f"Unsupported get request. Object with ID '{number}' does not exist, cannot be "
+                                 "loaded due to missing permissions, or does not support this operation.",
+                                 kind="GraphMethodException")
+        return 200, {"verified_name": "Toko Test", "display_phone_number": "+62 811-0000-0000", "id": number,
+                     "quality_rating": "GREEN", "code_verification_status": "VERIFIED"}
 
     def handle(self, path, headers, body):
         match = _WA_PATH.match(path.split("?")[0])
@@ -209,6 +236,8 @@ def tg_error(code: int, description: str, **parameters) -> dict:
 
 
 class FakeTelegram(_FakeBase):
+    """``getMe`` (GET) answers the bot's own User to its token, 401 Unauthorized to any other."""
+
     def __init__(self):
         super().__init__()
         self.tokens: set[str] = set()
@@ -225,6 +254,17 @@ class FakeTelegram(_FakeBase):
 
     def fail_next(self, status: int, description: str, times: int = 1, **parameters):
         self.failures.extend([(status, tg_error(status, description, **parameters))] * times)
+
+    def handle_get(self, path, headers):
+        match = _TG_PATH.match(path.split("?")[0])
+        if not match or match.group(2) != "getMe":
+            return 404, tg_error(404, "Not Found")
+        if match.group(1) not in self.tokens:
+            return 401, tg_error(401, "Unauthorized")
+        bot_id = int(match.group(1).split(":")[0])
+        return 200, {"ok": True, "result": {"id": bot_id, "is_bot": True, "first_name": "Toko Bot",
+                                            "username": f"toko_{bot_id}_bot", "can_join_groups": True,
+                                            "can_read_all_group_messages": False, "supports_inline_queries": False}}
 
     def texts(self, to: str | None = None) -> list[str]:
         return [m["text"] for m in self.sent if to is None or str(m["chat_id"]) == str(to)]

@@ -99,7 +99,8 @@ class Cluster:
         child_env.pop("DATABASE_URL", None)
         child_env.update({**database_env(), "Q_CLUSTER_NAME": queue, "CHANNELS_Q_CLUSTER": "",
                           "Q_WORKERS": "1", "DJANGO_SETTINGS_MODULE": "agent_project.settings", "HF_HUB_OFFLINE": "1",
-                          "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "0", **env})
+                          "LOG_LEVEL": "WARNING", "CONN_MAX_AGE": "0",
+                          "OUTBOUND_ALLOWED_PRIVATE_HOSTS": ",".join(settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS), **env})
         self.log = open(log_path, "w+")
         self.proc = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR, env=child_env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -44,7 +44,8 @@ def test_a_partial_update_keeps_the_rest_and_null_clears_a_secret(wa_a):
     assert config.whatsapp_access_token == "" and config.whatsapp_app_secret == APP_SECRET_A
 
 
-def test_telegram_secret_is_generated_when_enabling(tenant_a):
+def test_telegram_secret_is_generated_when_enabling(tenant_a, fake_tg):
+    fake_tg.add_bot(TG_TOKEN_A)
     public = channel_config_update(tenant=tenant_a, data={"telegram": {"enabled": True, "bot_token": TG_TOKEN_A}})
     assert public["telegram"]["webhook_secret_set"] is True and public["telegram"]["ready"] is True
     with scopes_disabled():
@@ -73,12 +74,15 @@ def test_bad_settings_are_refused_and_nothing_changes(wa_a, data, status, code):
 
 
 def test_one_whatsapp_number_and_one_bot_per_tenant(wa_a, tg_a, tenant_b):
+    """Even with the real token (the same business connecting twice), a second tenant gets
+    the answer of any verification failure, not a "taken" that would tell whose it is."""
     with pytest.raises(ApiError) as raised:
-        channel_config_update(tenant=tenant_b, data={"whatsapp": {"phone_number_id": WA_NUMBER_A}})
-    assert (raised.value.status_code, raised.value.code) == (409, "channel_account_taken")
+        channel_config_update(tenant=tenant_b, data={"whatsapp": {"phone_number_id": WA_NUMBER_A,
+                                                                  "access_token": WA_TOKEN_A}})
+    assert (raised.value.status_code, raised.value.code) == (422, "channel_verification_failed")
     with pytest.raises(ApiError) as raised:
         channel_config_update(tenant=tenant_b, data={"telegram": {"bot_token": TG_TOKEN_A}})
-    assert raised.value.code == "channel_account_taken"
+    assert raised.value.code == "channel_verification_failed"
     with scopes_disabled():
         assert not ChannelConfig.objects.filter(tenant=tenant_b).exists()
 

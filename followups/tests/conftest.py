@@ -14,10 +14,14 @@ def receiver():
 
 
 @pytest.fixture
-def hooked():
+def hooked(settings):
+    """Point a tenant's webhook at a local receiver, and open that one address and port
+    (only it) to the outbound client, as an installation would with OUTBOUND_ALLOWED_PRIVATE_HOSTS."""
     def hook(tenant, receiver):
         from tenants.models import Tenant
 
+        settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS = [*settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS,
+                                                   f"127.0.0.1:{receiver.server.port}"]
         Tenant.objects.filter(pk=tenant.pk).update(webhook_url=receiver.url)
         tenant.refresh_from_db()
         receiver.secret = tenant.webhook_secret

@@ -152,6 +152,8 @@ class Cluster:
             "HF_HUB_OFFLINE": "1",
             "LOG_LEVEL": "WARNING",
             "CONN_MAX_AGE": "0",
+            # the local receivers this test opened to the outbound client (hooked)
+            "OUTBOUND_ALLOWED_PRIVATE_HOSTS": ",".join(settings.OUTBOUND_ALLOWED_PRIVATE_HOSTS),
             **(env or {}),
         })
         self.log = open(log_dir / f"qcluster-{label}-{uuid.uuid4().hex[:6]}.log", "w+") if log_dir else None

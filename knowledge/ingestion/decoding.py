@@ -30,9 +30,16 @@ def _utf16_without_bom(data: bytes) -> tuple[str, str] | None:
     for encoding, high, low in (("utf-16-le", odd_nuls, even_nuls), ("utf-16-be", even_nuls, odd_nuls)):
         if high >= pairs * 0.3 and low <= pairs * 0.05:
             try:
-                return data[:len(data) // 2 * 2].decode(encoding), encoding
+                text = data[:len(data) // 2 * 2].decode(encoding)
             except UnicodeDecodeError:
                 return None
+            # ASCII words separated by NULs ("hello\0world\0") pass the count above, and read as UTF-16
+            # they are CJK-looking noise made of two printable ASCII bytes each; real text outside Latin-1
+            # (Thai, CJK) rarely is. Such bytes are left to the UTF-8 reading, whose NULs mark them binary.
+            wide = [ord(c) for c in text[:2048] if ord(c) > 0xFF]
+            if wide and sum(0x20 <= c >> 8 <= 0x7E and 0x20 <= c & 0xFF <= 0x7E for c in wide) >= len(wide) * 0.9:
+                return None
+            return text, encoding
     return None
 
 

@@ -1,5 +1,6 @@
 import pytest
 
+from channels.tests.conftest import fake_wa  # noqa: F401 (fixture: enabling WhatsApp asks Meta)
 from conftest import GLOBAL_KEY, assert_error
 
 SETTINGS = "/tenants/{}/settings"
@@ -50,7 +51,7 @@ def test_a_tenant_key_updates_its_own_settings_partially(tenant_a, client_a):
 
 
 def test_a_given_api_key_is_used_on_creation(global_client, api_client):
-    chosen = "my-own-very-long-key-0123456789abcdef"
+    chosen = "shop-key-Xq3vR9tLm2WzP8sKd4NbY7cJh6"  # a client's own key: long and random
     response = global_client.put(SETTINGS.format("custom"), {"name": "C", "api_key": chosen}, format="json")
     assert response.status_code == 201
     assert response.json()["api_key"] == chosen
@@ -138,7 +139,8 @@ WHATSAPP = {"whatsapp": {"enabled": True, "phone_number_id": "1065550001", "acce
                          "app_secret": "app-secret-abcdef-123456", "verify_token": "verify-me-please-123"}}
 
 
-def test_channels_are_configured_through_settings_and_secrets_never_come_back(tenant_a, client_a):
+def test_channels_are_configured_through_settings_and_secrets_never_come_back(tenant_a, client_a, fake_wa):
+    fake_wa.add_number("1065550001", "EAAG-secret-token-123456")
     response = client_a.put(SETTINGS.format("tenant-a"), {"channels": WHATSAPP}, format="json")
     assert response.status_code == 200, response.content
     text = response.content.decode() + client_a.get(SETTINGS.format("tenant-a")).content.decode()
@@ -165,10 +167,14 @@ def test_webhook_url_and_secret(tenant_a, client_a):
     assert tenant_a.webhook_secret == "a-receiver-chosen-secret-1234"
 
 
-def test_channel_account_taken_by_another_tenant_is_409(tenant_a, tenant_b, client_a, client_b):
+def test_channel_account_of_another_tenant_answers_like_a_failed_verification(tenant_a, tenant_b, client_a, client_b,
+                                                                             fake_wa):
+    fake_wa.add_number("1065550001", "EAAG-secret-token-123456")
     assert client_a.put(SETTINGS.format("tenant-a"), {"channels": WHATSAPP}, format="json").status_code == 200
-    assert_error(client_b.put(SETTINGS.format("tenant-b"), {"channels": WHATSAPP}, format="json"), 409,
-                 "channel_account_taken")
+    taken = assert_error(client_b.put(SETTINGS.format("tenant-b"), {"channels": WHATSAPP}, format="json"), 422,
+                         "channel_verification_failed")
+    invented = {"whatsapp": {**WHATSAPP["whatsapp"], "phone_number_id": "1065550009"}}
+    assert assert_error(client_b.put(SETTINGS.format("tenant-b"), {"channels": invented}, format="json"), 422) == taken
 
 
 def test_handoff_policy_defaults_and_round_trip(tenant_a, tenant_b, client_a, client_b):

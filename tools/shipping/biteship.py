@@ -17,8 +17,8 @@ from urllib.parse import quote, urlsplit
 
 from django.utils.dateparse import parse_datetime
 
-from tools import safehttp
 from tools.base import ToolFailure
+from tools.http_tools import tool_fetch
 from tools.shipping.base import Checkpoint, TrackingResult
 from tools.shipping.mock import COURIER_NAMES
 
@@ -54,9 +54,9 @@ class BiteshipTrackingProvider:
         url = f"{self.base_url}/v1/trackings/{quote(waybill, safe='')}/couriers/{quote(courier, safe='')}"
         # The same fetch as tenant tools (a deadline for the whole call, a size cap, no redirect
         # elsewhere). The base URL is the operator's setting, not a tenant's, so any address is allowed.
-        fetched = safehttp.fetch(method="GET", url=url, allowed_host=urlsplit(self.base_url).hostname or "",
-                                 headers={"Authorization": self.api_key, "Accept": "application/json"},
-                                 timeout=timeout, max_bytes=MAX_BYTES, allow_private=True)
+        fetched = tool_fetch(method="GET", url=url, allowed_host=urlsplit(self.base_url).hostname or "",
+                             headers={"Authorization": self.api_key, "Accept": "application/json"},
+                             timeout=timeout, max_bytes=MAX_BYTES, allow_private=True)
         try:
             data = json.loads(fetched.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):

@@ -1,5 +1,6 @@
-"""The outbound-HTTP guard of tenant tools: only the configured host, no internal
-addresses unless the tool allows them, no redirects elsewhere, a size cap and a timeout.
+"""The outbound guard as tenant tools meet it (agent_project.lib.outbound, with the tools'
+failure codes): only the configured host, no internal addresses unless the tool allows
+them, no redirects elsewhere, a size cap and a timeout.
 The fake shop listens on 127.0.0.1, so the tests that need it pass ``allow_private``;
 the refusals are proven with it off (and the fake then receives nothing)."""
 
@@ -10,8 +11,9 @@ import ipaddress
 import pytest
 
 from tools.base import ToolFailure
+from agent_project.lib.outbound import address_refusal
 from tools.http_tools import http_tool_call, render_url, template_host
-from tools.safehttp import address_refusal, fetch
+from tools.http_tools import tool_fetch as fetch
 from tools.tests.fakes import Answer, shop_order
 
 
