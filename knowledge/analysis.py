@@ -309,7 +309,7 @@ EMBEDDING_FORMS = {**CHAT_FORMS, "ongkir": "ongkos kirim", "gratong": "gratis on
 # base says "garansi"; an English knowledge base is asked "ongkirnya berapa?". The English
 # MiniLM embedder cannot bridge the two languages, so the keyword side does, for a shop's
 # everyday words. A query word that none of the tenant's chunks uses is searched as the
-# words of its group they do use (selectors._term_weights); a word the chunks use is
+# words of its group they do use (selectors.keyword.term_weights); a word the chunks use is
 # searched as it is. English is not stemmed: its inflected forms are listed. Words are
 # stemmed here as chunks are, so a group may name the form a knowledge base writes
 # ("pengembalian" is searched as "kembali"). Only words whose meaning in a shop is

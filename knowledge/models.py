@@ -161,7 +161,7 @@ class CorpusStats(TenantOwned):
     token_total = models.BigIntegerField(default=0)
     version = models.BigIntegerField(db_default=NextCorpusVersion(), editable=False)
     # Set, with every one of the tenant's chunks' in_hnsw, by the write that takes it past
-    # selectors.EXACT_SCAN_MAX_CHUNKS; never unset (a tenant that shrinks stays in the graph).
+    # selectors.vector.EXACT_SCAN_MAX_CHUNKS; never unset (a tenant that shrinks stays in the graph).
     in_hnsw = models.BooleanField(default=False, db_default=False, editable=False,
                                   help_text="The tenant's chunks are in the HNSW graph (it is big enough to search it).")
     # {embedding model: chunk count}: which models made the tenant's vectors. One model but after a change of

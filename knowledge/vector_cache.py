@@ -1,8 +1,8 @@
 """Small tenants' vectors in process memory, for an exact nearest-neighbour search
 without a database scan.
 
-A tenant on the exact plan (up to ``selectors.EXACT_SCAN_MAX_CHUNKS``, or up to
-``selectors.MEMORY_EXACT_MAX_CHUNKS`` for a small share of the HNSW graph) is searched here
+A tenant on the exact plan (up to ``selectors.vector.EXACT_SCAN_MAX_CHUNKS``, or up to
+``selectors.vector.MEMORY_EXACT_MAX_CHUNKS`` for a small share of the HNSW graph) is searched here
 instead of by PostgreSQL, when its vectors fit (``VectorCache.would_hold``): the
 scan read every one of the tenant's rows for each query (3.4 ms for 4,000 chunks on
 this machine, ~0.85 us a row, most of it heap access), while one matrix product over

@@ -152,7 +152,7 @@ def _lock_stats(cur, tenant_id: str) -> tuple[int, bool]:
 
 def _join_graph(cur, tenant_id: str) -> None:
     """Put all of the tenant's chunks into the HNSW graph, once, when it grows past
-    ``selectors.EXACT_SCAN_MAX_CHUNKS`` (call after ``_lock_stats``): ~1 ms a chunk of graph
+    ``selectors.vector.EXACT_SCAN_MAX_CHUNKS`` (call after ``_lock_stats``): ~1 ms a chunk of graph
     inserts, ~10 s at 10,000, paid by the write that crosses. Its searches may go through
     the graph from then on."""
     cur.execute("UPDATE knowledge_chunk SET in_hnsw = true WHERE tenant_id = %s AND NOT in_hnsw", [tenant_id])
@@ -262,7 +262,7 @@ def _write_chunks(tenant_id: str, stored: list[tuple[Document, PreparedChunks]])
         count, in_hnsw = _lock_stats(wrapper.cursor, tenant_id)
         removed = _remove_chunks_of(wrapper.cursor, tenant_id, [document.pk for document, _ in stored])
         added = sum(len(prepared.drafts) for _, prepared in stored)
-        if not in_hnsw and count - len(removed) + added > selectors.EXACT_SCAN_MAX_CHUNKS:
+        if not in_hnsw and count - len(removed) + added > selectors.vector.EXACT_SCAN_MAX_CHUNKS:
             _join_graph(wrapper.cursor, tenant_id)  # before the COPY: the new rows go in with the flag
             in_hnsw = True
         rows = (

@@ -86,7 +86,7 @@ def stats_rebuild(*, tenant) -> StatsCheck:
                 [tenant.pk, tenant.pk, tenant.pk],
             )
             count, in_hnsw = cur.fetchone()
-            if in_hnsw or count > selectors.EXACT_SCAN_MAX_CHUNKS:
+            if in_hnsw or count > selectors.vector.EXACT_SCAN_MAX_CHUNKS:
                 _join_graph(cur, tenant.pk)  # any chunk that missed the flag (it costs one scan of the tenant's)
     return before
 

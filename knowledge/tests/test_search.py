@@ -44,7 +44,7 @@ def test_an_embedding_outage_leaves_keyword_search(tenant_a, scoped, monkeypatch
     def down(query):
         raise EmbeddingError("Gemini embedding failed: 503 UNAVAILABLE")
 
-    monkeypatch.setattr(selectors, "_query_vector", down)
+    monkeypatch.setattr(selectors.search, "query_embedding", down)
     with scoped(tenant_a):
         hits = selectors.chunk_search(tenant=tenant_a, query="klaim garansi elektronik", k=3)
         assert hits[0].title == "Garansi produk" and hits[0].scores["vector"] is None
@@ -63,7 +63,7 @@ def test_a_changed_vector_size_leaves_keyword_search_until_the_resize(tenant_a, 
 
     _load(tenant_a, scoped)
     monkeypatch.setattr(db, "_comparable", {})
-    monkeypatch.setattr(selectors, "_sizes_warned_at", [float("-inf")])
+    monkeypatch.setattr(selectors.search, "_sizes_warned_at", [float("-inf")])
     settings.EMBEDDING_DIMENSIONS = 128
     with scoped(tenant_a):
         for _ in range(2):  # the mismatch is asked again each time, and logged once
@@ -196,8 +196,8 @@ def _make_big(monkeypatch):
     """The plan switches on size and share of the graph; lowering the thresholds makes a small
     tenant "big" (a share of 0: HNSW whatever the index's statistics say). Before loading:
     the write that takes a tenant past the size puts its chunks into the graph."""
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)
-    monkeypatch.setattr(selectors, "HNSW_MIN_SHARE", 0.0)
+    monkeypatch.setattr(selectors.vector, "EXACT_SCAN_MAX_CHUNKS", 2)
+    monkeypatch.setattr(selectors.vector, "HNSW_MIN_SHARE", 0.0)
 
 
 def test_big_tenant_goes_through_hnsw_and_still_returns_k(tenant_a, scoped, monkeypatch):
@@ -223,13 +223,13 @@ def test_big_tenant_goes_through_hnsw_and_still_returns_k(tenant_a, scoped, monk
 ])
 def test_the_vector_plan_follows_size_and_share_of_the_graph(settings, n, in_graph, graph, filtered, cache_mb, hnsw):
     settings.KB_VECTOR_CACHE_MB = cache_mb
-    assert selectors._uses_hnsw(n, in_graph, graph, 384, filtered) is hnsw
+    assert selectors.vector.uses_hnsw(n, in_graph, graph, 384, filtered) is hnsw
 
 
 def test_a_mid_size_tenant_small_in_the_table_is_searched_in_memory(tenant_a, tenant_b, scoped, monkeypatch):
     from django.db import connection
 
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)  # tenant a (5 chunks) is "mid-size"
+    monkeypatch.setattr(selectors.vector, "EXACT_SCAN_MAX_CHUNKS", 2)  # tenant a (5 chunks) is "mid-size"
     _load(tenant_a, scoped)
     _load(tenant_b, scoped, entries=[(f"Produk {i}", f"Produk nomor {i} tersedia dalam warna {c}.") for i, c in
                                      enumerate(["merah", "biru", "hijau", "hitam", "putih"] * 8)])
@@ -262,7 +262,7 @@ def test_only_the_chunks_of_tenants_past_the_exact_plan_are_in_the_hnsw_graph(te
     from knowledge.services.processing import document_delete
     from knowledge.services.stats import stats_check, stats_rebuild
 
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 3)
+    monkeypatch.setattr(selectors.vector, "EXACT_SCAN_MAX_CHUNKS", 3)
     _load(tenant_a, scoped, entries=FAQ[:3])
     _load(tenant_b, scoped, entries=[("Garansi B", "Garansi elektronik toko B berlaku 24 bulan.")])
     assert _graph(tenant_a.pk) == (0, 3, False) and _graph(tenant_b.pk) == (0, 1, False)
@@ -297,7 +297,7 @@ def test_any_writer_of_a_graph_tenants_chunk_puts_it_in_the_graph(tenant_a, tena
     _load(tenant_b, scoped, entries=FAQ[:2])  # in the graph too (two chunks, past 2 with the next write)
     monkeypatch.setattr(chunks, "copy_chunks", lambda rows, **kwargs: copy_chunks(rows))  # no flag given
     _load(tenant_a, scoped, entries=[("Garansi produk", "Garansi elektronik berlaku 12 bulan sejak pembelian.")])
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 10_000)
+    monkeypatch.setattr(selectors.vector, "EXACT_SCAN_MAX_CHUNKS", 10_000)
     _load(tenant_b, scoped, entries=FAQ[2:3])  # not past the threshold now: stays out of the graph
     assert _graph(tenant_a.pk) == (41, 41, True) and _graph(tenant_b.pk) == (0, 3, False)
     _make_big(monkeypatch)
@@ -348,7 +348,7 @@ def test_mid_size_tenants_taking_turns_do_not_evict_each_other_from_memory(make_
 
     from knowledge import vector_cache
 
-    monkeypatch.setattr(selectors, "EXACT_SCAN_MAX_CHUNKS", 2)  # a 6-chunk tenant is "mid-size"
+    monkeypatch.setattr(selectors.vector, "EXACT_SCAN_MAX_CHUNKS", 2)  # a 6-chunk tenant is "mid-size"
     tenants = [make_tenant(f"mid-{i}") for i in range(5)]
     for tenant in tenants:
         _load(tenant, scoped, entries=[(f"{t} {tenant.pk}", c) for t, c in [*FAQ, ("Promo", "Diskon 20% member.")]])
@@ -597,8 +597,8 @@ def test_a_big_tenants_vector_search_runs_beside_the_keyword_search(tenant_a, te
     _load(tenant_a, scoped, entries=FAQ + fillers)
     _load(tenant_b, scoped, entries=[("Garansi B", "Garansi elektronik toko B berlaku 24 bulan.")])
     beside_calls = []
-    real_send_beside = selectors.send_beside
-    monkeypatch.setattr(selectors, "send_beside", lambda *a, **kw: beside_calls.append(a) or real_send_beside(*a, **kw))
+    real_send_beside = selectors.vector.send_beside
+    monkeypatch.setattr(selectors.vector, "send_beside", lambda *a, **kw: beside_calls.append(a) or real_send_beside(*a, **kw))
     queries = ["berapa lama garansi elektronik?", "bayar pakai QRIS", "return within 30 days"]
     with scoped(tenant_a):
         settings.KB_PARALLEL_VECTOR_SEARCH = True
@@ -695,7 +695,7 @@ def test_a_failed_second_connection_falls_back_to_the_serial_search(tenant_a, sc
             self.closed = True
 
     broken = Broken()
-    monkeypatch.setattr(selectors, "send_beside", lambda *a, **kw: broken)
+    monkeypatch.setattr(selectors.vector, "send_beside", lambda *a, **kw: broken)
     with scoped(tenant_a):
         hits = selectors.chunk_search(tenant=tenant_a, query="berapa lama garansi elektronik?", k=3)
     assert hits[0].title == "Garansi produk" and hits[0].scores["plan"] in {"hnsw", "exact-fallback"}
@@ -726,7 +726,7 @@ def test_a_search_that_fails_after_sending_beside_returns_the_connection(tenant_
     db.close_beside_connections()
     with scoped(tenant_a):
         selectors.chunk_search(tenant=tenant_a, query="garansi", k=3)  # learns the tenant is big
-        monkeypatch.setattr(selectors, "_keyword_candidates", lambda *a, **kw: 1 / 0)
+        monkeypatch.setattr(selectors.keyword, "keyword_candidates", lambda *a, **kw: 1 / 0)
         with pytest.raises(ZeroDivisionError):
             selectors.chunk_search(tenant=tenant_a, query="garansi", k=3)
     assert len(db._idle) == len(db._all_beside) == 1
@@ -804,14 +804,15 @@ def test_a_chunk_deleted_during_a_search_is_left_out(tenant_a, scoped, monkeypat
         before = selectors.chunk_search(tenant=tenant_a, query="garansi elektronik", k=5)
         assert before[0].title == "Garansi produk" and before[0].scores["plan"] == "memory"
         gone = Chunk.objects.get(pk=before[0].chunk_id)
-        step = "_keyword_candidates" if when == "before-the-candidates" else "_details"
-        original = getattr(selectors, step)
+        module, step = ((selectors.keyword, "keyword_candidates") if when == "before-the-candidates"
+                        else (selectors.search, "hit_details"))
+        original = getattr(module, step)
 
         def deleting_first(*args, **kwargs):
             Chunk.objects.filter(pk=gone.pk).delete()  # as another process's delete, committed meanwhile
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(selectors, step, deleting_first)
+        monkeypatch.setattr(module, step, deleting_first)
         hits = selectors.chunk_search(tenant=tenant_a, query="garansi elektronik", k=5)
     assert gone.pk not in {h.chunk_id for h in hits}
     assert [h.chunk_id for h in hits] == [h.chunk_id for h in before if h.chunk_id != gone.pk][:len(hits)]

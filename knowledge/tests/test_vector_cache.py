@@ -112,7 +112,7 @@ def test_threads_meeting_a_new_version_load_it_once(monkeypatch):
 
     def search():
         start.wait()
-        found.append(selectors._in_memory(None, "tenant-a", 7, 50, 8))
+        found.append(selectors.vector.in_memory(None, "tenant-a", 7, 50, 8))
 
     threads = [threading.Thread(target=search) for _ in range(4)]
     for thread in threads:
