@@ -81,14 +81,14 @@ def use_model(key: str):
         return None
 
 
-def bench_tenant(tenant_id: str):
+def bench_tenant(tenant_id: str, name: str = ""):
     """A fresh tenant with limits that a benchmark's thousands of requests do not reach, and its key."""
     from tenants.models import Tenant
     from tenants.services import tenant_upsert
 
     Tenant.objects.filter(pk=tenant_id).delete()
     tenant, _, key = tenant_upsert(tenant_id=tenant_id, may_create=True, data={
-        "name": tenant_id, "rate_limit_per_minute": 10_000_000, "chat_rate_limit_per_minute": 10_000_000,
+        "name": name or tenant_id, "rate_limit_per_minute": 10_000_000, "chat_rate_limit_per_minute": 10_000_000,
         "upload_rate_limit_per_minute": 10_000_000})
     return tenant, key
 
@@ -172,7 +172,7 @@ def shop_section(key: str, filename: str) -> dict:
     data = json.loads((DATA / filename).read_text(encoding="utf-8"))
     present = absent = unanswered = top1 = asked = unanswerable = 0
     for business in data["businesses"]:
-        tenant, api_key = bench_tenant(f"bench-shop-{key}-{business['id']}"[:64].replace("_", "-"))
+        tenant, api_key = bench_tenant(f"bench-shop-{key}-{business['id']}"[:64].replace("_", "-"), business["name"])
         chat = Chat(api_key)
         entries = {e["id"]: e for e in business["entries"]}
 

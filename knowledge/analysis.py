@@ -391,7 +391,7 @@ SYNONYMS = (
     "dewasa adult adults",
     "sewa rent rental",
     # who and what the business is
-    "pemilik owner owners pendiri founder founders",
+    "pemilik milik punya owner owners pendiri founder founders",
     "lowongan karier karir career careers vacancy vacancies job jobs rekrutmen recruitment",
     "aplikasi app apps",
     "anggota member members membership",
@@ -543,14 +543,23 @@ def embedding_query(query: str) -> str:
     return _WORD_OF_QUERY.sub(written_out, query)
 
 
-def query_terms(query: str) -> list[str]:
-    """Distinct terms of a query, in first-seen order, without conversational stopwords
-    or the quantity asked for ("berapa lama"), unless nothing else is left: "terima
-    kasih" still searches for itself."""
+@lru_cache(maxsize=4096)
+def name_terms(name: str) -> frozenset[str]:
+    """The analysed terms of a business's own name ("Kopi Senja": kopi, senja)."""
+    return frozenset(tokens(name or ""))
+
+
+def query_terms(query: str, context: frozenset[str] = frozenset()) -> list[str]:
+    """Distinct terms of a query, in first-seen order, without conversational stopwords,
+    the quantity asked for ("berapa lama") or ``context`` terms (the business's own name:
+    "kak, kopi senja itu punya siapa?" asks Kopi Senja who owns it, and the entries that
+    merely name the shop answer nothing of it), unless nothing else is left: "terima kasih"
+    still searches for itself, "kopi senja" for the shop."""
     words = _words(query)
     content = [w for i, w in enumerate(words) if w not in QUERY_STOPWORDS
                and not (w in QUANTITY_WORDS and i and words[i - 1] in ("berapa", "how"))] or words
-    return list(dict.fromkeys(stem(w) for w in content))
+    terms = list(dict.fromkeys(stem(w) for w in content))
+    return [t for t in terms if t not in context] or terms
 
 
 def looks_indonesian(text: str) -> bool:

@@ -146,7 +146,7 @@ def chunk_search(*, tenant, query: str, k: int = 5, filters: dict | None = None,
     pool = max(30, 4 * k)
 
     ef_search = max(vector.HNSW_EF_SEARCH, pool)
-    terms = analysis.query_terms(query) if use_keyword else []
+    terms = analysis.query_terms(query, context=analysis.name_terms(getattr(tenant, "name", ""))) if use_keyword else []
     own_synonyms = tuple(getattr(tenant, "synonyms", None) or ())  # the tenant's own groups, when given the Tenant
     sent = contextlib.ExitStack()  # the queries sent beside, closed however this search ends
     beside = None

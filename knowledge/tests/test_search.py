@@ -850,3 +850,40 @@ def test_blank_is_not_read_as_bank(tenant_a, scoped):
                                             ("trial", "rial")])
 def test_english_words_get_no_indonesian_prefix_guess(word, not_guess):
     assert not_guess not in analysis.root_guesses(word)
+
+
+KOPI_SENJA = [
+    ("Siapa pemilik Kopi Senja?", "Kopi Senja didirikan oleh Bagas Wirawan pada 2019 di Yogyakarta dan masih dikelola "
+                                  "olehnya."),
+    ("Jam buka", "Kopi Senja buka setiap hari pukul 08.00 sampai 22.00 WIB."),
+    ("Lokasi", "Kedai kami ada di Jl. Kaliurang KM 5 No. 12, Sleman, dekat kampus UGM."),
+    ("Wifi", "Wifi gratis untuk pelanggan; kata sandinya tertera di struk pembelian."),
+    ("Menu dan harga", "Es kopi susu Rp18.000, americano Rp15.000, dan matcha latte Rp22.000."),
+    ("Pesan antar", "Pesan antar lewat GoFood dan GrabFood, atau WhatsApp 0812-3456-7890 untuk radius 3 km."),
+]
+KOPI_SENJA_ASKED = [("kak, kopi senja itu punya siapa ya?", 0), ("jam brp tutupnya kak", 1), ("alamatnya dmn min?", 2),
+                    ("ada wifi ga?", 3), ("es kopi susu brp?", 4), ("bisa delivery?", 5)]
+
+
+def test_with_the_default_embedder_a_question_is_answered_when_its_entry_is_there_and_not_when_it_is_gone(
+        make_tenant, scoped, local_embedder):
+    """The relevance threshold both ways, with multilingual-e5 and a coffee shop asked as on WhatsApp:
+    each question finds its entry first and relevant; with that entry deleted, nothing else is relevant.
+    (Not asserted: the owner question with the owner entry gone. "kopi senja" in the opening-hours entry
+    keeps its vector close, cosine 0.89, though the keyword side drops the shop's own name: see
+    analysis.query_terms. Measured on whole sets by benchmarks/bench_knowledge_quality.py.)"""
+    from knowledge.services.processing import document_delete
+
+    tenant = make_tenant("kopi-senja", name="Kopi Senja")
+    _load(tenant, scoped, entries=KOPI_SENJA)
+    with scoped(tenant):
+        ids = {d.title: d.pk for d in Document.objects.all()}
+        for question, entry in KOPI_SENJA_ASKED:
+            hit = selectors.chunk_search(tenant=tenant, query=question, k=1)[0]
+            assert hit.title == KOPI_SENJA[entry][0] and hit.score >= selectors.RELEVANCE_THRESHOLD, (question, hit)
+        for question, entry in KOPI_SENJA_ASKED[1:]:
+            title, content = KOPI_SENJA[entry]
+            document_delete(document=Document.objects.get(pk=ids[title]))
+            hits = selectors.chunk_search(tenant=tenant, query=question, k=3)
+            assert all(h.score < selectors.RELEVANCE_THRESHOLD for h in hits), (question, hits[0])
+            ids[title] = entries_upsert(tenant=tenant, entries=[{"title": title, "content": content}])[0]["document"].pk
