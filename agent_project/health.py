@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
@@ -43,13 +43,28 @@ def _worker() -> dict:
     }
 
 
+def _embedding() -> dict:
+    """The configured embedder (built as the web worker's warm-up builds it) and how many tenants still have
+    chunks another model embedded (``kb_reembed --all-tenants`` moves them; docs/ops.md)."""
+    from agent_project.lib.embeddings import EmbeddingError, get_embedder
+
+    report = {"provider": settings.EMBEDDING_PROVIDER, "dimensions": settings.EMBEDDING_DIMENSIONS}
+    try:
+        report["model"] = get_embedder().name
+    except EmbeddingError as exc:
+        return {**report, "model": settings.EMBEDDING_MODEL_NAME, "error": str(exc)}
+    try:
+        with connection.cursor() as cur:  # every tenant's row: an installation-wide count, no tenant's data
+            cur.execute("SELECT count(*) FROM knowledge_corpusstats WHERE chunk_count > "
+                        "coalesce((models ->> %s)::bigint, 0)", [report["model"]])
+            report["tenants_not_reembedded"] = cur.fetchone()[0]
+    except DatabaseError:
+        report["tenants_not_reembedded"] = None
+    return report
+
+
 def providers() -> dict:
-    return {
-        "llm": model_label(),
-        "embedding": {"provider": settings.EMBEDDING_PROVIDER, "model": settings.EMBEDDING_MODEL_NAME or
-                      ("all-MiniLM-L6-v2" if settings.EMBEDDING_PROVIDER == "local" else "gemini-embedding-001"),
-                      "dimensions": settings.EMBEDDING_DIMENSIONS},
-    }
+    return {"llm": model_label(), "embedding": _embedding()}
 
 
 class HealthView(APIView):

@@ -64,3 +64,18 @@ def test_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
     out = tmp_path / "schema.yaml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     assert "/chat" in out.read_text()
+
+
+def test_health_names_the_embedder_and_the_tenants_not_yet_re_embedded(client, settings, make_tenant):
+    from knowledge.services import entries_upsert
+    from tenants.scoping import tenant_scope
+
+    settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL_NAME = "fake", "old"
+    tenant = make_tenant("health-a")
+    with tenant_scope(tenant):
+        entries_upsert(tenant=tenant, entries=[{"title": "Garansi", "content": "Garansi resmi 12 bulan."}])
+    settings.EMBEDDING_MODEL_NAME = ""
+    embedding = client.get("/health").json()["embedding"]
+    assert embedding["model"] == "fake-384" and embedding["tenants_not_reembedded"] == 1
+    settings.EMBEDDING_MODEL_NAME = "old"
+    assert client.get("/health").json()["embedding"]["tenants_not_reembedded"] == 0
