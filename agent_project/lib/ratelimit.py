@@ -142,7 +142,10 @@ class RedisStore:
 
 class DatabaseStore:
     """Counters in ``agent_project_ratelimitcounter`` (UNLOGGED: losing them in a crash
-    only forgives a minute of traffic, and skipping the WAL keeps the upsert cheap)."""
+    only forgives a minute of traffic, and skipping the WAL keeps the upsert cheap).
+
+    Both writes take a request's rows in one order, sorted by key, so concurrent requests
+    sharing buckets queue behind each other instead of deadlocking."""
 
     table = "agent_project_ratelimitcounter"
 
@@ -155,7 +158,7 @@ class DatabaseStore:
                 f"""
                 WITH up AS (
                     INSERT INTO {self.table} (key, count, expires_at)
-                    SELECT k, 1, to_timestamp(%s) FROM unnest(%s::text[]) AS k
+                    SELECT k, 1, to_timestamp(%s) FROM unnest(%s::text[]) AS k ORDER BY k
                     ON CONFLICT (key) DO UPDATE SET count = {self.table}.count + 1
                     RETURNING key, count
                 )
@@ -169,9 +172,19 @@ class DatabaseStore:
         return {k: (found.get(p, 0), found[c]) for k, c, p in zip(keys, current, previous, strict=True)}
 
     def undo(self, keys, window):
+        # The same statement shape as hit(), rows in the same (sorted) order: an UPDATE ... WHERE key = ANY(...)
+        # locked them in index or heap order instead, and deadlocked against a concurrent hit() whose request
+        # named its buckets the other way round (the global key names the tenant's first).
+        expires = int(time.time()) + WINDOW_SECONDS * 2 + 5
         with connection.cursor() as cur:
-            cur.execute(f"UPDATE {self.table} SET count = count - 1 WHERE key = ANY(%s::text[])",
-                        [[f"{k}:{window}" for k in keys]])
+            cur.execute(
+                f"""
+                INSERT INTO {self.table} (key, count, expires_at)
+                SELECT k, 0, to_timestamp(%s) FROM unnest(%s::text[]) AS k ORDER BY k
+                ON CONFLICT (key) DO UPDATE SET count = {self.table}.count - 1
+                """,
+                [expires, [f"{k}:{window}" for k in keys]],
+            )
 
 
 try:

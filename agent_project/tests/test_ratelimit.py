@@ -84,6 +84,45 @@ def test_store_counts_undoes_and_reads_the_previous_window(store):
     assert store.hit(["a", "b"], 101) == {"a": (2, 1), "b": (1, 1)}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_requests_sharing_buckets_never_deadlock(ratelimited):
+    """A tenant's key names its buckets key-first, the global key (with a budget of its own) tenant-first: requests
+    of both, admitted (hit) and refused (hit, then undo) at once, used to lock the shared rows in opposite orders
+    and die with `deadlock detected` (503 write_conflict). Every thread's own connection, as web threads have."""
+    import threading
+
+    from django.db import connections
+
+    from tenants.auth import ApiClient
+
+    ratelimited.RATE_LIMIT_GLOBAL_KEY_PER_MINUTE = 5
+    orders = [[b.key for b in ratelimit.buckets_for(client=client, tenant_id="acme", scope="default")]
+              for client in (ApiClient(tenant_id="acme", key_id=7, key_prefix="sk_live_x"),
+                             ApiClient(tenant_id=None, key_id=None, key_prefix=""))]
+    assert orders[0][-1] == orders[1][0] == "tenant:acme:default"  # the shared bucket, at opposite ends
+    orders.append(list(reversed(orders[1])))
+    store, window, errors = ratelimit.DatabaseStore(), 4242, []
+
+    def requests(keys):
+        try:
+            for _ in range(150):
+                store.hit(keys, window)
+                store.undo(keys, window)  # refused: taken back out
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=requests, args=(orders[i % 3],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    # Every hit was undone: all counters are back to zero.
+    assert set(store.hit(sorted({k for keys in orders for k in keys}), window + 1).values()) == {(0, 1)}
+
+
 def test_database_prune_deletes_expired_counters(ratelimited, db):
     store = ratelimit.DatabaseStore()
     store.hit(["x"], 5)
