@@ -159,9 +159,42 @@ def assert_error(response, status: int, code: str | None = None):
     return body["error"]
 
 
+def pytest_configure(config):
+    """One marker per need of agent_project/testing/needs.py (``@pytest.mark.corpus``, ``@pytest.mark.browser``)."""
+    from agent_project.testing import needs
+
+    unknown = needs.required() - set(needs.NEEDS)
+    if unknown:
+        raise pytest.UsageError(f"{needs.REQUIRE_ENV} names unknown needs: {', '.join(sorted(unknown))} "
+                                f"(known: {', '.join(needs.NEEDS)}, all)")
+    for need in needs.NEEDS.values():
+        config.addinivalue_line("markers", f"{need.name}: needs {need.description}; skipped where it is missing")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """A test whose need is missing is skipped before its fixtures start (no database, no server for nothing)."""
+    from agent_project.testing import needs
+
+    needs.skip_unmet(item)
+
+
+def pytest_terminal_summary(terminalreporter):
+    from agent_project.testing import needs
+
+    for line in needs.unmet_requirements():
+        terminalreporter.write_line(f"FAILED (required need skipped) {line}", red=True, bold=True)
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Stop the embedded test server when this run started it and nobody else uses it
-    (CI leaves nothing running; a developer's concurrent runs keep theirs)."""
+    """Fail a run that skipped tests for a need ``LAYAN_REQUIRE_NEEDS`` requires (CI). Then stop the embedded
+    test server when this run started it and nobody else uses it (CI leaves nothing running; a developer's
+    concurrent runs keep theirs)."""
+    from agent_project.testing import needs
+
+    if needs.unmet_requirements() and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
     from django.conf import settings
 
     embedded = getattr(settings, "EMBEDDED_PG", None)

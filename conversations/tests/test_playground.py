@@ -8,9 +8,9 @@ import tempfile
 import pytest
 from playwright.sync_api import sync_playwright
 
+from agent_project.testing.needs import chromium_path
 from conversations.models import Conversation
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
 
@@ -23,7 +23,7 @@ def browser_page(monkeypatch):
     from django.db import connections
     with tempfile.TemporaryDirectory(prefix="layan-chromium-") as profile, \
             sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(profile, executable_path=CHROMIUM, headless=True,
+        context = pw.chromium.launch_persistent_context(profile, executable_path=chromium_path(), headless=True,
                                                         args=CHROMIUM_ARGS)
         try:
             page = context.new_page()

@@ -3,11 +3,11 @@ real local model (``local_embedder``); uploads land in a temporary MEDIA_ROOT.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+from agent_project.testing.needs import corpus_dir
+
+CORPUS = corpus_dir()  # tests reading it are marked ``corpus`` (skipped where it is missing)
 
 
 @pytest.fixture(autouse=True)

@@ -47,6 +47,7 @@ def test_uploading_a_stored_file_again_says_so_and_shows_it(operator, tenant_a, 
     assert f"/admin/knowledge/document/{doc.pk}/change/" in add("Promo 3").redirect_chain[-1][0]
 
 
+@pytest.mark.corpus
 def test_a_bad_file_is_a_form_error(operator, tenant_a, scoped):
     from .conftest import CORPUS
 

@@ -10,18 +10,20 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from conftest import assert_error
 from knowledge.models import Chunk, CorpusStats, Document, Term
 
+from agent_project.testing.needs import corpus_files
+
 from .conftest import CORPUS
 
 pytestmark = pytest.mark.django_db
 
-PDFS = sorted((CORPUS / "pdf").glob("*.pdf"))
+PDFS = corpus_files("pdf/*.pdf")
 
 
 def upload(client, name, data, **extra):
     return client.post("/kb/upload", {"file": SimpleUploadedFile(name, data), **extra}, format="multipart")
 
 
-@pytest.mark.parametrize("path", PDFS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", PDFS)
 def test_every_corpus_pdf_through_the_api(client_a, tenant_a, scoped, path):
     response = upload(client_a, path.name, path.read_bytes())
     if path.name == "libreoffice-writer-password.pdf":
@@ -499,6 +501,7 @@ def test_a_failed_store_leaves_no_file_behind(client_a, tenant_a, scoped, monkey
     assert not [p for p in Path(settings.MEDIA_ROOT).rglob("*") if p.is_file()]
 
 
+@pytest.mark.corpus
 def test_a_big_upload_is_checked_before_it_is_queued(client_a, tenant_a, scoped, settings):
     """Files over KB_SYNC_MAX_BYTES are processed by a worker; the cheap checks still answer at once."""
     settings.KB_SYNC_MAX_BYTES = 1000
@@ -510,7 +513,8 @@ def test_a_big_upload_is_checked_before_it_is_queued(client_a, tenant_a, scoped,
     assert_error(upload(client_a, "buku.xlsx", b"PK\x03\x04" + b"\x00" * 2000), 422, "file_unreadable")
     with scoped(tenant_a):
         assert not Document.objects.exists()
-    readable = max((p for p in PDFS if p.name != "libreoffice-writer-password.pdf"), key=lambda p: p.stat().st_size)
+    readable = max((p for p in (CORPUS / "pdf").glob("*.pdf") if p.name != "libreoffice-writer-password.pdf"),
+                   key=lambda p: p.stat().st_size)
     response = upload(client_a, readable.name, readable.read_bytes())
     assert response.status_code == 202 and response.json()["status"] == "pending"
 

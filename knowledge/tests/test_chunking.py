@@ -111,6 +111,7 @@ def _sastrawi_test_words() -> list[str]:
     return [*sorted(real), *roots, *affixed, *noise]
 
 
+@pytest.mark.corpus
 def test_words_skipped_by_the_affix_check_are_the_words_sastrawi_leaves_alone():
     """``stem`` skips Sastrawi for words no rule of it can change; checked word by word
     against Sastrawi itself."""
@@ -124,6 +125,7 @@ def test_words_skipped_by_the_affix_check_are_the_words_sastrawi_leaves_alone():
     assert analysis.stem("pengiriman") == "kirim" and analysis.stem("telunjuk") == sastrawi.stem_word("telunjuk")
 
 
+@pytest.mark.corpus
 def test_guarded_prefix_rules_stem_every_word_as_sastrawi_does():
     """The stemmer consults a prefix rule only for words starting with its literal
     prefix; the result must be Sastrawi's own, word by word, and most rules guarded."""
@@ -371,6 +373,7 @@ def test_a_huge_table_row_is_cut_keeping_its_provenance():
     assert all(len(c.text) <= len("Sheet: S\n") + 180 * chunking.CHARS_PER_WORD for c in chunks)
 
 
+@pytest.mark.corpus
 def test_sastrawi_removals_without_a_regex_per_word_stem_as_with_re():
     """``_PlainWordRe`` replaces ``re.sub(stem, '', word, 1)`` in Sastrawi's visitors with
     ``str.replace``: every test word must stem, and record its removed affixes, exactly as

@@ -57,6 +57,7 @@ def test_import_folder_then_rerun_skips_unchanged(folder, tenant_a, scoped):
         assert "300 ribu" in Chunk.objects.get(document__title="faq").text
 
 
+@pytest.mark.corpus
 def test_failures_are_reported_and_exit_non_zero_but_the_rest_is_imported(folder, tenant_a, scoped):
     shutil.copy(CORPUS / "pdf" / "libreoffice-writer-password.pdf", folder / "locked.pdf")
     (folder / "broken.xlsx").write_bytes(b"not a zip")

@@ -19,28 +19,38 @@ from knowledge.ingestion.decoding import decode_text
 from knowledge.ingestion.markdown import split_markdown
 from knowledge.ingestion.parsers import DocumentError, Section, parse_file
 
+from agent_project.testing.needs import corpus_files
+
 from .conftest import CORPUS
 
-PDFS = sorted((CORPUS / "pdf").glob("*.pdf"))
-ENCRYPTED = {entry["path"].rsplit("/", 1)[-1] for entry in json.loads((CORPUS / "pdf" / "files.json").read_text())["data"]
-             if entry["encrypted"]}
-PAGES = {entry["path"].rsplit("/", 1)[-1]: entry["pages"]
-         for entry in json.loads((CORPUS / "pdf" / "files.json").read_text())["data"]}
+ENCRYPTED = {"libreoffice-writer-password.pdf"}
+READABLE_PDFS = corpus_files("pdf/*.pdf", exclude=ENCRYPTED)
 
 
+def _corpus_index() -> dict[str, dict]:
+    """files.json of the corpus: producer, page count and encryption per file name."""
+    entries = json.loads((CORPUS / "pdf" / "files.json").read_text())["data"]
+    return {entry["path"].rsplit("/", 1)[-1]: entry for entry in entries}
+
+
+@pytest.mark.corpus
 def test_the_corpus_is_there():
-    assert len(PDFS) >= 12 and ENCRYPTED == {"libreoffice-writer-password.pdf"}
+    index = _corpus_index()
+    assert len(list((CORPUS / "pdf").glob("*.pdf"))) >= 12
+    assert {name for name, entry in index.items() if entry["encrypted"]} == ENCRYPTED
 
 
-@pytest.mark.parametrize("path", [p for p in PDFS if p.name not in ENCRYPTED], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", READABLE_PDFS)
 def test_every_readable_corpus_pdf_gives_text_per_page(path):
     file_type, sections = parse_file(path.read_bytes(), path.name)
     assert file_type == "pdf" and sections
     pages = [s.provenance["page"] for s in sections]
-    assert pages == sorted(pages) and 1 <= pages[0] and pages[-1] <= PAGES.get(path.name, 10_000)
+    last_page = _corpus_index().get(path.name, {}).get("pages", 10_000)
+    assert pages == sorted(pages) and 1 <= pages[0] and pages[-1] <= last_page
     assert sum(len(s.text.split()) for s in sections) >= 3
 
 
+@pytest.mark.corpus
 def test_encrypted_pdf_is_a_clear_422():
     path = CORPUS / "pdf" / "libreoffice-writer-password.pdf"
     with pytest.raises(DocumentError) as err:
@@ -49,6 +59,7 @@ def test_encrypted_pdf_is_a_clear_422():
     assert "password" in err.value.message
 
 
+@pytest.mark.corpus
 def test_pdf_page_limit(settings):
     settings.KB_MAX_PDF_PAGES = 3
     path = CORPUS / "pdf" / "pdflatex-4-pages.pdf"
@@ -138,6 +149,7 @@ def test_pdf_text_is_nfkc_normalised_and_has_no_nul():
     assert sections[0].text == "The misfits ab"
 
 
+@pytest.mark.corpus
 def test_corpus_pdf_ligatures_become_plain_letters():
     _, sections = parse_file((CORPUS / "pdf" / "crazyones-pdfa.pdf").read_bytes(), "crazyones-pdfa.pdf")
     text = " ".join(s.text for s in sections)
@@ -146,7 +158,7 @@ def test_corpus_pdf_ligatures_become_plain_letters():
     assert "filled" in " ".join(s.text for s in sections)
 
 
-@pytest.mark.parametrize("path", [p for p in PDFS if p.name not in ENCRYPTED], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", READABLE_PDFS)
 def test_no_corpus_pdf_keeps_a_ligature_or_nul(path):
     _, sections = parse_file(path.read_bytes(), path.name)
     text = "".join(s.text for s in sections)
