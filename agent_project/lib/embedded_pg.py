@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,36 @@ class EmbeddedServer:
         return f"postgres://postgres@{quote(self.socket_dir, safe='')}/{database}"
 
 
-def _running(pgdata: Path) -> bool:
+#: how long a start waits for a server that is still shutting down (or starting) to finish doing so
+TRANSITION_WAIT_SECONDS = 60
+
+
+def _postmaster(pgdata: Path):
     from pgserver.utils import PostmasterInfo
 
     info = PostmasterInfo.read_from_pgdata(pgdata)
-    return info is not None and info.is_running() and info.status == "ready"
+    return info if info is not None and info.is_running() else None
+
+
+def _running(pgdata: Path) -> bool:
+    info = _postmaster(pgdata)
+    return info is not None and info.status == "ready"
+
+
+def _wait_for_transition(pgdata: Path) -> None:
+    """Wait while the server in ``pgdata`` is stopping or starting. pgserver joins any live postmaster, and one
+    that is shutting down (a ``make run`` stopped a moment ago) refuses every connection with "the database
+    system is shutting down": the process that joined it died of that."""
+    deadline = time.monotonic() + TRANSITION_WAIT_SECONDS
+    announced = False
+    while (info := _postmaster(pgdata)) is not None and info.status != "ready":
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the embedded PostgreSQL in {pgdata} has been '{info.status}' for "
+                               f"{TRANSITION_WAIT_SECONDS} s; stop it (pg_ctl stop) or try again")
+        if not announced:
+            logger.warning("the embedded PostgreSQL in %s is %s; waiting for it", pgdata, info.status)
+            announced = True
+        time.sleep(0.2)
 
 
 def ensure_server(pgdata: str | os.PathLike) -> EmbeddedServer:
@@ -75,7 +101,6 @@ def ensure_server(pgdata: str | os.PathLike) -> EmbeddedServer:
     starting at the same moment (gunicorn, the cluster, a manage.py command) see one
     server, and the one-time tuning restart of a new cluster happens before anyone joins.
     """
-    import fasteners
     from pgserver import get_server
 
     from agent_project.lib.pgvector_portable import ensure_portable
@@ -84,15 +109,27 @@ def ensure_server(pgdata: str | os.PathLike) -> EmbeddedServer:
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     # The wheel's pgvector needs AVX-512; elsewhere a portable build replaces it first.
     ensure_portable(log=logger.warning)
-    with fasteners.InterProcessLock(str(pgdata.parent / f".{pgdata.name}.lock")):
+    with _start_lock(pgdata):
+        _wait_for_transition(pgdata)
         fresh = not (pgdata / "PG_VERSION").exists()
         started_here = fresh or not _running(pgdata)
         server = get_server(pgdata, cleanup_mode=None)
+        if not _running(pgdata):
+            # This process's handle of a server stopped since: pgserver hands the cached handle back as it was.
+            server._postmaster_info = None
+            server.ensure_postgres_running()
         if started_here and _settings_differ(pgdata):
             # A new cluster, or one tuned for another machine: nobody can have joined yet.
             _apply_settings(server)
         info = server.get_postmaster_info()
     return EmbeddedServer(pgdata=pgdata, socket_dir=str(info.socket_dir), started_here=started_here)
+
+
+def _start_lock(pgdata: Path):
+    """Held while a server in ``pgdata`` is started, joined or stopped, by every process of the machine."""
+    import fasteners
+
+    return fasteners.InterProcessLock(str(pgdata.parent / f".{pgdata.name}.lock"))
 
 
 def _auto_conf(pgdata: Path) -> dict[str, str]:
@@ -124,9 +161,11 @@ def _apply_settings(server) -> None:
 
 
 def other_clients(server: EmbeddedServer) -> int:
-    """How many client connections besides this one the server has (0 = nobody else uses it)."""
+    """How many client connections besides this one the server has (0 = nobody else uses it, or it is gone)."""
     import psycopg
 
+    if not _running(server.pgdata):
+        return 0
     with psycopg.connect(host=server.socket_dir, user="postgres", dbname="postgres") as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
@@ -134,10 +173,15 @@ def other_clients(server: EmbeddedServer) -> int:
     return int(row[0])
 
 
-def stop_server(pgdata: str | os.PathLike) -> None:
+def stop_server(pgdata: str | os.PathLike) -> bool:
+    """Stop the server in ``pgdata`` and wait until it is down; False when it was not running. A process starting
+    meanwhile waits for the stop to finish (the start lock) and then starts it afresh."""
     pgdata = Path(pgdata).expanduser().resolve()
-    if _running(pgdata):
+    with _start_lock(pgdata):
+        if _postmaster(pgdata) is None:
+            return False
         _pg_ctl(pgdata, ["-w", "-m", "fast", "stop"])
+        return True
 
 
 def _pg_ctl(pgdata: Path, args: list[str]) -> None:

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 import textwrap
+import time
 
 import psycopg
 import pytest
@@ -79,5 +80,55 @@ def test_a_cluster_tuned_elsewhere_is_retuned_when_started(tmp_path):
         assert result["started_here"] is True
         assert f'{result["sb"]}MB' == server_settings()["shared_buffers"]
         assert _auto_conf(pgdata.resolve())["shared_buffers"] == server_settings()["shared_buffers"]
+    finally:
+        stop_server(pgdata)
+
+
+def test_a_start_waits_for_a_server_still_shutting_down(tmp_path):
+    """`make run` started right after a stop found the old server still shutting down, joined it, and died with
+    "the database system is shutting down". A smart shutdown held open by one connection keeps the server in that
+    state for as long as the test likes: the new process must wait, then start it afresh."""
+    import json
+
+    from pgserver.utils import PostmasterInfo
+
+    from agent_project.lib.embedded_pg import _pg_ctl, ensure_server
+
+    pgdata = (tmp_path / "pg").resolve()
+    server = ensure_server(pgdata)
+    holder = psycopg.connect(host=server.socket_dir, user="postgres", dbname="postgres")
+    try:
+        _pg_ctl(pgdata, ["-W", "-m", "smart", "stop"])  # returns at once; the server waits for `holder`
+        deadline = time.monotonic() + 60
+        while PostmasterInfo.read_from_pgdata(pgdata).status != "stopping":
+            assert time.monotonic() < deadline, "the server never began to stop"
+            time.sleep(0.1)
+        starter = subprocess.Popen([sys.executable, "-c", JOIN, str(pgdata)], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        waiting = starter.stderr.readline()  # its first word: it saw the server stopping
+        assert "is stopping; waiting for it" in waiting, waiting
+        holder.close()  # the shutdown completes
+        out, err = starter.communicate(timeout=120)
+        assert starter.returncode == 0, waiting + err
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["started_here"] is True
+    finally:
+        holder.close()
+        stop_server(pgdata)
+
+
+def test_a_process_whose_server_was_stopped_starts_it_again(tmp_path):
+    """pgserver hands a process its cached handle of the server; after a stop that handle pointed at nothing."""
+    from agent_project.lib.embedded_pg import ensure_server
+
+    pgdata = tmp_path / "pg"
+    first = ensure_server(pgdata)
+    try:
+        assert stop_server(pgdata) is True and stop_server(pgdata) is False
+        assert other_clients(first) == 0  # a server that is gone has no clients (and no traceback)
+        again = ensure_server(pgdata)
+        assert again.started_here is True
+        with psycopg.connect(host=again.socket_dir, user="postgres", dbname="postgres") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
     finally:
         stop_server(pgdata)
