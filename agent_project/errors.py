@@ -4,17 +4,23 @@
 ``code`` per situation); DRF's own exceptions are mapped onto the same shape,
 and the middleware catches what happens outside DRF (unknown paths, an
 oversized body, a crash) so that no API client ever receives an HTML page.
+
+A database that cannot be reached (down, restarting, out of connections) is not a
+crash: wherever it surfaces (a view, a middleware, authentication) the answer is
+``503 database_unavailable`` with ``Retry-After``, and ``/admin`` gets a plain 503.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
 from django.conf import settings
 from django.core.exceptions import (
     PermissionDenied, RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent, ValidationError as DjangoValidationError,
 )
-from django.http import Http404, JsonResponse
+from django.core.signals import got_request_exception
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -39,6 +45,52 @@ def error_body(code: str, message: str, details=None) -> dict:
 
 def error_response(status: int, code: str, message: str, details=None) -> JsonResponse:
     return JsonResponse(error_body(code, message, details), status=status)
+
+
+#: seconds a client is asked to wait when the database cannot be reached
+DATABASE_RETRY_AFTER = 5
+_UNAVAILABLE_MESSAGE = "The database cannot be reached right now. Try again in a few seconds."
+#: SQLSTATEs of a server that is there but will not serve: shutting down, crashed, starting up, out of connections
+_UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300"}
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what it was raised from) says the database cannot be reached: no connection could be
+    made, the server closed it or is shutting down, or a connection it had already closed was used. A failed
+    query (a deadlock, a timeout, bad SQL) is not that."""
+    import psycopg
+    from django.db import InterfaceError
+
+    for _ in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, (psycopg.InterfaceError, InterfaceError)):
+            return True
+        if isinstance(exc, psycopg.OperationalError):
+            state = exc.sqlstate
+            return state is None or state.startswith("08") or state in _UNAVAILABLE_STATES
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def database_unavailable_response(request) -> HttpResponse:
+    if _wants_json(request):
+        response = error_response(503, "database_unavailable", _UNAVAILABLE_MESSAGE,
+                                  {"retry_after_seconds": DATABASE_RETRY_AFTER})
+    else:
+        response = HttpResponse(_UNAVAILABLE_MESSAGE, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+    return response
+
+
+def _remember_exception(sender, request=None, **kwargs) -> None:
+    """Django answers an exception raised in a middleware with a 500 page of its own; keep the exception on the
+    request so that JsonErrorMiddleware can tell a database outage (503) from a crash."""
+    if request is not None:
+        request.uncaught_exception = sys.exc_info()[1]
+
+
+got_request_exception.connect(_remember_exception, dispatch_uid="layan-remember-exception")
 
 
 _DRF_CODES = {
@@ -79,6 +131,11 @@ def api_exception_handler(exc, context):
     elif isinstance(exc, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
         return Response(error_body(*_refused_body(exc)), status=413 if isinstance(exc, RequestDataTooBig) else 400)
 
+    elif database_unavailable(exc):
+        logger.warning("database unavailable, answered 503: %s", exc)
+        return Response(error_body("database_unavailable", _UNAVAILABLE_MESSAGE,
+                                   {"retry_after_seconds": DATABASE_RETRY_AFTER}),
+                        status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
     elif _retryable_database_error(exc):
         # Defence in depth: writers take their locks in one order (knowledge.services.chunks._lock_stats),
         # but a client should still get something it can act on, not a 500.
@@ -136,13 +193,16 @@ def _wants_json(request) -> bool:
 
 
 class JsonErrorMiddleware:
-    """Answers errors raised outside DRF views (404 for unknown paths, 413, 500) in JSON."""
+    """Answers errors raised outside DRF views (404 for unknown paths, 413, 500) in JSON, and a database outage
+    anywhere below it with 503."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         response = self.get_response(request)
+        if response.status_code == 500 and database_unavailable(getattr(request, "uncaught_exception", None)):
+            return database_unavailable_response(request)
         if _wants_json(request) and response.status_code in (404, 405, 400, 403, 500) and not _is_json(response):
             return {
                 404: lambda: error_response(404, "not_found", f"No route for {request.method} {request.path}."),
@@ -154,6 +214,9 @@ class JsonErrorMiddleware:
         return response
 
     def process_exception(self, request, exception):
+        if database_unavailable(exception):
+            logger.warning("database unavailable on %s, answered 503: %s", request.path, exception)
+            return database_unavailable_response(request)
         if not _wants_json(request):
             return None
         if isinstance(exception, (RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent)):
