@@ -269,9 +269,11 @@ KB_CHUNK_OVERLAP_WORDS = env.int("KB_CHUNK_OVERLAP_WORDS", default=30)
 KB_SYNC_MAX_BYTES = env.int("KB_SYNC_MAX_BYTES", default=1024 * 1024)
 KB_SYNC_MAX_CHUNKS = env.int("KB_SYNC_MAX_CHUNKS", default=64)
 KB_MAX_PDF_PAGES = env.int("KB_MAX_PDF_PAGES", default=500)
-# Seconds a PDF's text may take to extract (worker), and any file's parsing in the upload request: past the
-# latter the file is queued for the worker instead (202).
-KB_PDF_MAX_SECONDS = env.int("KB_PDF_MAX_SECONDS", default=120)
+# Seconds a PDF's text may take to extract (worker), one page of it (real pages take milliseconds: a hostile file
+# fails in seconds), and any file's parsing in the upload request: past the last the file is queued for the
+# worker instead (202).
+KB_PDF_MAX_SECONDS = env.int("KB_PDF_MAX_SECONDS", default=60)
+KB_PDF_PAGE_MAX_SECONDS = env.float("KB_PDF_PAGE_MAX_SECONDS", default=2.0)
 KB_SYNC_PARSE_SECONDS = env.int("KB_SYNC_PARSE_SECONDS", default=10)
 # A queued document's processing: runs before it ends failed (a worker killed, or past Q_TIMEOUT), and how long
 # it may wait pending before knowledge-documents-recover queues it again (a broker down when it was queued).

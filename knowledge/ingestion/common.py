@@ -29,17 +29,24 @@ class _Budget:
     loading shared strings) estimated to need more: the upload request gives it, so a step that alone would hold
     the web thread for seconds goes to the worker without being tried."""
 
-    def __init__(self, seconds: float | None, code: str, what: str, max_step: float | None = None):
-        self.seconds, self.code, self.what, self.max_step = seconds, code, what, max_step
+    def __init__(self, seconds: float | None, code: str, what: str, max_step: float | None = None,
+                 parent: _Budget | None = None):
+        self.seconds, self.code, self.what, self.max_step, self.parent = seconds, code, what, max_step, parent
         self.deadline = None if seconds is None else time.monotonic() + seconds
 
     def check(self, ahead: float = 0.0, **details) -> None:
         """Fail when the deadline has passed, or would pass after ``ahead`` more seconds of estimated work."""
+        if self.parent is not None:
+            self.parent.check(ahead, **details)
         if self.deadline is not None and (time.monotonic() + ahead > self.deadline or (
                 self.max_step is not None and ahead > self.max_step)):
             raise ParseTimeout(422, self.code, f"{self.what} would take more than {self.seconds:g} seconds to read; "
                                                "it is too complex to index.",
                                {"limit_seconds": self.seconds, **details})
+
+    def within(self, seconds: float, what: str) -> _Budget:
+        """A part of the work (one PDF page) limited to ``seconds``, within this budget (checked first)."""
+        return _Budget(seconds, self.code, what, parent=self)
 
 
 @dataclass

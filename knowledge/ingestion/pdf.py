@@ -10,6 +10,8 @@ import logging
 import unicodedata
 from contextlib import contextmanager
 
+from django.conf import settings
+
 from knowledge.ingestion.common import DocumentError, Section, _Budget, _limit, _request_step
 
 # pypdf logs a warning per font it cannot fully decode (fontTools missing); the text
@@ -115,8 +117,11 @@ def _page_text(page, budget: _Budget, number: int) -> str:
 
 def parse_pdf(data: bytes, *, max_seconds: float | None = None) -> list[Section]:
     """One section per page with text. Extraction has a time budget (``max_seconds``, else ``KB_PDF_MAX_SECONDS``),
-    checked between pages and while a page is read: past it the file is refused as ``pdf_too_complex``."""
-    seconds = max_seconds if max_seconds is not None else _limit("KB_PDF_MAX_SECONDS", 120)
+    and each page ``KB_PDF_PAGE_MAX_SECONDS`` of it, checked between pages and while a page is read: past either the
+    file is refused as ``pdf_too_complex``. A real page reads in milliseconds: a hostile one fails in seconds
+    instead of holding an ingestion worker for the whole file's budget."""
+    seconds = max_seconds if max_seconds is not None else _limit("KB_PDF_MAX_SECONDS", 60)
+    page_seconds = float(getattr(settings, "KB_PDF_PAGE_MAX_SECONDS", 2.0))
     budget = _Budget(seconds, "pdf_too_complex", "This PDF's text", _request_step(max_seconds))
     with _pdf_errors():
         reader = _open_pdf(data)
@@ -127,7 +132,7 @@ def parse_pdf(data: bytes, *, max_seconds: float | None = None) -> list[Section]
             key = _page_content_key(page)
             text = extracted.get(key) if key is not None else None
             if text is None:
-                text = _page_text(page, budget, number)
+                text = _page_text(page, budget.within(page_seconds, "A page of this PDF"), number)
                 if key is not None:
                     extracted[key] = text
             if text.strip():

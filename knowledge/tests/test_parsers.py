@@ -14,12 +14,11 @@ import zlib
 import pytest
 from openpyxl import Workbook
 
+from agent_project.testing.needs import corpus_files
 from knowledge.ingestion import parsers, pdf, xlsx
 from knowledge.ingestion.decoding import decode_text
 from knowledge.ingestion.markdown import split_markdown
 from knowledge.ingestion.parsers import DocumentError, Section, parse_file
-
-from agent_project.testing.needs import corpus_files
 
 from .conftest import CORPUS
 
@@ -586,6 +585,20 @@ def test_pdf_page_too_heavy_for_the_budget_is_refused_before_pypdf_parses_it(mon
     with pytest.raises(DocumentError) as err:
         parse_file(data, "a.pdf")
     assert err.value.code == "pdf_too_complex" and "too complex" in err.value.message and not calls
+
+
+def test_a_pathological_pdf_fails_on_its_first_heavy_page_within_the_page_budget(monkeypatch, settings):
+    """Twenty pages of 1.4 MB content each (about 2 s apiece for pypdf) held a worker for the whole file's budget.
+    With the defaults, the first page is refused on its estimate alone, before pypdf starts on it."""
+    data = _pdf_pages_sharing_one_stream(b"BT /F1 12 Tf 72 720 Td " + b"(a) Tj " * 200_000 + b"ET", 20)
+    calls = []
+    monkeypatch.setattr("pypdf.PageObject.extract_text", lambda *a, **k: calls.append(1) or "")
+    with pytest.raises(DocumentError) as err:
+        parse_file(data, "a.pdf")
+    assert (err.value.code, err.value.details) == ("pdf_too_complex",
+                                                   {"limit_seconds": settings.KB_PDF_PAGE_MAX_SECONDS, "page": 1})
+    assert "A page of this PDF would take more than 2 seconds" in err.value.message and not calls
+    assert settings.KB_PDF_PAGE_MAX_SECONDS <= 2 and settings.KB_PDF_MAX_SECONDS <= 60  # the defaults
 
 
 def test_pdf_budget_is_checked_while_a_page_is_read(monkeypatch):
