@@ -1,3 +1,6 @@
+"""``/health``: whether the service can do its work. 200 only when the database (with pgvector) answers and every
+task queue's cluster has beaten lately; 503 otherwise, with what is wrong in the body."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -10,10 +13,14 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from agent_project.errors import DATABASE_RETRY_AFTER
 from agent_project.lib.llm import model_label
+from agent_project.schedules import HEARTBEAT_FUNC, SCHEDULES
 
-HEARTBEAT_FUNC = "agent_project.tasks.heartbeat"
+#: a heartbeat is due every minute and the cluster's scheduler looks every 30 s: this is two beats missed
 HEARTBEAT_STALE_AFTER = timedelta(minutes=3)
+#: queue -> the name of its heartbeat schedule, which is also the group of the tasks it creates
+HEARTBEATS = {spec.get("queue", "realtime"): spec["name"] for spec in SCHEDULES if spec["func"] == HEARTBEAT_FUNC}
 
 
 def _database() -> dict:
@@ -32,13 +39,18 @@ def _database() -> dict:
 
 
 def _worker() -> dict:
+    """Per queue, when its cluster last ran its heartbeat; ok when every queue's is fresh."""
     from django_q.models import Success
 
-    last = Success.objects.filter(func=HEARTBEAT_FUNC).order_by("-stopped").values_list("stopped", flat=True).first()
-    fresh = bool(last and timezone.now() - last < HEARTBEAT_STALE_AFTER)
+    queues = {}
+    for queue, schedule in HEARTBEATS.items():
+        last = (Success.objects.filter(func=HEARTBEAT_FUNC, group=schedule).order_by("-stopped")
+                .values_list("stopped", flat=True).first())
+        queues[queue] = {"ok": bool(last and timezone.now() - last < HEARTBEAT_STALE_AFTER),
+                         "last_heartbeat": last.isoformat() if last else None}
     return {
-        "ok": fresh,
-        "last_heartbeat": last.isoformat() if last else None,
+        "ok": all(q["ok"] for q in queues.values()),
+        "queues": queues,
         "broker": "redis" if settings.REDIS_URL else "orm",
     }
 
@@ -68,8 +80,10 @@ def providers() -> dict:
 
 
 class HealthView(APIView):
-    """200 when the service can serve requests (database and pgvector reachable); 503 otherwise.
-    A stale worker heartbeat makes the status "degraded": chat still works, background jobs wait."""
+    """200 when the service can do its work; 503 otherwise. The status says how bad it is: "unavailable" (no
+    database: nothing works), "degraded" (a queue's worker has not beaten: chat answers, but follow-ups or uploads
+    wait). A load balancer that should keep sending chat traffic to a degraded web process checks
+    ``database.ok`` in the body."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -87,4 +101,6 @@ class HealthView(APIView):
         status = "ok" if database["ok"] and worker["ok"] else ("degraded" if database["ok"] else "unavailable")
         body = {"status": status, "database": database, "worker": worker, **providers(),
                 "time": timezone.now().isoformat()}
-        return Response(body, status=200 if database["ok"] else 503)
+        if not database["ok"]:
+            return Response(body, status=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER)})
+        return Response(body, status=200 if worker["ok"] else 503)

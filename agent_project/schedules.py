@@ -2,16 +2,28 @@
 
 Each app adds its own entries here; ``manage.py setup_schedules`` creates or
 updates them idempotently by name (``make run`` and the compose file run it).
+An entry runs on the ``realtime`` queue's cluster unless it names another
+``queue`` (settings.Q_QUEUES): a cluster runs only its own queue's schedules.
 """
 
 from django_q.models import Schedule
 
+HEARTBEAT_FUNC = "agent_project.tasks.heartbeat"
+
 SCHEDULES = [
+    # One heartbeat per queue: /health answers 503 when a queue's cluster has not beaten for a while.
     {
         "name": "worker-heartbeat",
-        "func": "agent_project.tasks.heartbeat",
+        "func": HEARTBEAT_FUNC,
         "schedule_type": Schedule.MINUTES,
         "minutes": 1,
+    },
+    {
+        "name": "worker-heartbeat-ingest",
+        "func": HEARTBEAT_FUNC,
+        "schedule_type": Schedule.MINUTES,
+        "minutes": 1,
+        "queue": "ingest",
     },
     {
         # CROSS-TENANT: sends every tenant's due follow-ups (followups/tasks.py)

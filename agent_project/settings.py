@@ -192,6 +192,22 @@ Q_CLUSTER["sync"] = env.bool("Q_SYNC", default=False)
 # Concurrent test runs may share one Redis: each run gets its own queue; a qcluster a
 # test starts is given the same name through Q_CLUSTER_NAME.
 Q_CLUSTER["name"] = env.str("Q_CLUSTER_NAME", default=f"layan-test{os.getpid()}" if TESTING else "layan")
+# Two queues, each served by a cluster of its own so that one can never hold the other (docs/ops.md, "Task queues"):
+# "realtime" (follow-ups, channel messages, event deliveries, the periodic schedules) is django-q2's default queue
+# and keeps the name above; "ingest" (knowledge documents: parsing, embedding) is named after it. The name is also
+# the salt task packages are signed with, shared by both. `manage.py run_worker` sets WORKER_QUEUE for each cluster
+# process it starts; everything else (web, commands) leaves it at realtime and names the ingest queue when it sends.
+Q_QUEUES = {"realtime": Q_CLUSTER["name"], "ingest": f"{Q_CLUSTER['name']}-ingest"}
+Q_REALTIME_WORKERS = Q_CLUSTER["workers"]
+Q_INGEST_WORKERS = env.int("Q_INGEST_WORKERS", default=1)
+WORKER_QUEUE = env.str("WORKER_QUEUE", default="realtime")
+if WORKER_QUEUE not in Q_QUEUES:
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"WORKER_QUEUE must be one of {', '.join(Q_QUEUES)}, not {WORKER_QUEUE!r}")
+if WORKER_QUEUE != "realtime":
+    Q_CLUSTER["cluster_name"] = Q_QUEUES[WORKER_QUEUE]
+    Q_CLUSTER["workers"] = Q_INGEST_WORKERS
 
 # Follow-up dispatch (followups/tasks.py). A claimed row is leased: if its worker dies,
 # another takes it after the lease, so the lease must outlast a whole batch of sends.
@@ -201,7 +217,7 @@ FOLLOWUP_LEASE_SECONDS = env.int("FOLLOWUP_LEASE_SECONDS", default=300)
 FOLLOWUP_MAX_ATTEMPTS = env.int("FOLLOWUP_MAX_ATTEMPTS", default=6)
 FOLLOWUP_RETRY_BASE_SECONDS = env.float("FOLLOWUP_RETRY_BASE_SECONDS", default=30.0)
 FOLLOWUP_RETRY_MAX_SECONDS = env.float("FOLLOWUP_RETRY_MAX_SECONDS", default=3600.0)
-FOLLOWUP_DISPATCH_PARALLELISM = env.int("FOLLOWUP_DISPATCH_PARALLELISM", default=Q_CLUSTER["workers"])
+FOLLOWUP_DISPATCH_PARALLELISM = env.int("FOLLOWUP_DISPATCH_PARALLELISM", default=Q_REALTIME_WORKERS)
 FOLLOWUP_DISPATCH_WINDOW_SECONDS = env.float("FOLLOWUP_DISPATCH_WINDOW_SECONDS", default=55.0)
 FOLLOWUP_DEFAULT_SENDER = env.str("FOLLOWUP_DEFAULT_SENDER", default="webhook")
 

@@ -1,6 +1,7 @@
+from django.conf import settings
 from django.utils import timezone
 
 
-def heartbeat() -> str:
-    """Runs every minute on the django-q2 cluster; /health reads when it last succeeded."""
-    return timezone.now().isoformat()
+def heartbeat() -> dict:
+    """Runs every minute on each queue's cluster (one schedule per queue); /health reads when each last succeeded."""
+    return {"queue": settings.WORKER_QUEUE, "at": timezone.now().isoformat()}

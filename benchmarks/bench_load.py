@@ -81,7 +81,7 @@ def start_server(port: int, store: str, redis_url: str) -> subprocess.Popen:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/health")
-            if conn.getresponse().status == 200:
+            if conn.getresponse().status in (200, 503):  # 503: serving, but no task worker runs here
                 return proc
         except OSError:
             pass

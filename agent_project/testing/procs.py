@@ -104,3 +104,36 @@ def stop_group(proc: subprocess.Popen, *, grace: float = 20) -> None:
     except ProcessLookupError:
         pass
     proc.wait(timeout=10)
+
+
+# --- the process tree, from /proc (Linux) ------------------------------------------------------------------------
+
+def children(pid: int) -> list[int]:
+    try:
+        text = " ".join(p.read_text() for p in Path(f"/proc/{pid}/task").glob("*/children"))
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+    return [int(x) for x in text.split()]
+
+
+def descendants(pid: int) -> list[int]:
+    found = []
+    for child in children(pid):
+        found += [child, *descendants(child)]
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""

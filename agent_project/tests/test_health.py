@@ -1,12 +1,15 @@
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
-from django_q.models import Success
 
-from agent_project.health import HEARTBEAT_FUNC
+from agent_project.health import HEARTBEATS
+from agent_project.testing.heartbeats import beat as _beat
 
 
 def test_health_reports_database_vector_and_providers(anon_client):
+    _beat("realtime", timezone.now())
+    _beat("ingest", timezone.now())
     response = anon_client.get("/health")
     assert response.status_code == 200
     body = response.json()
@@ -15,25 +18,39 @@ def test_health_reports_database_vector_and_providers(anon_client):
     assert body["database"]["pg_trgm"]
     assert body["database"]["server_version"].startswith("18")
     assert body["llm"]["provider"] and body["embedding"]["provider"]
-    # no worker has run yet in a fresh test database
-    assert body["worker"]["ok"] is False and body["status"] == "degraded"
+    assert body["status"] == "ok" and body["worker"]["ok"] is True
 
 
-def _success(stopped):
-    Success.objects.create(id="x" * 32, name="hb", func=HEARTBEAT_FUNC, started=stopped, stopped=stopped,
-                           success=True, result=None, attempt_count=1)
+def test_health_is_503_while_no_worker_has_ever_beaten(anon_client):
+    """A fresh installation, or workers that never started: chat may answer, but nothing in the background runs."""
+    response = anon_client.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "degraded" and body["database"]["ok"] is True and body["worker"]["ok"] is False
+    assert body["worker"]["queues"] == {"realtime": {"ok": False, "last_heartbeat": None},
+                                        "ingest": {"ok": False, "last_heartbeat": None}}
 
 
-def test_health_sees_a_fresh_heartbeat(anon_client):
-    _success(timezone.now() - timedelta(seconds=30))
-    body = anon_client.get("/health/").json()
+def test_health_sees_fresh_heartbeats_of_both_queues(anon_client):
+    _beat("realtime", timezone.now() - timedelta(seconds=30))
+    _beat("ingest", timezone.now() - timedelta(seconds=50))
+    response = anon_client.get("/health/")
+    assert response.status_code == 200
+    body = response.json()
     assert body["worker"]["ok"] is True and body["status"] == "ok"
+    assert all(q["ok"] and q["last_heartbeat"] for q in body["worker"]["queues"].values())
 
 
-def test_health_flags_a_stale_heartbeat(anon_client):
-    _success(timezone.now() - timedelta(minutes=10))
-    body = anon_client.get("/health").json()
-    assert body["worker"]["ok"] is False and body["worker"]["last_heartbeat"]
+@pytest.mark.parametrize("stale", ["realtime", "ingest"])
+def test_health_is_503_when_one_queue_has_not_beaten_within_its_interval(anon_client, stale):
+    """It said "degraded" with 200: a load balancer or an orchestrator saw nothing wrong with a dead worker."""
+    for queue in HEARTBEATS:
+        _beat(queue, timezone.now() - (timedelta(minutes=10) if queue == stale else timedelta(seconds=20)))
+    response = anon_client.get("/health")
+    assert response.status_code == 503
+    queues = response.json()["worker"]["queues"]
+    assert queues[stale]["ok"] is False and queues[stale]["last_heartbeat"]
+    assert all(q["ok"] for name, q in queues.items() if name != stale)
 
 
 def test_health_is_503_when_the_database_is_gone(anon_client, monkeypatch):
@@ -44,7 +61,7 @@ def test_health_is_503_when_the_database_is_gone(anon_client, monkeypatch):
 
     monkeypatch.setattr(health, "_database", unreachable)
     response = anon_client.get("/health")
-    assert response.status_code == 503
+    assert response.status_code == 503 and int(response["Retry-After"]) > 0
     assert response.json()["status"] == "unavailable"
 
 

@@ -22,10 +22,15 @@ schema = schemathesis.openapi.from_wsgi("/api/schema?format=json", get_wsgi_appl
 
 @pytest.fixture
 def fuzz_key(tenant_a):
-    """Tenant A's key. As Django's own test client does, requests must not close the
-    database connection at their end: it holds the test's transaction."""
+    """Tenant A's key, on a healthy installation (both queues' workers have beaten). As Django's own test client
+    does, requests must not close the database connection at their end: it holds the test's transaction."""
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
+    from django.utils import timezone
+
+    from agent_project.testing.heartbeats import all_beat
+
+    all_beat(timezone.now())
 
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)

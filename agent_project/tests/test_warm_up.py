@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -40,6 +41,8 @@ def _first_answer(port: int, proc) -> str:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as response:
                 return response.read().decode()
+        except urllib.error.HTTPError as answered:  # 503: no worker has beaten here, but the web answered
+            return answered.read().decode()
         except OSError:
             time.sleep(0.2)
     raise AssertionError("gunicorn never answered")

@@ -42,7 +42,8 @@ def _send_processing(document_id: int) -> bool:
     from django_q.tasks import async_task
 
     try:
-        async_task("knowledge.tasks.document_process_task", document_id, task_name=f"kb-document-{document_id}")
+        async_task("knowledge.tasks.document_process_task", document_id, task_name=f"kb-document-{document_id}",
+                   cluster=settings.Q_QUEUES["ingest"])  # its own queue: slow files never delay a follow-up
     except Exception as exc:  # noqa: BLE001 - a broker error of any kind: the upload itself is stored
         logger.warning("could not queue document %s (%s); it will be queued again later", document_id, exc)
         return False

@@ -214,6 +214,7 @@ def test_a_real_qcluster_processes_the_upload(client_a, async_uploads, settings,
         "EMBEDDED_PG_DIR": str(django_settings.EMBEDDED_PG_DIR),
         "EMBEDDED_PG_DATABASE": connection.settings_dict["NAME"],
         "Q_CLUSTER_NAME": django_settings.Q_CLUSTER["name"],
+        "WORKER_QUEUE": "ingest",  # uploads have a queue of their own
         "EMBEDDING_PROVIDER": "fake",
         "MEDIA_ROOT": settings.MEDIA_ROOT,
         "KB_CHUNK_WORDS": "40",
