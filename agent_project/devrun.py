@@ -1,27 +1,32 @@
 """``make run``: everything on the embedded defaults, in one terminal.
 
-Starts (or joins) the embedded PostgreSQL, migrates, declares the schedules,
-then runs gunicorn (API + admin) and the django-q2 cluster side by side. Ctrl-C
-stops both, and the embedded PostgreSQL too when this run started it.
+Starts (or joins) the embedded PostgreSQL (waiting for one still shutting down after a previous stop), migrates,
+declares the schedules, then runs gunicorn (API + admin) and the task worker (``run_worker``: one django-q2
+cluster per queue) under a supervisor: a child that dies is restarted with backoff, and only Ctrl-C or SIGTERM
+stops everything, the embedded PostgreSQL too when this run started it (agent_project/lib/supervise.py).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import django
 
+from agent_project.lib.supervise import Child, Supervisor
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
 def _operator_hint() -> str:
+    from django.conf import settings
     from django.contrib.auth import get_user_model
 
     User = get_user_model()
@@ -31,10 +36,12 @@ def _operator_hint() -> str:
         return "create an operator account first: make operator"
     password = secrets.token_urlsafe(12)
     User.objects.create_superuser("admin", "admin@localhost", password)
-    note = BASE_DIR / "var" / "admin-password.txt"
+    # beside the data folder it belongs to (var/ by default)
+    note = (settings.EMBEDDED_PG.pgdata.parent if settings.EMBEDDED_PG else BASE_DIR / "var") / "admin-password.txt"
     note.write_text(password + "\n")
     note.chmod(0o600)
-    return f"first start: created operator 'admin' with password {password} (also in var/admin-password.txt)"
+    shown = note.relative_to(BASE_DIR) if note.is_relative_to(BASE_DIR) else note
+    return f"first start: created operator 'admin' with password {password} (also in {shown})"
 
 
 def _debug() -> bool:
@@ -55,19 +62,53 @@ def gunicorn_args(port: int) -> list[str]:
             "--threads", os.environ.get("WEB_THREADS", "4"), "--timeout", "120", "--graceful-timeout", "5"]
 
 
-def _wait_healthy(url: str, procs: list[subprocess.Popen], timeout: float = 60) -> bool:
+def _serving(url: str) -> bool:
+    """The web answers /health with its database reachable (the workers' first heartbeats come later: 503 till
+    then)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            body = resp.read()
+    except urllib.error.HTTPError as answered:
+        body = answered.read()
+    except OSError:
+        return False
+    try:
+        return bool(json.loads(body)["database"]["ok"])
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
+def _wait_serving(url: str, supervisor, timeout: float = 90) -> bool:
+    """At start a child that exits (a port in use, a broken setting) stops the run rather than being retried."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if any(p.poll() is not None for p in procs):
+        if supervisor.exited():
             return False
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                if resp.status == 200:
-                    return True
-        except Exception:
-            pass
+        if _serving(url):
+            return True
         time.sleep(0.3)
     return False
+
+
+def _stop_database(embedded) -> None:
+    """Stop the embedded PostgreSQL when this run started it, or nobody else uses it (a server a one-off
+    manage.py command left behind); leave it to another process (a second `make run`, a shell) still using it."""
+    import psycopg
+    from django.db import connections
+
+    from agent_project.lib.embedded_pg import other_clients, stop_server
+
+    connections.close_all()
+    try:
+        in_use = not embedded.started_here and other_clients(embedded) > 0
+    except psycopg.Error:  # going away under us: stop_server() below finds out
+        in_use = False
+    if in_use:
+        return
+    if stop_server(embedded.pgdata):
+        print("Stopped the embedded PostgreSQL.", flush=True)
+    else:
+        print("The embedded PostgreSQL had already stopped.", flush=True)
 
 
 def main() -> int:
@@ -91,40 +132,19 @@ def main() -> int:
     operator = _operator_hint()
 
     python = sys.executable
-    web = subprocess.Popen([python, *gunicorn_args(port)], cwd=BASE_DIR, env=env)
+    web = Child("web", [python, *gunicorn_args(port)], env=env, cwd=BASE_DIR)
     worker_env = dict(env)
     if settings.WORKER_METRICS_PORT and not worker_env.get("PROMETHEUS_MULTIPROC_DIR"):
         # the worker's own /metrics (docs/ops.md) needs a folder its processes write to
         worker_env["PROMETHEUS_MULTIPROC_DIR"] = str(BASE_DIR / "var" / "prometheus-worker")
-    worker = subprocess.Popen([python, "manage.py", "run_worker"], cwd=BASE_DIR, env=worker_env)
-    procs = [web, worker]
-
-    def stop(*_):
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        if embedded is not None:
-            from django.db import connections
-
-            from agent_project.lib.embedded_pg import other_clients, stop_server
-
-            connections.close_all()
-            # Stop what this run started, and a server a one-off manage.py command left behind;
-            # leave it alone while another process (a second `make run`, a shell) still uses it.
-            if embedded.started_here or other_clients(embedded) == 0:
-                stop_server(embedded.pgdata)
-                print("Stopped the embedded PostgreSQL.", flush=True)
+    worker = Child("worker", [python, "manage.py", "run_worker"], env=worker_env, cwd=BASE_DIR)
+    supervisor = Supervisor([web, worker], log=lambda line: print(line, file=sys.stderr, flush=True))
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
-        if not _wait_healthy(f"http://127.0.0.1:{port}/health", procs):
-            print("The server did not become healthy; see the log above.", file=sys.stderr)
-            stop()
+        supervisor.start_all()
+        if not _wait_serving(f"http://127.0.0.1:{port}/health", supervisor):
+            print("The server did not start; see the log above.", file=sys.stderr)
             return 1
         base = f"http://localhost:{port}"
         print(
@@ -140,19 +160,20 @@ Try:
        -d '{{"name": "Toko Demo", "persona": "Kamu adalah asisten Toko Demo yang ramah."}}'
   curl -s -X POST {base}/chat -H 'X-API-Key: {global_key}' -H 'Content-Type: application/json' \\
        -d '{{"tenant_id": "demo", "user_id": "u1", "messages": [{{"role": "user", "content": "Halo, jam buka?"}}]}}'
-Ctrl-C stops everything.
+A web server or worker that dies is restarted; Ctrl-C stops everything.
+  (web pid {web.pid}, worker pid {worker.pid})
 """,
             flush=True,
         )
-        while all(p.poll() is None for p in procs):
-            time.sleep(0.5)
-        print("A child process exited; stopping.", file=sys.stderr)
-        return 1
+        supervisor.run()
+        return 0
     except KeyboardInterrupt:
         print("\nStopping...", flush=True)
         return 0
     finally:
-        stop()
+        supervisor.stop()
+        if embedded is not None:
+            _stop_database(embedded)
 
 
 if __name__ == "__main__":

@@ -180,7 +180,11 @@ def stop_server(pgdata: str | os.PathLike) -> bool:
     with _start_lock(pgdata):
         if _postmaster(pgdata) is None:
             return False
-        _pg_ctl(pgdata, ["-w", "-m", "fast", "stop"])
+        try:
+            _pg_ctl(pgdata, ["-w", "-m", "fast", "stop"])
+        except subprocess.CalledProcessError:
+            if _postmaster(pgdata) is not None:  # gone meanwhile (pg_ctl found no server) is what was wanted
+                raise
         return True
 
 
