@@ -233,7 +233,7 @@ WHATSAPP_API_BASE_URL = env.str("WHATSAPP_API_BASE_URL", default="https://graph.
 WHATSAPP_API_VERSION = env.str("WHATSAPP_API_VERSION", default="v21.0")
 TELEGRAM_API_BASE_URL = env.str("TELEGRAM_API_BASE_URL", default="https://api.telegram.org")
 CHANNEL_HTTP_TIMEOUT_SECONDS = env.float("CHANNEL_HTTP_TIMEOUT_SECONDS", default=10.0)
-# django-q2 cluster that runs inbound channel messages (None: the default cluster).
+# django-q2 cluster that runs inbound channel messages (None: the default, realtime queue).
 CHANNELS_Q_CLUSTER = env.str("CHANNELS_Q_CLUSTER", default="") or None
 # Inbound messages stuck processing (worker killed) or received (task lost) this long are
 # re-queued by channels.tasks.inbound_recover, up to this many attempts (then failed/abandoned).
