@@ -36,11 +36,9 @@ ROUTES = [
 
 
 @pytest.fixture
-def second_server(tmp_path):
-    pgdata = tmp_path / "pg"
-    ensure_server(pgdata)
-    yield pgdata
-    stop_server(pgdata)
+def second_server(pg_folder):
+    ensure_server(pg_folder)
+    return pg_folder
 
 
 def _is_503_json(answer) -> bool:

@@ -27,10 +27,10 @@ pytestmark = pytest.mark.slow
 GLOBAL = "devrun-test-global-key-0123456789abcdef"
 
 
-def test_a_killed_worker_comes_back_and_the_followups_due_meanwhile_go_out_exactly_once(tmp_path):
+def test_a_killed_worker_comes_back_and_the_followups_due_meanwhile_go_out_exactly_once(tmp_path, pg_folder):
     receiver = start_receiver(secret="")
     port = free_port()
-    pgdata = tmp_path / "pg"
+    pgdata = pg_folder
     env = production_env(PORT=str(port), EMBEDDED_PG_DIR=str(pgdata), API_KEY=GLOBAL, WEB_CONCURRENCY="1",
                          WEB_THREADS="2", Q_WORKERS="2", FOLLOWUP_DEFAULT_SENDER="webhook",
                          OUTBOUND_ALLOWED_PRIVATE_HOSTS=f"127.0.0.1:{receiver.server.port}")
@@ -97,4 +97,3 @@ def test_a_killed_worker_comes_back_and_the_followups_due_meanwhile_go_out_exact
     finally:
         stop_group(run)
         receiver.server.stop()
-        stop_server(pgdata)

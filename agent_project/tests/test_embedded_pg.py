@@ -22,10 +22,10 @@ JOIN = textwrap.dedent("""
 """)
 
 
-def test_concurrent_processes_share_one_server(tmp_path):
+def test_concurrent_processes_share_one_server(pg_folder):
     import json
 
-    pgdata = tmp_path / "pg"
+    pgdata = pg_folder
     procs = [subprocess.Popen([sys.executable, "-c", JOIN, str(pgdata)], stdout=subprocess.PIPE, text=True)
              for _ in range(3)]
     results = [json.loads(p.communicate(timeout=120)[0].strip().splitlines()[-1]) for p in procs]
@@ -61,8 +61,8 @@ def test_server_settings_follow_the_machines_memory(memory_mb, shared, cache):
     assert (settings["shared_buffers"], settings["effective_cache_size"]) == (shared, cache)
 
 
-def test_a_cluster_tuned_elsewhere_is_retuned_when_started(tmp_path):
-    pgdata = tmp_path / "pg"
+def test_a_cluster_tuned_elsewhere_is_retuned_when_started(pg_folder):
+    pgdata = pg_folder
     first = subprocess.run([sys.executable, "-c", JOIN, str(pgdata)], capture_output=True, text=True, timeout=120,
                            check=False)
     assert first.returncode == 0, first.stderr
@@ -84,7 +84,7 @@ def test_a_cluster_tuned_elsewhere_is_retuned_when_started(tmp_path):
         stop_server(pgdata)
 
 
-def test_a_start_waits_for_a_server_still_shutting_down(tmp_path):
+def test_a_start_waits_for_a_server_still_shutting_down(pg_folder):
     """`make run` started right after a stop found the old server still shutting down, joined it, and died with
     "the database system is shutting down". A smart shutdown held open by one connection keeps the server in that
     state for as long as the test likes: the new process must wait, then start it afresh."""
@@ -94,7 +94,7 @@ def test_a_start_waits_for_a_server_still_shutting_down(tmp_path):
 
     from agent_project.lib.embedded_pg import _pg_ctl, ensure_server
 
-    pgdata = (tmp_path / "pg").resolve()
+    pgdata = pg_folder.resolve()
     server = ensure_server(pgdata)
     holder = psycopg.connect(host=server.socket_dir, user="postgres", dbname="postgres")
     try:
@@ -117,11 +117,11 @@ def test_a_start_waits_for_a_server_still_shutting_down(tmp_path):
         stop_server(pgdata)
 
 
-def test_a_process_whose_server_was_stopped_starts_it_again(tmp_path):
+def test_a_process_whose_server_was_stopped_starts_it_again(pg_folder):
     """pgserver hands a process its cached handle of the server; after a stop that handle pointed at nothing."""
     from agent_project.lib.embedded_pg import ensure_server
 
-    pgdata = tmp_path / "pg"
+    pgdata = pg_folder
     first = ensure_server(pgdata)
     try:
         assert stop_server(pgdata) is True and stop_server(pgdata) is False

@@ -20,7 +20,10 @@ def _pytest(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     child_env = {k: v for k, v in os.environ.items()
                  if k not in ("PYTEST_VERSION", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS", "LAYAN_REQUIRE_NEEDS")}
     child_env.update(env)
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs", *args],
+    # its own base temp folder: a session started on the default one resets /tmp/pytest-of-<user> to mode 0700
+    basetemp = tmp_path / f"child-{len(list(tmp_path.glob('child-*')))}"
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+                           f"--basetemp={basetemp}", *args],
                           cwd=ROOT, env=child_env, capture_output=True, text=True, timeout=600)
 
 
