@@ -5,22 +5,19 @@ stopped by the caller. Tests that use it run with a transactional database."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+from agent_project.testing.procs import free_port
 from followups.tests.support import BASE_DIR, database_env
 
+__all__ = ["CONF", "Gunicorn", "child_env", "free_port"]
+
 CONF = ["-c", "agent_project/gunicorn_conf.py"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def child_env(**extra: str) -> dict:
@@ -42,6 +39,8 @@ class Gunicorn:
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=5):
                     return
+            except urllib.error.HTTPError:  # 503: it serves, but no task worker has beaten (none runs here)
+                return
             except OSError:
                 time.sleep(0.2)
         raise AssertionError(f"gunicorn did not answer:\n{self.output()}")
