@@ -17,8 +17,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pytest(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    # each case says where the corpus and the browser are (or are not): nothing of this run's own choice leaks in
     child_env = {k: v for k, v in os.environ.items()
-                 if k not in ("PYTEST_VERSION", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS", "LAYAN_REQUIRE_NEEDS")}
+                 if k not in ("PYTEST_VERSION", "PYTEST_CURRENT_TEST", "PYTEST_ADDOPTS", "LAYAN_REQUIRE_NEEDS",
+                              "LAYAN_CORPUS_DIR", "LAYAN_CHROMIUM")}
     child_env.update(env)
     # its own base temp folder: a session started on the default one resets /tmp/pytest-of-<user> to mode 0700
     basetemp = tmp_path / f"child-{len(list(tmp_path.glob('child-*')))}"
