@@ -1,4 +1,5 @@
-"""Follow-up senders for WhatsApp and Telegram, registered in ``followups.senders.SENDERS``.
+"""Follow-up senders for WhatsApp and Telegram, registered with ``followups.senders.register_sender``
+by ``channels.apps`` at start.
 
 A follow-up scheduled on channel ``whatsapp`` or ``telegram`` (with the contact's
 channel id as ``user_id``) goes out through the tenant's own bot or number. WhatsApp's
@@ -14,22 +15,18 @@ which the tenant's own system relays it).
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from channels.base import TELEGRAM, WHATSAPP
 from channels.services import channel_config_get, channel_send_followup
+from followups.senders import SendResult, default_sender
 
 
 class _ChannelSender:
     name = ""
 
-    def send(self, *, followup, text: str):
-        # Imported here: followups.senders imports this module to register the senders.
-        from followups.senders import SENDERS, SendResult
-
+    def send(self, *, followup, text: str) -> SendResult:
         config = channel_config_get(tenant=followup.tenant)
         if config is None or not (config.whatsapp_ready if self.name == WHATSAPP else config.telegram_ready):
-            return SENDERS[settings.FOLLOWUP_DEFAULT_SENDER].send(followup=followup, text=text)
+            return default_sender().send(followup=followup, text=text)
         result = channel_send_followup(tenant=followup.tenant, channel=self.name, user_id=followup.user_id, text=text)
         return SendResult(result.outcome, result.detail + (f" [{result.message_id}]" if result.message_id else ""),
                           result.status_code, result.retry_after)

@@ -2,9 +2,10 @@
 
 ``SENDERS`` maps a channel name to a sender; a channel without its own adapter goes
 through ``settings.FOLLOWUP_DEFAULT_SENDER`` (the signed webhook: the tenant's own
-system relays it to WhatsApp, e-mail, ...). Channel adapters plug in by adding an
-entry. A sender never raises for a delivery problem: it answers a ``SendResult``
-and the dispatcher decides between sent, retry and failed.
+system relays it to WhatsApp, e-mail, ...). Channel adapters plug in with
+``register_sender`` from their app's ``ready()`` (``channels.apps``): this module imports
+no app above followups. A sender never raises for a delivery problem: it answers a
+``SendResult`` and the dispatcher decides between sent, retry and failed.
 """
 
 from __future__ import annotations
@@ -145,13 +146,18 @@ SENDERS: dict[str, Sender] = {
     "log": LogSender(),
 }
 
-# Channel adapters (channels/followup_senders.py): WhatsApp and Telegram deliver through
-# the tenant's own number or bot (WhatsApp's 24-hour rule applied); a tenant that has not
-# connected the channel falls back to FOLLOWUP_DEFAULT_SENDER as before.
-from channels.followup_senders import TelegramSender, WhatsAppSender  # noqa: E402
 
-SENDERS.update({"whatsapp": WhatsAppSender(), "telegram": TelegramSender()})
+def register_sender(channel: str, sender: Sender) -> None:
+    """Deliver the follow-ups of ``channel`` through ``sender``. Called at app start by the
+    app that owns the channel (WhatsApp and Telegram: ``channels.apps``)."""
+    SENDERS[channel] = sender
+
+
+def default_sender() -> Sender:
+    """``settings.FOLLOWUP_DEFAULT_SENDER``: where a channel without its own adapter goes,
+    and where a channel adapter hands over when the tenant has not connected it."""
+    return SENDERS[settings.FOLLOWUP_DEFAULT_SENDER]
 
 
 def sender_for(channel: str) -> Sender:
-    return SENDERS.get(channel) or SENDERS[settings.FOLLOWUP_DEFAULT_SENDER]
+    return SENDERS.get(channel) or default_sender()
