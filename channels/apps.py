@@ -6,9 +6,16 @@ class ChannelsConfig(AppConfig):
     verbose_name = "Channels and handoff"
 
     def ready(self) -> None:
-        # followups sits below channels: it learns of the channel senders here instead of importing them.
+        # followups and tenants sit below channels: they learn of the channels' parts here instead of importing them.
         from channels.followup_senders import TelegramSender, WhatsAppSender
+        from channels.services import channel_config_public, channel_config_update
         from followups.senders import register_sender
+        from tenants.sections import SettingsSection, register_settings_section
 
         register_sender(WhatsAppSender.name, WhatsAppSender())
         register_sender(TelegramSender.name, TelegramSender())
+        register_settings_section(SettingsSection(
+            name="channels", read=channel_config_public, write=channel_config_update,
+            help_text='{"whatsapp": {enabled, phone_number_id, access_token, app_secret, verify_token, '
+                      'followup_template, template_language}, "telegram": {enabled, bot_token, webhook_secret}}; '
+                      "secrets are write-only and read back masked."))

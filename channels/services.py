@@ -1,7 +1,8 @@
 """Channel configuration and outbound delivery.
 
-``channel_config_update`` / ``channel_config_public`` are what ``PUT/GET
-/tenants/{id}/settings`` use for the ``channels`` section; secrets go in and never
+``channel_config_update`` / ``channel_config_public`` write and read the ``channels``
+section of ``PUT/GET /tenants/{id}/settings`` (registered with ``tenants.sections`` by
+``channels.apps``); secrets go in and never
 come out (only whether each is set, and a masked hint). ``channel_deliver`` sends
 texts to a customer on WhatsApp or Telegram in order, applying the platforms' hard
 length limits and WhatsApp's 24-hour customer-service window.

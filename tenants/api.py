@@ -10,10 +10,10 @@ from rest_framework.views import APIView
 
 from agent_project.errors import ApiError
 from agent_project.lib.encryption import mask
-from channels.services import channel_config_public
 from tenants import hours
 from tenants.auth import request_tenant, request_tenant_id
 from tenants.models import ApiKey, Tenant
+from tenants.sections import settings_sections
 from tenants.services import tenant_settings_clean, tenant_upsert
 
 
@@ -67,14 +67,20 @@ class TenantSettingsSerializer(serializers.Serializer):
         required=False, help_text='Groups of words this business and its customers use for the same thing: '
         '["kulkas refrigerator fridge", "gamis abaya"]. Knowledge search widens a customer\'s word the knowledge '
         "base never uses to the words of its group it does use (besides the built-in shop vocabulary).")
-    channels = serializers.JSONField(
-        required=False, help_text='{"whatsapp": {enabled, phone_number_id, access_token, app_secret, verify_token, '
-        'followup_template, template_language}, "telegram": {enabled, bot_token, webhook_secret}}; secrets are '
-        "write-only and read back masked.")
+    # here: the sections other apps contribute (tenants.sections; get_fields puts them in this place)
     opening_status = serializers.SerializerMethodField()
     api_keys = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
+
+    def get_fields(self):
+        fields = {}
+        for name, field in super().get_fields().items():
+            if name == "opening_status":
+                for section in settings_sections():
+                    fields[section.name] = serializers.JSONField(required=False, help_text=section.help_text)
+            fields[name] = field
+        return fields
 
     def validate(self, attrs):
         return tenant_settings_clean(attrs)
@@ -88,7 +94,8 @@ class TenantSettingsSerializer(serializers.Serializer):
 
     def to_representation(self, tenant):
         body = super().to_representation(tenant)
-        body["channels"] = channel_config_public(tenant=tenant)
+        for section in settings_sections():
+            body[section.name] = section.read(tenant=tenant)
         return body
 
     def get_api_keys(self, tenant) -> list[dict]:
@@ -118,9 +125,9 @@ class TenantSettingsView(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         api_key = data.pop("api_key", None)
-        channels = data.pop("channels", None)
+        sections = {s.name: data.pop(s.name) for s in settings_sections() if s.name in data}
         tenant, created, plaintext = tenant_upsert(
-            tenant_id=tenant_id, data=data, api_key=api_key, channels=channels, may_create=request.user.is_global
+            tenant_id=tenant_id, data=data, api_key=api_key, sections=sections, may_create=request.user.is_global
         )
         body = TenantSettingsSerializer(tenant).data
         body["api_key"] = plaintext

@@ -10,6 +10,7 @@ from agent_project.errors import ApiError
 from agent_project.lib import outbound
 from tenants import hours, keys
 from tenants.models import ApiKey, Tenant
+from tenants.sections import SECTIONS
 
 PRIMARY_KEY_NAME = "primary"  # the key managed through PUT /tenants/{id}/settings
 SETTINGS_FIELDS = ("name", "persona", "sop", "locale", "timezone", "working_hours", "holidays", "webhook_url",
@@ -139,15 +140,16 @@ def rate_limits_only_lowered(*, tenant: Tenant, data: dict) -> None:
                            details={"field": field, "current": current, "requested": data[field]})
 
 
-def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None, channels: dict | None = None,
+def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None, sections: dict | None = None,
                   may_create: bool, may_raise_limits: bool | None = None) -> tuple[Tenant, bool, str | None]:
     """Create or update a tenant's settings.
 
     Returns ``(tenant, created, plaintext_key)``. On creation a key is always
     issued (the given ``api_key`` or a random one); on update a given ``api_key``
-    replaces the tenant's primary key. The plaintext is returned once, here. ``channels``
-    (WhatsApp/Telegram settings) is applied in the same transaction, so a refused channel
-    setting leaves the tenant's other settings unchanged too. Without ``may_raise_limits``
+    replaces the tenant's primary key. The plaintext is returned once, here. ``sections``
+    (``{name: data}``, the sections other apps registered in ``tenants.sections``, such as the
+    channels' WhatsApp/Telegram settings) are written in the same transaction, so a refused
+    section leaves the tenant's other settings unchanged too. Without ``may_raise_limits``
     (default: as ``may_create``, the global key) rate limits may only be lowered.
     """
     data = tenant_settings_clean({k: v for k, v in data.items() if k in SETTINGS_FIELDS})
@@ -165,10 +167,8 @@ def tenant_upsert(*, tenant_id: str, data: dict, api_key: str | None = None, cha
             for field, value in data.items():
                 setattr(tenant, field, value)
             tenant.save()
-        if channels is not None:
-            from channels.services import channel_config_update  # channels builds on tenants, not the reverse
-
-            channel_config_update(tenant=tenant, data=channels)
+        for name, section_data in (sections or {}).items():
+            SECTIONS[name].write(tenant=tenant, data=section_data)
         plaintext = None
         if created or api_key:
             plaintext = _primary_key_replace(tenant=tenant, key=api_key or None)
