@@ -6,12 +6,16 @@ class ChannelsConfig(AppConfig):
     verbose_name = "Channels and handoff"
 
     def ready(self) -> None:
-        # followups and tenants sit below channels: they learn of the channels' parts here instead of importing them.
+        # conversations, followups and tenants sit below channels: they learn of the channels' parts here
+        # instead of importing them.
         from channels.followup_senders import TelegramSender, WhatsAppSender
+        from channels.handoff import chat_handoff_after, chat_handoff_before
         from channels.services import channel_config_public, channel_config_update
+        from conversations.handoff import register_chat_handoff
         from followups.senders import register_sender
         from tenants.sections import SettingsSection, register_settings_section
 
+        register_chat_handoff(before=chat_handoff_before, after=chat_handoff_after)
         register_sender(WhatsAppSender.name, WhatsAppSender())
         register_sender(TelegramSender.name, TelegramSender())
         register_settings_section(SettingsSection(

@@ -17,6 +17,7 @@ from agent_project.errors import ApiError
 from agent_project.lib.ids import MAX_ID, parse_id
 from agent_project.pagination import Pagination, paginated_schema
 from contacts import selectors, services
+from contacts.links import conversation_owned_or_404
 from contacts.models import Contact, ContactLog
 from tenants.scoping import tenant_scope
 from tenants.viewsets import TenantAPIView, owned_or_404
@@ -259,10 +260,7 @@ class ContactLogsView(TenantAPIView):
         data = dict(serializer.validated_data)
         contact = _contact(self, data.pop("contact_id"))
         if data.get("conversation_id") is not None:  # another tenant's (or no) conversation: 404, as for contacts
-            from conversations.models import Conversation
-
-            owned_or_404(Conversation.objects.filter(tenant=self.tenant).only("pk"), "conversation",
-                         pk=data["conversation_id"])
+            conversation_owned_or_404(tenant=self.tenant, conversation_id=data["conversation_id"])
         log = services.contact_log_record(tenant=self.tenant, contact=contact, **data)
         return Response(ContactLogSerializer(log).data, status=201 if log.was_created else 200)
 

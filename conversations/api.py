@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from agent_project.errors import ApiError
 from agent_project.lib.ids import parse_id
 from agent_project.lib.llm import ChatTurn
-from channels.handoff import chat_handoff_after, chat_handoff_before
+from conversations.handoff import chat_handoff_after, chat_handoff_before
 from conversations.models import Conversation, Message
 from conversations.services.feedback import message_feedback
 from conversations.services.prepare import chat_prepare
@@ -123,8 +123,9 @@ class ChatView(TenantAPIView):
             messages=[ChatTurn(role=m["role"], content=m["content"]) for m in data["messages"]],
             locale=data.get("locale") or None,
         )
-        # Human handoff (channels/handoff.py): while a person has the conversation, or when the
-        # customer just asked for one, the bot does not answer (the turn is stored for them).
+        # Human handoff (channels/handoff.py, through conversations.handoff): while a person has the
+        # conversation, or when the customer just asked for one, the bot does not answer (the turn is
+        # stored for them).
         handoff_answer = chat_handoff_before(prepared)
         if handoff_answer is not None and not wants_stream:
             return Response(handoff_answer)
