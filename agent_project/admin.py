@@ -9,7 +9,8 @@ from django.db.models.constants import LOOKUP_SEP
 
 from agent_project.audit import SECRET_FIELDS
 from agent_project.lib.encryption import mask
-from agent_project.limits import UNSTORABLE, unstorable_text
+from agent_project.lib.storable import UNSTORABLE
+from agent_project.limits import unstorable_text
 from agent_project.models import AuditEvent
 
 

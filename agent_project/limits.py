@@ -32,6 +32,7 @@ from django.http import HttpResponseBadRequest
 
 from agent_project.errors import error_response
 from agent_project.lib.ids import parse_count
+from agent_project.lib.storable import UNSTORABLE
 
 # Multipart framing (boundaries, part headers, small form fields) on top of the file itself.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -53,7 +54,6 @@ def json_depth(value, limit: int) -> int:
     return deepest
 
 
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 #: What the raw text of a JSON body must hold for ``unstorable_text`` to find anything (an escaped NUL or
 #: surrogate, an exponent of three digits, a NaN/Infinity literal): most bodies are not walked at all (a 2 MB
 #: body cost 0.35 s to walk, before authentication).

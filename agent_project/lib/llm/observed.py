@@ -8,8 +8,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from agent_project.limits import UNSTORABLE
 from agent_project.lib.llm.base import ChatModel, Completion, LLMError
+from agent_project.lib.storable import strip_unstorable
 
 
 class ObservedChatModel:
@@ -61,7 +61,7 @@ class ObservedChatModel:
 def storable_text(text: str) -> str:
     """The model's text without what PostgreSQL cannot store: NUL and unpaired surrogates (half of
     an emoji a provider split). Either had made the reply's INSERT fail after the model answered."""
-    return UNSTORABLE.sub("", text) if text else text  # the pattern the request limits refuse in bodies
+    return strip_unstorable(text)  # the pattern the request limits refuse in bodies
 
 
 def _storable_completion(completion: Completion) -> Completion:
