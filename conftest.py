@@ -1,5 +1,5 @@
 """Fixtures shared by every app's tests: two tenants (A and B), their keys, the
-global key, and API clients for each. Tests run on the embedded PostgreSQL
+global key, and API clients for each; rate limiting switched on, and a Redis. Tests run on the embedded PostgreSQL
 (var/pg-test), in their own database per test run."""
 
 from __future__ import annotations
@@ -118,6 +118,57 @@ def scoped():
     from tenants.scoping import tenant_scope
 
     return tenant_scope
+
+
+@pytest.fixture
+def ratelimited(settings):
+    """Rate limiting switched on, with counters no other test (or test run) shares."""
+    import uuid
+
+    from tenants import throttling
+
+    settings.RATE_LIMIT_ENABLED = True
+    settings.RATE_LIMIT_KEY_PREFIX = f"layan:rl:test-{uuid.uuid4().hex}:"
+    throttling.tenant_limits_forget()
+    yield settings
+    throttling.tenant_limits_forget()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """The Redis the deployment would share: REDIS_URL when set (CI), otherwise a
+    private redis-server started for this test session."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    url = os.environ.get("REDIS_URL")
+    if url:
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    assert binary, "These tests need Redis: set REDIS_URL or install redis-server."
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(folder)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    import redis
+
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    try:
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def staff_client(*perms: str, username: str = ""):

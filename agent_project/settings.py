@@ -327,8 +327,8 @@ REST_FRAMEWORK = {
     # throttle) is taken that many entries from the end. 0 trusts no such header (it is the client's).
     "NUM_PROXIES": env.int("NUM_PROXIES", default=0),
     # Per API key and per tenant, in Redis or PostgreSQL; views opt into the stricter
-    # scopes with ``throttle_scope = "chat"`` or ``"upload"`` (agent_project/lib/ratelimit.py).
-    "DEFAULT_THROTTLE_CLASSES": ["agent_project.lib.ratelimit.ApiRateThrottle"],
+    # scopes with ``throttle_scope = "chat"`` or ``"upload"`` (tenants/throttling.py).
+    "DEFAULT_THROTTLE_CLASSES": ["tenants.throttling.ApiRateThrottle"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Layan API",

@@ -90,7 +90,7 @@ def sse_event(event: str, data: dict) -> bytes:
 class ChatView(TenantAPIView):
     """``POST /chat``: the customer's message in, a grounded reply in the tenant's voice out."""
 
-    throttle_scope = "chat"  # the stricter per-tenant chat rate limit (agent_project/lib/ratelimit.py)
+    throttle_scope = "chat"  # the stricter per-tenant chat rate limit (tenants/throttling.py)
     # JSON only: the body limits (message length and count, agent_project/limits.py) are checked on JSON
     # bodies, and a form or multipart body had passed by them.
     parser_classes = [JSONParser]

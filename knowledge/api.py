@@ -174,7 +174,7 @@ class UploadResultSerializer(DocumentSerializer):
 
 
 class KbUploadView(TenantAPIView):
-    throttle_scope = "upload"  # the stricter per-tenant upload rate limit (agent_project/lib/ratelimit.py)
+    throttle_scope = "upload"  # the stricter per-tenant upload rate limit (tenants/throttling.py)
     parser_classes = [MultiPartParser, FormParser]
 
     @extend_schema(

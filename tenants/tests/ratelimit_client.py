@@ -1,7 +1,7 @@
 """A separate web process for the cross-process rate-limit test: sets Django up
 with the environment it is given, says "ready", waits for a line on stdin, then
 sends N requests through the full middleware + DRF stack and prints the answers
-as one JSON line. Usage: ``python -m agent_project.tests.ratelimit_client N PATH``."""
+as one JSON line. Usage: ``python -m tenants.tests.ratelimit_client N PATH``."""
 
 from __future__ import annotations
 
