@@ -24,6 +24,7 @@ import re
 import time
 import uuid
 from datetime import datetime, timezone
+from typing import Protocol, runtime_checkable
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
@@ -125,14 +126,23 @@ def route_of(request) -> str:
     return route.strip("^$").removesuffix("/?") or "/"
 
 
-def actor_of(request) -> tuple[str, str]:
-    """(actor label, tenant id) of the request as far as it is known."""
-    from tenants.auth import ApiClient
+@runtime_checkable
+class ApiCaller(Protocol):
+    """What the request log reads of a caller authenticated by an API key (``request.user``
+    is then a ``tenants.auth.ApiClient``, which this base module does not import): its label
+    and its tenant, None for the global key."""
 
+    label: str
+    tenant_id: str | None
+
+
+def actor_of(request) -> tuple[str, str]:
+    """(actor label, tenant id) of the request as far as it is known. The global key names
+    its tenant in ``X-Tenant-Id`` or the path."""
     user = getattr(request, "user", None)
     tenant = ""
     match = getattr(request, "resolver_match", None)
-    if isinstance(user, ApiClient):
+    if isinstance(user, ApiCaller):
         tenant = user.tenant_id or request.META.get("HTTP_X_TENANT_ID", "") or \
             (match.kwargs.get("tenant_id", "") if match else "")
         return user.label, tenant

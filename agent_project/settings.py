@@ -81,7 +81,7 @@ MIDDLEWARE = [
     "agent_project.errors.JsonErrorMiddleware",
     "agent_project.limits.RequestLimitsMiddleware",  # body size, JSON depth, /chat messages, page size
     "agent_project.lib.ratelimit.RateLimitHeadersMiddleware",
-    "agent_project.audit.AuditMiddleware",
+    "tenants.audit.AuditMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -58,6 +58,14 @@ def test_one_json_line_per_request_with_its_fields(request_lines, tenant_a, clie
     assert tenant_a.test_key not in json.dumps(line)
 
 
+def test_the_global_key_and_an_operator_are_named_too(request_lines, tenant_a, global_client, operator):
+    global_client.get("/tenants/tenant-a/settings", HTTP_X_TENANT_ID="tenant-a")
+    operator.get("/admin/")
+    api, admin = request_lines()
+    assert (api["actor"], api["tenant"]) == ("global", "tenant-a")
+    assert (admin["actor"], admin["tenant"]) == ("admin:op", None)
+
+
 def test_incoming_request_id_is_kept_and_returned(request_lines, client_a):
     r = client_a.get("/tenants/tenant-a/settings", HTTP_X_REQUEST_ID="edge-7f3a.1")
     assert r["X-Request-Id"] == "edge-7f3a.1"
