@@ -88,7 +88,7 @@ def ensure_tenant(chunks: int) -> tuple[str, int]:
             "sop": "Tawarkan kartu ucapan gratis. Arahkan komplain ke admin cabang.",
             "working_hours": {d: [["08:00", "20:00"]] for d in ("mon", "tue", "wed", "thu", "fri", "sat")}})
     # Every turn goes through retrieval and the model: unanswered questions do not hand
-    # the conversation to a person here (channels/handoff.py), which would silence the bot.
+    # the conversation to a person here (channels/handoff/), which would silence the bot.
     Tenant.objects.filter(pk=TENANT_ID).update(handoff_on_unanswered=False)
     with tenant_scope(tenant):
         have = Chunk.objects.count()
@@ -150,7 +150,7 @@ def run(base: str, key: str, n: int, concurrency: int, seed: int):
 
     rng = random.Random(seed)
     # Each run's customers are its own (the seed and time in the id): a conversation that an
-    # earlier turn handed to a person (channels/handoff.py) skips the model, and would not be
+    # earlier turn handed to a person (channels/handoff/) skips the model, and would not be
     # the path measured here. Customers still ask several questions each, as in real traffic.
     run_id = f"{seed}{int(time.time()) % 100000:05d}"
     jobs = [(f"62812{run_id}{rng.randrange(100):03d}", rng.choice(QUESTIONS)) for _ in range(n)]

@@ -10,8 +10,9 @@ from django.utils.html import format_html, format_html_join
 
 from agent_project.admin import ModelAdmin
 from agent_project.errors import ApiError
-from channels import handoff
 from agent_project.lib.encryption import mask
+from channels.handoff.operator import operator_reply
+from channels.handoff.status import conversation_status_set
 from channels.models import ChannelConfig, HandoffEvent, InboundMessage, OperatorConversation
 from channels.services import channel_config_check, channel_telegram_register, webhook_path
 from conversations.models import Conversation
@@ -178,12 +179,12 @@ class OperatorInboxAdmin(ModelAdmin):
         text = form.cleaned_data.get("reply", "").strip()
         try:
             if text:
-                handoff.operator_reply(conversation=obj, text=text, actor=actor)
+                operator_reply(conversation=obj, text=text, actor=actor)
                 self.message_user(request, "Reply sent.", messages.SUCCESS)
             status = form.cleaned_data.get("set_status")
             if status:
-                handoff.conversation_status_set(conversation=obj, status=status, reason="operator", actor=actor,
-                                                notify=form.cleaned_data.get("notify", False))
+                conversation_status_set(conversation=obj, status=status, reason="operator", actor=actor,
+                                        notify=form.cleaned_data.get("notify", False))
         except ApiError as exc:
             self.message_user(request, f"Not sent: {exc.message} ({exc.code})", messages.ERROR)
             request.inbox_failed = True
@@ -203,8 +204,8 @@ class OperatorInboxAdmin(ModelAdmin):
         actor = f"admin:{request.user.get_username()}"
         changed = 0
         for conversation in queryset.select_related("tenant", "contact"):
-            if handoff.conversation_status_set(conversation=conversation, status=status, reason="operator",
-                                               actor=actor):
+            if conversation_status_set(conversation=conversation, status=status, reason="operator",
+                                       actor=actor):
                 changed += 1
         self.message_user(request, f"{changed} conversation(s) now {status}.", messages.SUCCESS)
 

@@ -25,8 +25,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agent_project.errors import ApiError
-from channels import handoff, telegram, whatsapp
+from channels import telegram, whatsapp
 from channels.base import TELEGRAM, WHATSAPP
+from channels.handoff.operator import operator_reply
+from channels.handoff.status import conversation_status_set
 from channels.inbound import inbound_enqueue, inbound_record
 from channels.models import ChannelConfig
 from conversations.models import Conversation, Message
@@ -199,8 +201,8 @@ class ConversationReplyView(TenantAPIView):
         conversation = owned_or_404(Conversation.objects.select_related("tenant", "contact"), "conversation", pk=pk)
         data = ReplySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        message = handoff.operator_reply(conversation=conversation, text=data.validated_data["text"],
-                                         actor=_actor(request))
+        message = operator_reply(conversation=conversation, text=data.validated_data["text"],
+                                 actor=_actor(request))
         return Response(OperatorMessageSerializer(message).data, status=201)
 
 
@@ -214,7 +216,7 @@ class ConversationHandoffView(TenantAPIView):
         conversation = owned_or_404(Conversation.objects.select_related("tenant", "contact"), "conversation", pk=pk)
         data = HandoffSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        event = handoff.conversation_status_set(
+        event = conversation_status_set(
             conversation=conversation, status=data.validated_data["status"], reason="operator",
             actor=_actor(request), note=data.validated_data["note"], notify=data.validated_data["notify"])
         return Response(HandoffResultSerializer({

@@ -9,7 +9,7 @@ class ChannelsConfig(AppConfig):
         # conversations, followups and tenants sit below channels: they learn of the channels' parts here
         # instead of importing them.
         from channels.followup_senders import TelegramSender, WhatsAppSender
-        from channels.handoff import chat_handoff_after, chat_handoff_before
+        from channels.handoff.chat import chat_handoff_after, chat_handoff_before
         from channels.services import channel_config_public, channel_config_update
         from conversations.handoff import register_chat_handoff
         from followups.senders import register_sender

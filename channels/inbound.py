@@ -33,8 +33,11 @@ from django_scopes import scopes_disabled
 
 from agent_project.errors import ApiError
 from agent_project.lib.llm import ChatTurn
-from channels import handoff
 from channels.base import InboundItem
+from channels.handoff.detection import is_short_yes, model_cannot_help, offered_person, wants_human
+from channels.handoff.notices import notice_text
+from channels.handoff.status import (conversation_message_store, conversation_status_set, customer_notify,
+                                     handoff_resume_if_due, last_assistant_reply)
 from channels.models import HandoffEvent, InboundMessage
 from channels.services import channel_deliver
 from contacts.services import contact_for_channel
@@ -113,39 +116,39 @@ def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
 
     if conversation.status == Conversation.Status.CLOSED:
         # The customer wrote again after the conversation was closed: the bot takes it up.
-        handoff.conversation_status_set(conversation=conversation, status=Conversation.Status.BOT,
-                                        reason=HandoffEvent.Reason.CUSTOMER_MESSAGE, actor="customer", notify=False)
+        conversation_status_set(conversation=conversation, status=Conversation.Status.BOT,
+                                reason=HandoffEvent.Reason.CUSTOMER_MESSAGE, actor="customer", notify=False)
     if conversation.status == Conversation.Status.HUMAN:
         # Nobody on the team has answered for the tenant's resume time: the bot takes this
         # message. Asking for a person again skips the "assistant is back" notice: the
         # conversation is handed over afresh below.
-        asks_for_person = inbound.kind == "text" and handoff.wants_human(inbound.text)
-        handoff.handoff_resume_if_due(conversation=conversation, tenant=tenant, notify=not asks_for_person)
+        asks_for_person = inbound.kind == "text" and wants_human(inbound.text)
+        handoff_resume_if_due(conversation=conversation, tenant=tenant, notify=not asks_for_person)
 
     if inbound.kind != "text" or not inbound.text:
         content = f"[{inbound.kind}]" + (f" {inbound.text}" if inbound.text else "")
-        handoff.conversation_message_store(conversation=conversation, role=Message.Role.USER, text=content,
-                                           at=inbound.sent_at, external_message_id=inbound.external_id)
+        conversation_message_store(conversation=conversation, role=Message.Role.USER, text=content,
+                                   at=inbound.sent_at, external_message_id=inbound.external_id)
         if conversation.status == Conversation.Status.HUMAN:
             return _finish(inbound, outcome="silent_human", conversation=conversation)
-        notified = handoff.customer_notify(conversation=conversation,
-                                           text=handoff.notice_text(locale=tenant.locale, kind="media"))
+        notified = customer_notify(conversation=conversation,
+                                   text=notice_text(locale=tenant.locale, kind="media"))
         return _finish(inbound, outcome="media_reply" if notified else "send_failed", conversation=conversation,
                        status=InboundMessage.Status.DONE if notified else InboundMessage.Status.FAILED)
 
     if conversation.status == Conversation.Status.HUMAN:
         # A person has this conversation: keep the message for them, say nothing.
-        handoff.conversation_message_store(conversation=conversation, role=Message.Role.USER, text=inbound.text,
-                                           at=inbound.sent_at, external_message_id=inbound.external_id)
+        conversation_message_store(conversation=conversation, role=Message.Role.USER, text=inbound.text,
+                                   at=inbound.sent_at, external_message_id=inbound.external_id)
         return _finish(inbound, outcome="silent_human", conversation=conversation)
 
     # Asking for a person, or a short yes to the bot's offer of one (one query, only for a short yes).
-    said_yes = handoff.is_short_yes(inbound.text) and handoff.offered_person(handoff.last_assistant_reply(conversation))
-    if said_yes or handoff.wants_human(inbound.text):
-        handoff.conversation_message_store(conversation=conversation, role=Message.Role.USER, text=inbound.text,
-                                           at=inbound.sent_at, external_message_id=inbound.external_id)
-        event = handoff.conversation_status_set(conversation=conversation, status=Conversation.Status.HUMAN,
-                                                reason=HandoffEvent.Reason.CUSTOMER_REQUEST, actor="customer")
+    said_yes = is_short_yes(inbound.text) and offered_person(last_assistant_reply(conversation))
+    if said_yes or wants_human(inbound.text):
+        conversation_message_store(conversation=conversation, role=Message.Role.USER, text=inbound.text,
+                                   at=inbound.sent_at, external_message_id=inbound.external_id)
+        event = conversation_status_set(conversation=conversation, status=Conversation.Status.HUMAN,
+                                        reason=HandoffEvent.Reason.CUSTOMER_REQUEST, actor="customer")
         ok = event is None or event.customer_notified
         return _finish(inbound, outcome="handoff" if ok else "send_failed", conversation=conversation,
                        status=InboundMessage.Status.DONE if ok else InboundMessage.Status.FAILED)
@@ -158,7 +161,7 @@ def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
     except ApiError as exc:
         # The model failed; the customer's message is stored (chat_prepare did it). Say sorry.
         locale = reply_locale(tenant.locale or "id-ID", [inbound.text])
-        handoff.customer_notify(conversation=conversation, text=handoff.notice_text(locale=locale, kind="unavailable"))
+        customer_notify(conversation=conversation, text=notice_text(locale=locale, kind="unavailable"))
         return _finish(inbound, outcome=exc.code, status=InboundMessage.Status.FAILED, error=exc.message,
                        conversation=conversation)
 
@@ -167,9 +170,9 @@ def _handle(tenant: Tenant, inbound: InboundMessage) -> str:
     if failed is not None:
         return _finish(inbound, outcome="send_failed", status=InboundMessage.Status.FAILED, error=failed.detail,
                        conversation=conversation)
-    if tenant.handoff_on_unanswered and handoff.model_cannot_help(result.reply):
-        handoff.conversation_status_set(conversation=conversation, status=Conversation.Status.HUMAN,
-                                        reason=HandoffEvent.Reason.MODEL_CANNOT_HELP, actor="assistant")
+    if tenant.handoff_on_unanswered and model_cannot_help(result.reply):
+        conversation_status_set(conversation=conversation, status=Conversation.Status.HUMAN,
+                                reason=HandoffEvent.Reason.MODEL_CANNOT_HELP, actor="assistant")
         return _finish(inbound, outcome="model_handoff", conversation=conversation)
     return _finish(inbound, outcome="replied", conversation=conversation)
 

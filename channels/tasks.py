@@ -1,6 +1,6 @@
 """django-q2 tasks of the channels app: each loads its row by id, opens that row's
 tenant scope and calls a service. Enqueued after commit by the webhook views and by
-``handoff.conversation_status_set``.
+``channels.handoff.status.conversation_status_set``.
 
 CROSS-TENANT JOB. ``inbound_recover`` is the exception: it is about every tenant's
 stuck inbound messages (see ``channels.inbound.inbound_recover``, which reads and
@@ -16,7 +16,7 @@ import logging
 
 from django_scopes import scopes_disabled
 
-from channels.handoff import handoff_event_send
+from channels.handoff.events import handoff_event_send
 from channels.inbound import inbound_handle
 from channels.inbound import inbound_recover as _inbound_recover
 from channels.models import HandoffEvent, InboundMessage

@@ -78,7 +78,7 @@ class ChatResponseSerializer(serializers.Serializer):
     within_working_hours = serializers.BooleanField()
     timings_ms = serializers.DictField(child=serializers.FloatField())
     status = serializers.ChoiceField(choices=Conversation.Status.choices, help_text=(
-        "The conversation's status after this turn (channels/handoff.py): 'human' means a person has it and the "
+        "The conversation's status after this turn (channels/handoff/): 'human' means a person has it and the "
         "bot stays silent (empty reply) until it is handed back."))
 
 
@@ -123,7 +123,7 @@ class ChatView(TenantAPIView):
             messages=[ChatTurn(role=m["role"], content=m["content"]) for m in data["messages"]],
             locale=data.get("locale") or None,
         )
-        # Human handoff (channels/handoff.py, through conversations.handoff): while a person has the
+        # Human handoff (channels/handoff/chat.py, through conversations.handoff): while a person has the
         # conversation, or when the customer just asked for one, the bot does not answer (the turn is
         # stored for them).
         handoff_answer = chat_handoff_before(prepared)

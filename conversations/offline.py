@@ -64,7 +64,7 @@ _OFFLINE_MAX_CHARS = 700
 # "thanks!", "halo min"), not a question: the offline answer is a polite word, not "I do not
 # know, shall I connect you with our team?", which would hand the conversation to a person.
 # (A yes to the assistant's offer of a person is recognised before any model is asked:
-# channels.handoff.is_short_yes.)
+# channels.handoff.detection.is_short_yes.)
 _SMALL_TALK_WORDS = {
     "thanks": frozenset("thanks thank thx tq tks ty makasih makasi mksh kasih trims".split()),
     "greeting": frozenset("""halo hallo hai hi hello hey pagi siang sore malam selamat good morning afternoon evening

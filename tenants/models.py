@@ -33,7 +33,7 @@ class Tenant(models.Model):
     rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     chat_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
     upload_rate_limit_per_minute = models.PositiveIntegerField(null=True, blank=True)
-    # Human handoff policy (channels/handoff.py, docs/channels.md "Human handoff").
+    # Human handoff policy (channels/handoff/status.py, docs/channels.md "Human handoff").
     handoff_on_unanswered = models.BooleanField(
         "hand over unanswered questions", default=True,
         help_text="When the assistant says it cannot help, hand the conversation to a person (the bot then stays "

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from channels import handoff, telegram, whatsapp
+from channels import telegram, whatsapp
+from channels.handoff import detection, notices
 from agent_project.lib.encryption import decrypt, derived_key, encrypt, mask
 
 ASKS_FOR_A_PERSON = [
@@ -55,12 +56,12 @@ DOES_NOT = [
 
 @pytest.mark.parametrize("text", ASKS_FOR_A_PERSON)
 def test_asks_for_a_person(text):
-    assert handoff.wants_human(text) is True
+    assert detection.wants_human(text) is True
 
 
 @pytest.mark.parametrize("text", DOES_NOT)
 def test_does_not_ask_for_a_person(text):
-    assert handoff.wants_human(text) is False
+    assert detection.wants_human(text) is False
 
 
 @pytest.mark.parametrize("reply,expected", [
@@ -75,7 +76,7 @@ def test_does_not_ask_for_a_person(text):
     ("Toko buka pukul 08.00 sampai 20.00 WIB.", False),
 ])
 def test_model_cannot_help(reply, expected):
-    assert handoff.model_cannot_help(reply) is expected
+    assert detection.model_cannot_help(reply) is expected
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -85,7 +86,7 @@ def test_model_cannot_help(reply, expected):
     ("tidak usah", False), ("ya tapi harganya berapa?", False), ("", False), ("nanti saja", False),
 ])
 def test_short_yes(text, expected):
-    assert handoff.is_short_yes(text) is expected
+    assert detection.is_short_yes(text) is expected
 
 
 @pytest.mark.parametrize("reply,expected", [
@@ -97,7 +98,7 @@ def test_short_yes(text, expected):
     ("", False),
 ])
 def test_offered_person(reply, expected):
-    assert handoff.offered_person(reply) is expected
+    assert detection.offered_person(reply) is expected
 
 
 @pytest.mark.parametrize("locale,kind,is_open,contains", [
@@ -108,7 +109,7 @@ def test_offered_person(reply, expected):
     ("", "closed", True, "Percakapan ini kami tutup"),
 ])
 def test_notices_follow_the_tenant_language(locale, kind, is_open, contains):
-    text = handoff.notice_text(locale=locale, kind=kind, is_open=is_open)
+    text = notices.notice_text(locale=locale, kind=kind, is_open=is_open)
     assert contains in text
     assert ("jam kerja" in text or "working hours" in text) is (not is_open)
 

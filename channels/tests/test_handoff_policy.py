@@ -12,7 +12,8 @@ import pytest
 from django.utils import timezone
 from django_scopes import scopes_disabled
 
-from channels.handoff import chat_handoff_after, chat_handoff_before, handoff_resume_due
+from channels.handoff.chat import chat_handoff_after, chat_handoff_before
+from channels.handoff.status import handoff_resume_due
 from channels.models import HandoffEvent
 from conversations.models import Conversation, Message
 from tenants.models import Tenant

@@ -19,7 +19,7 @@ def test_chat_finds_the_contact_and_records_both_turns(client_a, tenant_a):
     known = client_a.post("/contacts", {"name": "Budi", "external_ids": {"whatsapp": "6281234567890"}},
                           format="json").json()
     # Knowledge that answers the first question: without it the assistant says it does not
-    # know, the conversation is handed to a person (channels/handoff.py) and the bot goes quiet.
+    # know, the conversation is handed to a person (channels/handoff/) and the bot goes quiet.
     assert client_a.post("/kb/upsert", {"title": "Jam buka", "content": "Toko buka jam 09.00 sampai 17.00 setiap hari."},
                          format="json").status_code in (200, 201)
     for text in ("Halo, toko buka jam berapa?", "Terima kasih"):

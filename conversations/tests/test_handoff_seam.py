@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from channels import handoff as channels_handoff
+from channels.handoff import chat as channels_handoff
 from conversations import handoff
 
 

@@ -124,7 +124,7 @@ def test_closed_ports_and_timeouts_read_the_same_whatever_the_port(client_a, ten
 
 
 def test_a_handoff_event_to_an_internal_url_reaches_nothing(tenant_a, internal, scoped):
-    from channels.handoff import handoff_event_send
+    from channels.handoff.events import handoff_event_send
     from channels.models import HandoffEvent
     from conversations.models import Conversation
 
