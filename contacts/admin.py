@@ -15,9 +15,11 @@ from django_scopes import scopes_disabled
 
 from agent_project.admin import ModelAdmin
 from agent_project.errors import ApiError
-from contacts import selectors, services
+from contacts import selectors
 from contacts.models import Contact, ContactDeletion, ContactIdentity, ContactLog, ContactMerge
 from contacts.normalize import InvalidValue, email_normalize, phone_normalize, region_for_locale
+from contacts.services.erasure import contact_delete
+from contacts.services.merge import contact_merge
 
 HISTORY_INLINE_ROWS = 100  # a contact may have thousands of lines; the full history is one link away
 
@@ -195,11 +197,11 @@ class ContactAdmin(ModelAdmin):
 
     # Erasure goes through the service, so it is recorded exactly as through the API.
     def delete_model(self, request, obj):
-        services.contact_delete(contact=obj, actor=f"admin:{request.user.get_username()}", reason="admin")
+        contact_delete(contact=obj, actor=f"admin:{request.user.get_username()}", reason="admin")
 
     def delete_queryset(self, request, queryset):
         for contact in queryset:
-            services.contact_delete(contact=contact, actor=f"admin:{request.user.get_username()}", reason="admin")
+            contact_delete(contact=contact, actor=f"admin:{request.user.get_username()}", reason="admin")
 
     def has_merge_permission(self, request):
         """A merge changes the contact kept and deletes the others: both permissions (Django's
@@ -225,7 +227,7 @@ class ContactAdmin(ModelAdmin):
             try:
                 for source in contacts:
                     if source.pk != target.pk:
-                        merge = services.contact_merge(target=target, source=source, actor=actor)
+                        merge = contact_merge(target=target, source=source, actor=actor)
                         moved += sum(merge.moved.values())
             except ApiError as exc:
                 self.message_user(request, f"Merge stopped: {exc.message}", messages.ERROR)

@@ -16,9 +16,13 @@ from rest_framework.response import Response
 from agent_project.errors import ApiError
 from agent_project.lib.ids import MAX_ID, parse_id
 from agent_project.pagination import Pagination, paginated_schema
-from contacts import selectors, services
+from contacts import selectors
 from contacts.links import conversation_owned_or_404
 from contacts.models import Contact, ContactLog
+from contacts.services.chat import contact_log_record
+from contacts.services.erasure import contact_delete
+from contacts.services.merge import contact_merge
+from contacts.services.upsert import contact_update, contact_upsert
 from tenants.scoping import tenant_scope
 from tenants.viewsets import TenantAPIView, owned_or_404
 
@@ -182,7 +186,7 @@ class ContactsView(TenantAPIView):
     def post(self, request):
         serializer = ContactWriteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.contact_upsert(tenant=self.tenant, data=serializer.validated_data)
+        result = contact_upsert(tenant=self.tenant, data=serializer.validated_data)
         contact = Contact.objects.prefetch_related("identities").get(pk=result.contact.pk)
         body = dict(ContactSerializer(contact).data, created=result.created, matched_by=result.matched_by)
         return Response(body, status=201 if result.created else 200)
@@ -200,7 +204,7 @@ class ContactDetailView(TenantAPIView):
         contact = _contact(self, pk)
         serializer = ContactWriteSerializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        services.contact_update(contact=contact, data=serializer.validated_data)
+        contact_update(contact=contact, data=serializer.validated_data)
         return Response(ContactDetailSerializer(_contact(self, pk)).data)
 
     @extend_schema(
@@ -212,7 +216,7 @@ class ContactDetailView(TenantAPIView):
         })})
     def delete(self, request, pk):
         contact = _contact(self, pk)
-        record = services.contact_delete(contact=contact, actor=_actor(request),
+        record = contact_delete(contact=contact, actor=_actor(request),
                                          reason=request.query_params.get("reason", ""))
         return Response({"deleted": True, "contact_id": record.contact_id, "deletion_id": record.pk,
                          "removed": record.removed})
@@ -235,7 +239,7 @@ class ContactMergeView(TenantAPIView):
                            details={"source_id": ["An integer id is required."]})
         target = _contact(self, pk)
         source = _contact(self, source_id)
-        merge = services.contact_merge(target=target, source=source, actor=_actor(request))
+        merge = contact_merge(target=target, source=source, actor=_actor(request))
         return Response({"contact": ContactDetailSerializer(_contact(self, pk)).data,
                          "merged_contact_id": merge.source_contact_id, "moved": merge.moved})
 
@@ -261,7 +265,7 @@ class ContactLogsView(TenantAPIView):
         contact = _contact(self, data.pop("contact_id"))
         if data.get("conversation_id") is not None:  # another tenant's (or no) conversation: 404, as for contacts
             conversation_owned_or_404(tenant=self.tenant, conversation_id=data["conversation_id"])
-        log = services.contact_log_record(tenant=self.tenant, contact=contact, **data)
+        log = contact_log_record(tenant=self.tenant, contact=contact, **data)
         return Response(ContactLogSerializer(log).data, status=201 if log.was_created else 200)
 
 

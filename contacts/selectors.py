@@ -12,7 +12,7 @@ from django.db.models import F, Q, QuerySet
 
 from contacts.models import Contact, ContactLog
 from contacts.normalize import InvalidValue, phone_normalize
-from contacts.services import tenant_phone_region
+from contacts.services.common import tenant_phone_region
 from tenants.models import Tenant
 
 # Reverse relations shown under these names in a contact's counts; others by model label.

@@ -16,12 +16,14 @@ from django.utils import timezone
 from django_scopes import scopes_disabled
 
 from conftest import assert_error
-from contacts import services
+from contacts.services.chat import contact_log_record
+from contacts.services.erasure import contact_delete
+from contacts.services.upsert import contact_update, contact_upsert
 from contacts.models import Contact, ContactDeletion, ContactIdentity, ContactLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-_REAL_DELETE = services.contact_delete  # the hooks below replace services.contact_delete itself
+_REAL_DELETE = contact_delete  # the hooks below replace contacts.api.contact_delete
 
 
 def _in_other_worker(fn):
@@ -53,7 +55,7 @@ def _erase(tenant, pk):
 
 
 def _make(tenant, **data):
-    return services.contact_upsert(tenant=tenant, data=data).contact
+    return contact_upsert(tenant=tenant, data=data).contact
 
 
 # --- PATCH: the row is read unlocked and written back whole (contact.save()) ---------------------
@@ -63,7 +65,7 @@ def test_patch_racing_an_erasure_resurrects_the_erased_personal_data(client_a, t
     flight: the PATCH's full save() finds no row to UPDATE and INSERTs it again, with the erased
     name, phone and e-mail. Expected: the PATCH answers 404 contact_not_found and the person stays erased."""
     contact = _make(tenant_a, name="Budi Santoso", phone="081234567890", email="budi@example.com")
-    real = services.contact_update
+    real = contact_update
     fired = []
 
     def update_after_the_erasure(*, contact, data):
@@ -71,7 +73,7 @@ def test_patch_racing_an_erasure_resurrects_the_erased_personal_data(client_a, t
             fired.append(_erase(tenant_a, contact.pk))
         return real(contact=contact, data=data)
 
-    monkeypatch.setattr("contacts.api.services.contact_update", update_after_the_erasure)
+    monkeypatch.setattr("contacts.api.contact_update", update_after_the_erasure)
     client_a.raise_request_exception = False
     r = client_a.patch(f"/contacts/{contact.pk}", {"tags": ["vip"]}, format="json")
 
@@ -92,19 +94,19 @@ def test_patch_racing_a_chat_message_moves_last_seen_at_back(client_a, tenant_a,
     with scopes_disabled():
         Contact.objects.filter(pk=contact.pk).update(last_seen_at=old)
     message_at = timezone.now()
-    real = services.contact_update
+    real = contact_update
 
     def update_after_a_message(*, contact, data):
         def chat_message():  # another worker, with its own copy of the row
             with scopes_disabled():
                 fresh = Contact.objects.get(pk=contact.pk)
-            return services.contact_log_record(tenant=tenant_a, contact=fresh, role="user",
+            return contact_log_record(tenant=tenant_a, contact=fresh, role="user",
                                                content="Halo, pesanan saya?", channel="whatsapp", at=message_at)
 
         _in_other_worker(chat_message)
         return real(contact=contact, data=data)
 
-    monkeypatch.setattr("contacts.api.services.contact_update", update_after_a_message)
+    monkeypatch.setattr("contacts.api.contact_update", update_after_a_message)
     r = client_a.patch(f"/contacts/{contact.pk}", {"name": "Budi Santoso"}, format="json")
     assert r.status_code == 200, r.content
     with scopes_disabled():
@@ -144,13 +146,13 @@ def test_log_record_racing_an_erasure_is_not_a_500(client_a, tenant_a, monkeypat
     deferred foreign key fails at commit, the service retries 5 times and raises RuntimeError -> 500.
     Expected: 404 contact_not_found."""
     contact = _make(tenant_a, name="Budi", phone="081234567890")
-    real = services.contact_log_record
+    real = contact_log_record
 
     def record_after_the_erasure(**kwargs):
         _erase(tenant_a, contact.pk)
         return real(**kwargs)
 
-    monkeypatch.setattr("contacts.api.services.contact_log_record", record_after_the_erasure)
+    monkeypatch.setattr("contacts.api.contact_log_record", record_after_the_erasure)
     client_a.raise_request_exception = False
     r = client_a.post("/contacts/logs", {"contact_id": contact.pk, "role": "user", "content": "Halo",
                                          "channel": "whatsapp", "external_message_id": "wamid.1"}, format="json")
@@ -170,7 +172,7 @@ def test_second_concurrent_delete_records_a_second_erasure(client_a, tenant_a, m
             fired.append(_erase(tenant_a, contact.pk))
         return real(**kwargs)
 
-    monkeypatch.setattr("contacts.api.services.contact_delete", delete_after_the_other)
+    monkeypatch.setattr("contacts.api.contact_delete", delete_after_the_other)
     r = client_a.delete(f"/contacts/{contact.pk}?reason=again")
     with scopes_disabled():
         records = ContactDeletion.objects.filter(contact_id=contact.pk).count()

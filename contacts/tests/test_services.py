@@ -12,9 +12,8 @@ from django_scopes import scopes_disabled
 
 from agent_project.errors import ApiError
 from contacts.models import Contact, ContactDeletion, ContactIdentity, ContactLog, ContactMerge
-from contacts.services import (
-    contact_delete, contact_for_channel, contact_log_record, contact_merge, contact_update, contact_upsert,
-)
+from contacts.services import contact_delete, contact_for_channel, contact_log_record, contact_merge, contact_upsert
+from contacts.services.upsert import contact_update
 from conversations.models import Conversation, Message
 from followups.models import FollowUp
 
