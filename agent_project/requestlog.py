@@ -13,6 +13,9 @@ query string (``?api_key=…``, ``?token=…``) or written out as a header
 (``X-API-Key: …``, ``Authorization: Bearer …``) in a message. This line is the
 only request log, in every mode: ``make run`` and the container run gunicorn
 without its access log, which printed query strings in full.
+
+Imports no app: the API caller's label and tenant are read off ``request.user``
+(``ApiCaller``).
 """
 
 from __future__ import annotations
