@@ -29,6 +29,22 @@ def _global_key(settings):
 
 
 @pytest.fixture(autouse=True)
+def _redis_counters_per_test():
+    """With REDIS_URL (CI), the rate-limit and failed-login counters live in Redis, which a test's rolled-back
+    transaction does not clean: each test's are deleted after it, as the database's are rolled back."""
+    yield
+    from django.conf import settings
+
+    if settings.REDIS_URL:
+        from agent_project.lib.ratelimit import get_store
+
+        store = get_store()
+        names = list(store.redis.scan_iter(match=f"{store.prefix}*", count=1000))
+        if names:
+            store.redis.delete(*names)
+
+
+@pytest.fixture(autouse=True)
 def fake_dns(monkeypatch):
     """The outbound client resolves names here, never off the machine (add names with ``fake_dns.add``)."""
     from agent_project.lib import outbound

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import uuid
 import sys
 import time
 import urllib.error
@@ -32,7 +33,9 @@ def production_env(**overrides: str) -> dict[str, str]:
     quiet, offline defaults that keep a child's start short (no model loaded before the first request)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update({"DJANGO_SETTINGS_MODULE": "agent_project.settings", "HF_HUB_OFFLINE": "1", "WARM_UP": "0",
-                "EMBEDDING_PROVIDER": "fake", "LLM_PROVIDER": "offline", "LOG_LEVEL": "WARNING"})
+                "EMBEDDING_PROVIDER": "fake", "LLM_PROVIDER": "offline", "LOG_LEVEL": "WARNING",
+                # counters of its own in a shared Redis (CI's): other tests' children use the same tenant ids
+                "RATE_LIMIT_KEY_PREFIX": f"layan:rl:child-{uuid.uuid4().hex}:"})
     env.update(overrides)
     return env
 

@@ -125,11 +125,13 @@ def database_env() -> dict:
     from django.db import connection
 
     s = connection.settings_dict
+    # a child's rate-limit and failure counters of its own in a shared Redis (CI's): other children use the same ids
+    counters = {"RATE_LIMIT_KEY_PREFIX": f"{settings.RATE_LIMIT_KEY_PREFIX}child-{uuid.uuid4().hex}:"}
     if settings.EMBEDDED_PG is not None:
-        return {"EMBEDDED_PG_DIR": str(settings.EMBEDDED_PG.pgdata), "EMBEDDED_PG_DATABASE": s["NAME"]}
+        return {"EMBEDDED_PG_DIR": str(settings.EMBEDDED_PG.pgdata), "EMBEDDED_PG_DATABASE": s["NAME"], **counters}
     auth = quote(s["USER"] or "", safe="") + (":" + quote(s["PASSWORD"], safe="") if s.get("PASSWORD") else "")
     host = (s["HOST"] or "") + (f":{s['PORT']}" if s.get("PORT") else "")
-    return {"DATABASE_URL": f"postgres://{auth}@{host}/{s['NAME']}"}
+    return {"DATABASE_URL": f"postgres://{auth}@{host}/{s['NAME']}", **counters}
 
 
 class Cluster:
