@@ -36,12 +36,17 @@ def _redis_counters_per_test():
     from django.conf import settings
 
     if settings.REDIS_URL:
+        from redis import RedisError
+
         from agent_project.lib.ratelimit import get_store
 
         store = get_store()
-        names = list(store.redis.scan_iter(match=f"{store.prefix}*", count=1000))
-        if names:
-            store.redis.delete(*names)
+        try:
+            names = list(store.redis.scan_iter(match=f"{store.prefix}*", count=1000))
+            if names:
+                store.redis.delete(*names)
+        except RedisError:  # a test pointed REDIS_URL at a Redis that is not there (its settings not yet restored)
+            pass
 
 
 @pytest.fixture(autouse=True)
